@@ -1,0 +1,31 @@
+# Two commands are the contract: `make run` and `make test`. Both set themselves up from a bare Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kam demo --rules rules/
+
+test: $(STAMP)
+	$(BIN)/ruff check kamcore tests bench
+	$(BIN)/kam rules check rules/
+	$(BIN)/kam rules test rules/
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/evaluate.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check kamcore tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
