@@ -1,0 +1,400 @@
+"""Typed syntax tree → vectorized evaluator over whole columns (numpy), never `eval` of text.
+
+Every compiled node has `eval(env) -> Vec` with FEEL's three-valued null logic, and `truth(env) -> bool array`
+("is it definitely true?"), which comparisons answer in one numpy operation; decision-table matching only
+needs truth, so a cell such as `>= 1000000` costs a single comparison per account.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from . import ast
+from . import vectors as V
+from .functions import FUNCTIONS
+from .types import Type
+from .vectors import Vec
+
+
+class Env:
+    """The columns an evaluation reads: fields by name, `?` in a unary test, and the as-of date for today()."""
+
+    __slots__ = ("columns", "as_of", "input", "n")
+
+    def __init__(self, columns: Mapping[str, Vec], n: int, as_of: np.datetime64, input_: Vec | None = None):
+        self.columns = columns
+        self.n = n
+        self.as_of = as_of
+        self.input = input_
+
+    def with_input(self, vec: Vec) -> Env:
+        return Env(self.columns, self.n, self.as_of, vec)
+
+
+class Compiled:
+    """A node ready to evaluate. Subclasses override `eval`, and `truth` where a faster answer exists."""
+
+    type: Type = Type.NULL
+
+    def eval(self, env: Env) -> Vec:
+        raise NotImplementedError
+
+    def truth(self, env: Env) -> np.ndarray:
+        return self.eval(env).truth()
+
+
+class Const(Compiled):
+    def __init__(self, vec: Vec):
+        self.vec = vec
+        self.type = vec.type
+
+    def eval(self, env: Env) -> Vec:
+        return self.vec
+
+
+class Field(Compiled):
+    def __init__(self, name: str, type_: Type):
+        self.name = name
+        self.type = type_
+
+    def eval(self, env: Env) -> Vec:
+        return env.columns[self.name]
+
+
+class InputRef(Compiled):
+    def __init__(self, type_: Type):
+        self.type = type_
+
+    def eval(self, env: Env) -> Vec:
+        return env.input
+
+
+class Fn(Compiled):
+    """A node computed by a plain function of its children's values."""
+
+    def __init__(self, type_: Type, fn: Callable[..., Vec], *children: Compiled, as_of: bool = False):
+        self.type = type_
+        self.fn = fn
+        self.children = children
+        self.as_of = as_of
+
+    def eval(self, env: Env) -> Vec:
+        args = [c.eval(env) for c in self.children]
+        return self.fn(args, env.as_of) if self.as_of else self.fn(*args)
+
+
+# --- comparisons -------------------------------------------------------------------------------------------
+
+_ORDER_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _operands(a: Vec, b: Vec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Comparable raw values and null masks of two columns of the same type."""
+    if a.type == Type.STRING and b.type == Type.STRING:
+        ca, cb, _ = V.align_strings(a, b)
+        return ca, cb, ca < 0, cb < 0
+    return a.data, b.data, a.nulls(), b.nulls()
+
+
+def compare(op: str, a: Vec, b: Vec) -> Vec:
+    """FEEL comparison: `=` and `!=` are total (null = null is true, null = 1 is false); ordering with a
+    null operand is null."""
+    if a.type == Type.NULL or b.type == Type.NULL:
+        na, nb = a.nulls(), b.nulls()
+        if op in ("=", "!="):
+            eq = na & nb
+            return V.boolean(eq if op == "=" else ~eq)
+        return V.null(Type.BOOLEAN)
+    va, vb, na, nb = _operands(a, b)
+    if op in ("=", "!="):
+        eq = np.where(na | nb, na & nb, va == vb)
+        return V.boolean(eq if op == "=" else ~eq)
+    return V.boolean(_ORDER_OPS[op](va, vb), na | nb)
+
+
+def compare_truth(op: str, a: Vec, b: Vec) -> np.ndarray:
+    if op in ("=", "!=") or Type.NULL in (a.type, b.type):
+        return compare(op, a, b).truth()
+    va, vb, na, nb = _operands(a, b)
+    result = _ORDER_OPS[op](va, vb)
+    if a.type == Type.STRING:
+        result = result & ~na & ~nb  # code -1 (null) would otherwise sort first
+    return result  # NaN and NaT compare false, which is exactly "not definitely true"
+
+
+class Comparison(Compiled):
+    type = Type.BOOLEAN
+
+    def __init__(self, op: str, left: Compiled, right: Compiled):
+        self.op, self.left, self.right = op, left, right
+
+    def eval(self, env: Env) -> Vec:
+        return compare(self.op, self.left.eval(env), self.right.eval(env))
+
+    def truth(self, env: Env) -> np.ndarray:
+        return compare_truth(self.op, self.left.eval(env), self.right.eval(env))
+
+
+# --- logic -------------------------------------------------------------------------------------------------
+
+
+class And(Compiled):
+    type = Type.BOOLEAN
+
+    def __init__(self, *parts: Compiled):
+        self.parts = parts
+
+    def eval(self, env: Env) -> Vec:
+        out = _bool(self.parts[0].eval(env)).data
+        for p in self.parts[1:]:
+            out = np.minimum(out, _bool(p.eval(env)).data)  # Kleene: false < null < true
+        return Vec(Type.BOOLEAN, out)
+
+    def truth(self, env: Env) -> np.ndarray:
+        out = self.parts[0].truth(env)
+        for p in self.parts[1:]:
+            out = out & p.truth(env)
+        return out
+
+
+class Or(Compiled):
+    type = Type.BOOLEAN
+
+    def __init__(self, *parts: Compiled):
+        self.parts = parts
+
+    def eval(self, env: Env) -> Vec:
+        out = _bool(self.parts[0].eval(env)).data
+        for p in self.parts[1:]:
+            out = np.maximum(out, _bool(p.eval(env)).data)
+        return Vec(Type.BOOLEAN, out)
+
+    def truth(self, env: Env) -> np.ndarray:
+        out = self.parts[0].truth(env)
+        for p in self.parts[1:]:
+            out = out | p.truth(env)
+        return out
+
+
+class NotOp(Compiled):
+    type = Type.BOOLEAN
+
+    def __init__(self, operand: Compiled):
+        self.operand = operand
+
+    def eval(self, env: Env) -> Vec:
+        v = _bool(self.operand.eval(env))
+        return Vec(Type.BOOLEAN, (V.TRUE - v.data).astype(np.int8))
+
+
+def _bool(v: Vec) -> Vec:
+    return V.null(Type.BOOLEAN) if v.type == Type.NULL else v
+
+
+class IfOp(Compiled):
+    def __init__(self, type_: Type, cond: Compiled, then: Compiled, otherwise: Compiled):
+        self.type, self.cond, self.then, self.otherwise = type_, cond, then, otherwise
+
+    def eval(self, env: Env) -> Vec:
+        mask = self.cond.truth(env)  # FEEL: a null condition takes the else branch
+        a = V.cast_null(self.then.eval(env), self.type)
+        b = V.cast_null(self.otherwise.eval(env), self.type)
+        return choose(mask, a, b)
+
+
+def choose(mask: np.ndarray, a: Vec, b: Vec) -> Vec:
+    """Row-wise a where mask else b (both of one type)."""
+    if a.type == Type.STRING:
+        ca, cb, cats = V.align_strings(a, b)
+        return Vec(Type.STRING, np.where(mask, ca, cb).astype(np.int32), cats)
+    if a.type == Type.NULL:
+        return a
+    return Vec(a.type, np.where(mask, a.data, b.data).astype(a.data.dtype))
+
+
+# --- arithmetic --------------------------------------------------------------------------------------------
+
+
+def arithmetic(op: str, type_: Type, a: Vec, b: Vec) -> Vec:
+    if type_ == Type.NULL or Type.NULL in (a.type, b.type):
+        return V.null(type_)
+    with np.errstate(all="ignore"):
+        if type_ == Type.NUMBER and a.type == Type.NUMBER:
+            x, y = a.data, b.data
+            if op == "+":
+                return V.number(x + y)
+            if op == "-":
+                return V.number(x - y)
+            if op == "*":
+                return V.number(x * y)
+            r = x / y if op == "/" else np.power(x, y)
+            return V.number(np.where(np.isfinite(r), r, np.nan))  # x/0 is null, as in FEEL
+        if type_ == Type.NUMBER:  # date - date: days
+            diff = a.data - b.data
+            return V.number(np.where(np.isnat(diff), np.nan, diff.astype(np.int64).astype(np.float64)))
+        if type_ == Type.DATE:
+            d, days = (a, b) if a.type == Type.DATE else (b, a)
+            shift = np.nan_to_num(days.data).astype(np.int64).astype("timedelta64[D]")
+            out = d.data - shift if op == "-" else d.data + shift
+            return V.date(np.where(np.isnan(days.data), np.datetime64("NaT"), out))
+    # text + text
+    left, right = np.broadcast_arrays(V.object_values(a), V.object_values(b))
+    joined = [None if x is None or y is None else x + y for x, y in zip(left.ravel(), right.ravel())]
+    return V.strings(joined) if left.ndim else V.string_scalar(joined[0])
+
+
+def negate(a: Vec) -> Vec:
+    return V.null(Type.NUMBER) if a.type == Type.NULL else V.number(-a.data)
+
+
+# --- unary tests -------------------------------------------------------------------------------------------
+
+
+class TestOf(Compiled):
+    """A unary test applied to a value: binds `?` and evaluates the test."""
+
+    type = Type.BOOLEAN
+
+    def __init__(self, operand: Compiled, test: Compiled):
+        self.operand, self.test = operand, test
+
+    def eval(self, env: Env) -> Vec:
+        return self.test.eval(env.with_input(self.operand.eval(env)))
+
+    def truth(self, env: Env) -> np.ndarray:
+        return self.test.truth(env.with_input(self.operand.eval(env)))
+
+
+class Membership(Compiled):
+    """`"finance", "retail"` (or numbers): one vectorized membership test for a list of literal values."""
+
+    type = Type.BOOLEAN
+
+    def __init__(self, values: list[Vec]):
+        self.values = values
+
+    def truth(self, env: Env) -> np.ndarray:
+        x = env.input
+        if x.type == Type.STRING:
+            wanted = [v.value(0) for v in self.values]
+            codes = np.searchsorted(x.cats, wanted) if len(x.cats) else np.zeros(len(wanted), int)
+            hits = [int(c) for c, w in zip(codes, wanted) if c < len(x.cats) and x.cats[c] == w]
+            if not hits:
+                return np.zeros(x.data.shape, dtype=bool)
+            return x.data == hits[0] if len(hits) == 1 else np.isin(x.data, hits)
+        values = np.array([v.data[()] for v in self.values], dtype=x.data.dtype)
+        return x.data == values[0] if len(values) == 1 else np.isin(x.data, values)
+
+    def eval(self, env: Env) -> Vec:
+        return V.boolean(self.truth(env))  # equality is total: never null
+
+
+class Negation(Compiled):
+    """`not(tests)`: true where the tests are definitely false."""
+
+    type = Type.BOOLEAN
+
+    def __init__(self, tests: Compiled):
+        self.tests = tests
+
+    def eval(self, env: Env) -> Vec:
+        v = _bool(self.tests.eval(env))
+        return Vec(Type.BOOLEAN, (V.TRUE - v.data).astype(np.int8))
+
+
+class AnyValue(Compiled):
+    """`-`: matches every value, null included."""
+
+    type = Type.BOOLEAN
+
+    def eval(self, env: Env) -> Vec:
+        return Vec(Type.BOOLEAN, np.asarray(V.TRUE, dtype=np.int8))
+
+    def truth(self, env: Env) -> np.ndarray:
+        return np.asarray(True)
+
+
+# --- the compiler ------------------------------------------------------------------------------------------
+
+
+def compile_node(node: ast.Node) -> Compiled:
+    """Compile a type-checked node. Subtrees that read no field are folded into constants."""
+    compiled = _compile(node)
+    if not isinstance(compiled, Const | Field | InputRef) and _is_constant(node):
+        return Const(compiled.eval(Env({}, 1, np.datetime64("NaT", "D"))))
+    return compiled
+
+
+def _is_constant(node: ast.Node) -> bool:
+    for n in node.walk():
+        if isinstance(n, ast.Name | ast.Input):
+            return False
+        if isinstance(n, ast.Call) and not FUNCTIONS[n.func].deterministic:
+            return False
+        if isinstance(n, ast.ValueTest | ast.CompareTest | ast.IntervalTest | ast.UnaryTests):
+            return False
+    return True
+
+
+def _compile(node: ast.Node) -> Compiled:
+    t = node.type
+    if isinstance(node, ast.Literal):
+        return Const(V.scalar(node.value, node.literal_type))
+    if isinstance(node, ast.Name):
+        return Field(node.name, t)
+    if isinstance(node, ast.Input):
+        return InputRef(t)
+    if isinstance(node, ast.Negate):
+        return Fn(Type.NUMBER, negate, compile_node(node.operand))
+    if isinstance(node, ast.Not):
+        return NotOp(compile_node(node.operand))
+    if isinstance(node, ast.Arithmetic):
+        op, result = node.op, t
+        return Fn(t, lambda a, b: arithmetic(op, result, a, b), compile_node(node.left), compile_node(node.right))
+    if isinstance(node, ast.Compare):
+        return Comparison(node.op, compile_node(node.left), compile_node(node.right))
+    if isinstance(node, ast.Logical):
+        parts = (compile_node(node.left), compile_node(node.right))
+        return And(*parts) if node.op == "and" else Or(*parts)
+    if isinstance(node, ast.If):
+        return IfOp(t, compile_node(node.cond), compile_node(node.then), compile_node(node.otherwise))
+    if isinstance(node, ast.Call):
+        fn = FUNCTIONS[node.func]
+        return Fn(t, fn.impl, *(compile_node(a) for a in node.args), as_of=True)
+    if isinstance(node, ast.InTests):
+        return TestOf(compile_node(node.operand), compile_tests(node.tests))
+    raise AssertionError(f"cannot compile {type(node).__name__} here")
+
+
+def compile_tests(node: ast.UnaryTests) -> Compiled:
+    """Compile an input cell into a test of `?` (bound by the caller to the input column)."""
+    if node.is_any:
+        return AnyValue()
+    literal_values: list[Vec] = []
+    others: list[Compiled] = []
+    for test in node.tests:
+        if isinstance(test, ast.ValueTest) and not test.is_condition and isinstance(test.expr, ast.Literal) \
+                and test.expr.value is not None and test.expr.literal_type == test.expr.type != Type.BOOLEAN:
+            literal_values.append(V.scalar(test.expr.value, test.expr.literal_type))
+        else:
+            others.append(_compile_test(test))
+    parts = ([Membership(literal_values)] if literal_values else []) + others
+    combined = parts[0] if len(parts) == 1 else Or(*parts)
+    return Negation(combined) if node.negated else combined
+
+
+def _compile_test(test: ast.Node) -> Compiled:
+    inp = InputRef(Type.NULL)
+    if isinstance(test, ast.CompareTest):
+        return Comparison(test.op, inp, compile_node(test.endpoint))
+    if isinstance(test, ast.IntervalTest):
+        low = Comparison(">=" if test.low_closed else ">", inp, compile_node(test.low))
+        high = Comparison("<=" if test.high_closed else "<", inp, compile_node(test.high))
+        return And(low, high)
+    if isinstance(test, ast.ValueTest):
+        expr = compile_node(test.expr)
+        return expr if test.is_condition else Comparison("=", inp, expr)
+    raise AssertionError(f"not a unary test: {type(test).__name__}")
