@@ -154,6 +154,22 @@ def scalar(value: Any, type_: Type) -> Vec:
     return Vec(type_, np.asarray(value, dtype=object))
 
 
+def from_values(values: list[Any], type_: Type) -> Vec:
+    """A column from plain Python values of one type (None for null)."""
+    if type_ == Type.NUMBER:
+        return number([np.nan if v is None else float(v) for v in values])
+    if type_ == Type.STRING:
+        return strings([None if v is None else str(v) for v in values])
+    if type_ == Type.BOOLEAN:
+        return Vec(Type.BOOLEAN, np.array([NULL if v is None else (TRUE if v else FALSE) for v in values], np.int8))
+    if type_ == Type.DATE:
+        return date(np.array([np.datetime64("NaT") if v is None else np.datetime64(v, "D") for v in values],
+                             dtype="datetime64[D]"))
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return Vec(type_, out)
+
+
 def cast_null(vec: Vec, type_: Type) -> Vec:
     """A `null`-typed column as a column of `type_` (for `if x then 1 else null`)."""
     if vec.type != Type.NULL or type_ == Type.NULL:

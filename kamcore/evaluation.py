@@ -1,0 +1,182 @@
+"""Evaluating a rule book over a portfolio: results for every account, row errors, and a trace per account."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import RowError
+from .kinds.base import State
+from .portfolio import read_columns, to_frame
+
+if TYPE_CHECKING:
+    from .rulebook import RuleBook
+
+
+def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None) -> Evaluation:
+    """Apply every rule, in dependency order, to all accounts at once. A pure function of (book, accounts,
+    as_of): `today()` in a rule means `as_of`, so a past decision reproduces exactly."""
+    frame = to_frame(accounts)
+    day = _as_of(as_of)
+    columns = read_columns(frame, book.inputs, book.dictionary)
+    state = State(len(frame), np.datetime64(day, "D"), dict(columns.values), columns.excluded,
+                  errors=list(columns.errors))
+    for rule in book.rules:
+        rule.evaluate(state)
+    return Evaluation(book, frame, state, day, columns.missing, columns.headers)
+
+
+def _as_of(as_of: dt.date | str | None) -> dt.date:
+    if as_of is None:
+        return dt.date.today()
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    return dt.date.fromisoformat(str(as_of))
+
+
+@dataclass
+class Evaluation:
+    """The result of one evaluation.
+
+    `frame`: the input columns plus one column per rule output (null for rows whose input was unreadable).
+    `errors`: RowError per problem (unreadable cell, hit-policy violation, disallowed value); `warnings`:
+    notes that do not invalidate a row (e.g. an empty measure ranked last)."""
+
+    book: RuleBook
+    input: pd.DataFrame
+    state: State
+    as_of: dt.date
+    missing_fields: list[str]
+    headers: dict[str, str]
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def revision(self) -> str | None:
+        return self.book.revision
+
+    @property
+    def errors(self) -> list[RowError]:
+        return sorted(self.state.errors, key=lambda e: e.row)
+
+    @property
+    def warnings(self) -> list[RowError]:
+        return sorted(self.state.warnings, key=lambda e: e.row)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [name for rule in self.book.rules for name in rule.outputs]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """True for every account with no row error."""
+        good = np.ones(self.state.n, dtype=bool)
+        for e in self.state.errors:
+            good[e.row] = False
+        return good
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            outputs = {}
+            for name in self.output_names:
+                s = self.state.columns[name].to_series(self.state.n, self.input.index)
+                if self.state.excluded.any():
+                    s = s.astype(object).where(~self.state.excluded, None) if s.dtype == object else \
+                        s.mask(pd.Series(self.state.excluded, index=s.index))
+                outputs[name] = s
+            kept = self.input.drop(columns=[c for c in self.input.columns if c in outputs])
+            self._frame = pd.concat([kept, pd.DataFrame(outputs, index=self.input.index)], axis=1)
+        return self._frame
+
+    def outputs(self, i: int) -> dict[str, Any]:
+        """The outputs of account i as plain values."""
+        if self.state.excluded[i]:
+            return dict.fromkeys(self.output_names)
+        return {name: self.state.columns[name].value(i) for name in self.output_names}
+
+    def explain(self, i: int) -> Trace:
+        """Why account i got its results: every rule in order with what it read and what matched."""
+        if not 0 <= i < self.state.n:
+            raise IndexError(f"row {i} is outside the portfolio (0..{self.state.n - 1})")
+        steps = [rule.explain(self.state, i) for rule in self.book.rules]
+        errors = [e for e in self.state.errors if e.row == i]
+        warnings = [e for e in self.state.warnings if e.row == i]
+        return Trace(i, self.revision, self.as_of, steps, errors, warnings)
+
+
+@dataclass
+class Trace:
+    """How one account's results came about, rule by rule."""
+
+    row: int
+    rules_version: str | None
+    as_of: dt.date
+    steps: list[dict[str, Any]]
+    errors: list[RowError]
+    warnings: list[RowError]
+
+    def step(self, rule_id: str) -> dict[str, Any]:
+        return next(s for s in self.steps if s["rule"] == rule_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "rules_version": self.rules_version, "as_of": self.as_of.isoformat(),
+                "steps": self.steps, "errors": [e.to_dict() for e in self.errors],
+                "warnings": [e.to_dict() for e in self.warnings]}
+
+    def text(self, lang: str = "en") -> str:
+        """A readable explanation, one line per rule, in 中文 (`zh`) or English."""
+        lines = []
+        for s in self.steps:
+            label = (s.get("label") or {}).get(lang) or s["rule"]
+            outputs = ", ".join(f"{k} = {_show(v)}" for k, v in s["outputs"].items())
+            lines.append(f"{label} [{s['rule']}]: {outputs}")
+            lines.extend("    " + d for d in _details(s, lang))
+        lines.extend(f"!! {e.rule or 'input'}: {e.field + ': ' if e.field else ''}{e.message}" for e in self.errors)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+_WORDS = {
+    "en": {"row": "row", "matched": "matched", "none": "no row matched", "default": "default used",
+           "band": "band", "points": "points", "rank": "rank", "of": "of", "share": "share above"},
+    "zh": {"row": "行", "matched": "命中", "none": "无命中行", "default": "使用默认值",
+           "band": "区间", "points": "分", "rank": "排名", "of": "/", "share": "之前累计占比"},
+}
+
+
+def _details(step: dict[str, Any], lang: str) -> list[str]:
+    w = _WORDS.get(lang, _WORDS["en"])
+    kind = step["kind"]
+    if kind == "decision_table":
+        ins = ", ".join(f"{k} = {_show(v)}" for k, v in step["inputs"].items())
+        if not step["hit"]:
+            return [ins, w["default"] if step["default_used"] else w["none"]]
+        hits = "; ".join(
+            f"{w['row']} {h['row']}" + (f" ({h['note']})" if h["note"] else "")
+            + (": " + ", ".join(f"{k} {t}" for k, t in h["when"].items()) if h["when"] else "")
+            for h in step["hit"])
+        return [ins, f"{w['matched']} {hits}"]
+    if kind == "scorecard":
+        return [f"{i['indicator']} = {_show(i['value'])}: {w['band']} {i['band'] or '-'} → {i['points']:g} "
+                f"{w['points']} × {i['weight']:g}" for i in step["indicators"]]
+    if kind == "ranking":
+        return [f"{w['rank']} {step['rank']} {w['of']} {step['of']}, {w['share']} {step['share']:.1%}"]
+    if kind == "formula":
+        return [f"{k} = {v}" for k, v in step["formulas"].items()]
+    return []
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.2f}".rstrip("0").rstrip(".")
+    return str(v)

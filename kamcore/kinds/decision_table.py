@@ -1,0 +1,396 @@
+"""Decision tables with DMN 1.5 hit policies, matched over whole columns.
+
+Each row's cells are compiled unary tests; matching all accounts against all rows gives a boolean matrix
+(rows × accounts), and every hit policy is a vectorized reduction of that matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..expressions import Expression, UnaryTest
+from ..expressions import vectors as V
+from ..expressions.compiler import choose
+from ..expressions.types import Type
+from ..expressions.vectors import Vec
+from ..schemas import IDENTIFIER
+from . import table_analysis
+from .base import Context, Output, Rule, Scope, State, cell_text, declared_type, literal_type
+
+SINGLE_HIT = ("UNIQUE", "ANY", "FIRST", "PRIORITY")
+LIST_POLICIES = ("RULE ORDER", "OUTPUT ORDER", "COLLECT")
+
+
+class Cell:
+    """An output cell: a literal value, or an expression (written with a leading `=`)."""
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+        self.is_expression = isinstance(raw, str) and raw.lstrip().startswith("=")
+        self.text = raw.lstrip()[1:].strip() if self.is_expression else None
+        self.expression: Expression | None = None
+
+
+class DecisionTableRule(Rule):
+    kind = "decision_table"
+
+    def __init__(self, spec: dict[str, Any], ctx: Context):
+        super().__init__(spec, ctx)
+        self.hit_policy: str = spec["hit_policy"]
+        self.aggregation: str | None = spec.get("aggregation")
+        self.input_specs: list[dict[str, Any]] = spec["inputs"]
+        self.output_specs: list[dict[str, Any]] = spec["outputs"]
+        self.input_names = [self._input_name(k, s) for k, s in enumerate(self.input_specs)]
+        self.output_names = [o["name"] for o in self.output_specs]
+        self._no_duplicates(self.input_names, "inputs", "input")
+        self._no_duplicates(self.output_names, "outputs", "output")
+        for k, s in enumerate(self.input_specs):
+            self.reads |= ctx.names_in_expression(s["expr"], ("inputs", k, "expr"))
+        self.row_ids: list[str] = []
+        self.notes: list[str | None] = []
+        self.cell_texts: list[list[str]] = []
+        self.out_cells: list[list[Cell]] = []
+        for r, row in enumerate(spec["rows"]):
+            self._read_row(r, row)
+        self._no_duplicates(self.row_ids, "rows", "row id")
+        if self.aggregation and len(self.output_names) > 1:
+            ctx.problem(("aggregation",), f"COLLECT {self.aggregation} needs exactly one output, "
+                        f"this table has {len(self.output_names)}")
+        if self.hit_policy in ("PRIORITY", "OUTPUT ORDER") and not any(o.get("values") for o in self.output_specs):
+            ctx.problem(("outputs",), f"{self.hit_policy} ranks rows by the order of an output's values",
+                        hint="list them in priority order, e.g. values: [A, B, C, D]")
+        for name, o in zip(self.output_names, self.output_specs, strict=True):
+            self.outputs[name] = Output(name, declared_type(o.get("type")), o.get("label") or {})
+        self.inputs: list[Expression | None] = []
+        self.tests: list[list[UnaryTest | None]] = []
+        self.allowed_inputs: list[UnaryTest | None] = []
+        self.value_types: dict[str, Type] = {}
+
+    # --- reading ---
+
+    def _input_name(self, k: int, s: dict[str, Any]) -> str:
+        if s.get("name"):
+            return s["name"]
+        expr = str(s["expr"]).strip()
+        if IDENTIFIER.match(expr):
+            return expr
+        self.ctx.problem(("inputs", k), f"input {k + 1} ({expr!r}) needs a name",
+                         hint="add name: a_short_name, used as the key in each row's `when`")
+        return f"input_{k + 1}"
+
+    def _no_duplicates(self, names: list[str], where: str, what: str) -> None:
+        seen: set[str] = set()
+        for k, name in enumerate(names):
+            if name in seen:
+                self.ctx.problem((where, k), f"{what} {name!r} appears twice")
+            seen.add(name)
+
+    def _read_row(self, r: int, row: dict[str, Any]) -> None:
+        ctx = self.ctx
+        rid = row.get("id") or f"r{r + 1}"
+        self.row_ids.append(rid)
+        self.notes.append(row.get("note"))
+        for key in row["when"]:
+            if key not in self.input_names:
+                ctx.problem(("rows", r, "when", key), f"{key!r} is not an input of this table", row=rid,
+                            hint="inputs are: " + ", ".join(self.input_names))
+        texts = [cell_text(row["when"][name]) if name in row["when"] else "-" for name in self.input_names]
+        for k, text in enumerate(texts):
+            self.reads |= ctx.names_in_tests(text, ("rows", r, "when", self.input_names[k]), rid)
+        self.cell_texts.append(texts)
+        then = row["then"]
+        if not isinstance(then, dict):
+            if len(self.output_names) != 1:
+                ctx.problem(("rows", r, "then"), "with several outputs, `then` must name each one", row=rid,
+                            hint="then: {" + ", ".join(f"{o}: ..." for o in self.output_names) + "}")
+                then = {}
+            else:
+                then = {self.output_names[0]: then}
+        for key in then:
+            if key not in self.output_names:
+                ctx.problem(("rows", r, "then", key), f"{key!r} is not an output of this table", row=rid,
+                            hint="outputs are: " + ", ".join(self.output_names))
+        cells = []
+        for name in self.output_names:
+            if name not in then:
+                ctx.problem(("rows", r, "then"), f"row gives no value for output {name!r}", row=rid,
+                            hint=f"add {name}: <value> (write ~ for no value)")
+            cell = Cell(then.get(name))
+            if cell.is_expression:
+                self.reads |= ctx.names_in_expression(cell.text, ("rows", r, "then", name), rid)
+            cells.append(cell)
+        self.out_cells.append(cells)
+
+    # --- compiling ---
+
+    def compile(self, scope: Scope) -> None:
+        ctx = self.ctx
+        input_types: list[Type] = []
+        for k, s in enumerate(self.input_specs):
+            expr = ctx.expression(s["expr"], ("inputs", k, "expr"), scope)
+            self.inputs.append(expr)
+            input_types.append(expr.type if expr else Type.NULL)
+            allowed = None
+            if expr and s.get("values"):
+                allowed = ctx.unary_test(cell_text(list(s["values"])), expr.type, ("inputs", k, "values"), scope)
+            self.allowed_inputs.append(allowed)
+        cache: dict[tuple[int, str], UnaryTest | None] = {}
+        for r, texts in enumerate(self.cell_texts):
+            row_tests = []
+            for k, text in enumerate(texts):
+                key = (k, text)
+                if key not in cache:
+                    rel = ("rows", r, "when", self.input_names[k])
+                    cache[key] = ctx.unary_test(text, input_types[k], rel, scope, self.row_ids[r]) \
+                        if self.inputs[k] else None
+                row_tests.append(cache[key])
+            self.tests.append(row_tests)
+        for j, name in enumerate(self.output_names):
+            self._compile_output(j, name, scope)
+        if not ctx.failed:
+            self._analyse(input_types)
+
+    def _compile_output(self, j: int, name: str, scope: Scope) -> None:
+        ctx, spec = self.ctx, self.output_specs[j]
+        typ = declared_type(spec.get("type"))
+        candidates = [literal_type(v) for v in spec.get("values") or []]
+        candidates += [literal_type(row[j].raw) for row in self.out_cells if not row[j].is_expression]
+        if spec.get("default") is not None:
+            candidates.append(literal_type(spec["default"]))
+        for r, row in enumerate(self.out_cells):
+            cell = row[j]
+            if cell.is_expression:
+                cell.expression = ctx.expression(cell.text, ("rows", r, "then", name), scope, self.row_ids[r])
+                if cell.expression:
+                    candidates.append(cell.expression.type)
+        if typ is None:
+            typ = next((t for t in candidates if t != Type.NULL), Type.NULL)
+        for r, row in enumerate(self.out_cells):
+            cell = row[j]
+            got = cell.expression.type if cell.expression else (None if cell.is_expression else literal_type(cell.raw))
+            if got not in (None, Type.NULL, typ):
+                hint = 'text outputs need no quotes; a formula starts with "=", e.g. "= revenue_12m * 0.1"'
+                ctx.problem(("rows", r, "then", name), f"{name} should be {typ.label}, this row gives {got.label}",
+                            row=self.row_ids[r], hint=hint)
+            allowed = spec.get("values")
+            if allowed and not cell.is_expression and cell.raw is not None and cell.raw not in allowed:
+                ctx.problem(("rows", r, "then", name), f"{cell.raw!r} is not one of the allowed values of {name}",
+                            row=self.row_ids[r], hint="allowed: " + ", ".join(map(str, allowed)))
+        if self.aggregation in ("SUM", "MIN", "MAX") and typ not in (Type.NUMBER, Type.NULL):
+            ctx.problem(("outputs", j), f"COLLECT {self.aggregation} needs a number output, {name} is {typ.label}")
+        self.value_types[name] = typ
+        out_type = Type.NUMBER if self.aggregation == "COUNT" else (
+            Type.LIST if self.hit_policy in LIST_POLICIES and not self.aggregation else typ)
+        self.outputs[name] = Output(name, out_type, self.outputs[name].label)
+
+    def _analyse(self, input_types: list[Type]) -> None:
+        cells = [[t.tree for t in row] for row in self.tests]
+        literal_outputs = [[table_analysis.UNKNOWN if c.is_expression else c.raw for c in row]
+                           for row in self.out_cells]
+        needs_coverage = any(o.get("default") is None for o in self.output_specs)
+        for f in table_analysis.analyse(self.hit_policy, input_types, cells, self.row_ids, literal_outputs,
+                                        needs_coverage):
+            r = self.row_ids.index(f.rows[-1]) if f.rows else None
+            hint = None
+            if f.kind == "overlap":
+                hint = "narrow one of the rows, or use hit_policy FIRST if row order should decide"
+            elif f.kind == "gap":
+                hint = "add a catch-all row with '-' cells, or give the outputs a default"
+            self.ctx.problem(("rows", r) if r is not None else ("rows",), f.message, row=",".join(f.rows) or None,
+                             severity=f.severity, hint=hint)
+
+    # --- evaluating ---
+
+    def evaluate(self, state: State) -> None:
+        n, cols, as_of = state.n, state.columns, state.as_of
+        values = [e.evaluate(cols, n, as_of) for e in self.inputs]
+        invalid = np.zeros(n, dtype=bool)
+        for k, allowed in enumerate(self.allowed_inputs):
+            if allowed is not None:
+                bad = ~allowed.matches(values[k], cols, n, as_of) & ~values[k].nulls()
+                bad = np.broadcast_to(bad, (n,))
+                name = self.input_names[k]
+                state.row_errors(bad, self.id, name,
+                                 lambda i, k=k, name=name: f"{name} = {values[k].value(i)!r} is not an allowed value")
+                invalid |= bad
+        matched = np.zeros((len(self.row_ids), n), dtype=bool)
+        done: dict[int, np.ndarray] = {}
+        for r, row_tests in enumerate(self.tests):
+            m: np.ndarray | None = None
+            for k, test in enumerate(row_tests):
+                if test.is_any:
+                    continue
+                hit = done.get(id(test))
+                if hit is None:
+                    hit = done[id(test)] = test.matches(values[k], cols, n, as_of)
+                m = hit if m is None else m & hit
+            matched[r] = True if m is None else m
+        matched[:, invalid] = False
+        if self.hit_policy in SINGLE_HIT:
+            selected, violation = self._select(matched, state)
+            for name in self.output_names:
+                state.columns[name] = self._gather(name, selected, violation, state)
+        elif self.aggregation:
+            selected, violation = None, np.zeros(n, dtype=bool)
+            state.columns[self.output_names[0]] = self._aggregate(matched, state)
+        else:
+            selected, violation = None, np.zeros(n, dtype=bool)
+            self._collect(matched, state)
+        state.traces[self.id] = {"values": values, "matched": matched, "selected": selected,
+                                 "violation": violation | invalid}
+
+    def _row_values(self, j: int, state: State) -> list[Vec]:
+        """The value each row gives for output j, as a column (scalar for literals)."""
+        typ = self.value_types[self.output_names[j]]
+        out = []
+        for row in self.out_cells:
+            cell = row[j]
+            if cell.is_expression:
+                out.append(V.cast_null(cell.expression.evaluate(state.columns, state.n, state.as_of), typ))
+            else:
+                out.append(V.scalar(cell.raw, typ))
+        return out
+
+    def _priority(self, state: State) -> np.ndarray:
+        """Rank (0 = highest priority) of each row's output, per account: rows × accounts."""
+        j = next(j for j, o in enumerate(self.output_specs) if o.get("values"))
+        order = list(self.output_specs[j]["values"])
+        ranks = []
+        for vec in self._row_values(j, state):
+            per_value = np.array([order.index(v) if v in order else len(order)
+                                  for v in (vec.value(i) for i in range(1 if vec.is_scalar else state.n))])
+            ranks.append(np.broadcast_to(per_value if not vec.is_scalar else per_value[0], (state.n,)))
+        return np.array(ranks)
+
+    def _select(self, matched: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray]:
+        """The row each account takes (-1: none) and where the hit policy was violated."""
+        n = state.n
+        count = matched.sum(axis=0)
+        if self.hit_policy == "PRIORITY":
+            ranks = np.where(matched, self._priority(state), np.iinfo(np.int64).max)
+            first = ranks.argmin(axis=0)
+        else:
+            first = matched.argmax(axis=0)
+        selected = np.where(count > 0, first, -1)
+        violation = np.zeros(n, dtype=bool)
+        if self.hit_policy == "UNIQUE":
+            violation = count > 1
+            state.row_errors(violation, self.id, None, lambda i: (
+                f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
+        elif self.hit_policy == "ANY":
+            violation = self._conflicts(matched, first, count, state)
+            state.row_errors(violation, self.id, None, lambda i: (
+                f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
+        return selected, violation
+
+    def _ids(self, mask: np.ndarray) -> list[str]:
+        return [self.row_ids[r] for r in np.flatnonzero(mask)]
+
+    def _conflicts(self, matched: np.ndarray, first: np.ndarray, count: np.ndarray, state: State) -> np.ndarray:
+        conflict = np.zeros(state.n, dtype=bool)
+        multi = count > 1
+        if not multi.any():
+            return conflict
+        for j, name in enumerate(self.output_names):
+            rows = self._row_values(j, state)
+            chosen = self._pick(rows, first, state.n)
+            for r, vec in enumerate(rows):
+                differs = ~_equal(vec, chosen)
+                conflict |= multi & matched[r] & np.broadcast_to(differs, (state.n,))
+        return conflict
+
+    def _pick(self, rows: list[Vec], index: np.ndarray, n: int, default: Any = None) -> Vec:
+        """Per account, the value of row index[i] (index -1 gives `default`, -2 gives null)."""
+        typ = rows[0].type if rows else Type.NULL
+        literal = [None if not vec.is_scalar else vec.value(0) for vec in rows]
+        table = V.from_values(literal + [default, None], typ)
+        slot = np.where(index >= 0, index, np.where(index == -1, len(rows), len(rows) + 1))
+        out = table.take(slot)
+        for r, vec in enumerate(rows):
+            if not vec.is_scalar:
+                out = choose(index == r, vec.full(n), out)
+        return out
+
+    def _gather(self, name: str, selected: np.ndarray, violation: np.ndarray, state: State) -> Vec:
+        j = self.output_names.index(name)
+        default = self.output_specs[j].get("default")
+        index = np.where(violation, -2, selected)
+        out = self._pick(self._row_values(j, state), index, state.n, default)
+        self._check_allowed(j, out, selected >= 0, state)
+        return out
+
+    def _check_allowed(self, j: int, out: Vec, mask: np.ndarray, state: State) -> None:
+        allowed = self.output_specs[j].get("values")
+        if not allowed or not any(row[j].is_expression for row in self.out_cells):
+            return
+        test = UnaryTest.compile(cell_text(list(allowed)), out.type, lambda _: None)
+        bad = mask & ~test.matches(out, state.columns, state.n, state.as_of) & ~out.nulls()
+        name = self.output_names[j]
+        state.row_errors(bad, self.id, name, lambda i: f"gives {out.value(i)!r}, not one of the allowed values")
+
+    def _aggregate(self, matched: np.ndarray, state: State) -> Vec:
+        n = state.n
+        count = matched.sum(axis=0)
+        none = count == 0
+        default = self.output_specs[0].get("default")
+        fallback = np.nan if default is None else float(default)
+        if self.aggregation == "COUNT":
+            return V.number(np.where(none, fallback, count.astype(np.float64)))
+        values = np.array([np.broadcast_to(v.data, (n,)) for v in self._row_values(0, state)], dtype=np.float64)
+        has_null = (matched & np.isnan(values)).any(axis=0)  # FEEL: sum/min/max of a list with null is null
+        if self.aggregation == "SUM":
+            out = np.where(matched, values, 0.0).sum(axis=0)
+        elif self.aggregation == "MIN":
+            out = np.where(matched, values, np.inf).min(axis=0)
+        else:
+            out = np.where(matched, values, -np.inf).max(axis=0)
+        return V.number(np.where(none, fallback, np.where(has_null, np.nan, out)))
+
+    def _collect(self, matched: np.ndarray, state: State) -> None:
+        """RULE ORDER / OUTPUT ORDER / COLLECT: one list per account and output (no match: default or null)."""
+        n = state.n
+        rows_idx, acc_idx = np.nonzero(matched)
+        order = np.lexsort((rows_idx, acc_idx))
+        if self.hit_policy == "OUTPUT ORDER":
+            ranks = self._priority(state)[rows_idx, acc_idx]
+            order = np.lexsort((rows_idx, ranks, acc_idx))
+        rows_idx, acc_idx = rows_idx[order], acc_idx[order]
+        bounds = np.cumsum(np.bincount(acc_idx, minlength=n))[:-1]
+        for j, name in enumerate(self.output_names):
+            per_row = self._row_values(j, state)
+            flat = [per_row[r].value(0 if per_row[r].is_scalar else a) for r, a in zip(rows_idx, acc_idx)]
+            default = self.output_specs[j].get("default")
+            lists = np.empty(n, dtype=object)
+            for i, chunk in enumerate(np.split(np.array(flat + [None], dtype=object)[:-1], bounds)):
+                lists[i] = list(chunk) if len(chunk) else ([default] if default is not None else None)
+            state.columns[name] = Vec(Type.LIST, lists)
+
+    def explain(self, state: State, i: int) -> dict[str, Any]:
+        t = state.traces[self.id]
+        matched = [r for r in range(len(self.row_ids)) if t["matched"][r, i]]
+        if t["selected"] is not None:
+            hit = [int(t["selected"][i])] if t["selected"][i] >= 0 and not t["violation"][i] else []
+        else:
+            hit = matched
+        return {
+            "rule": self.id, "kind": self.kind, "label": self.label, "hit_policy": self.hit_policy
+            + (f" {self.aggregation}" if self.aggregation else ""),
+            "inputs": {name: t["values"][k].value(i) for k, name in enumerate(self.input_names)},
+            "matched": [{"row": self.row_ids[r], "note": self.notes[r]} for r in matched],
+            "hit": [{"row": self.row_ids[r], "note": self.notes[r],
+                     "when": {self.input_names[k]: txt for k, txt in enumerate(self.cell_texts[r]) if txt != "-"}}
+                    for r in hit],
+            "default_used": not matched and any(o.get("default") is not None for o in self.output_specs),
+            "outputs": self.outputs_of(state, i),
+        }
+
+
+def _equal(a: Vec, b: Vec) -> np.ndarray:
+    """Null-aware equality of two columns of one type (null equals null)."""
+    if a.type == Type.STRING:
+        ca, cb, _ = V.align_strings(a, b)
+        return ca == cb
+    na, nb = a.nulls(), b.nulls()
+    return np.where(na | nb, na & nb, a.data == b.data)

@@ -1,0 +1,56 @@
+"""Formula rules: named derived fields such as gross_margin = gross_profit_12m / revenue_12m."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..expressions import Expression
+from ..expressions.vectors import cast_null
+from .base import Context, Output, Rule, Scope, State, declared_type
+
+
+class FormulaRule(Rule):
+    kind = "formula"
+
+    def __init__(self, spec: dict[str, Any], ctx: Context):
+        super().__init__(spec, ctx)
+        self.formulas: dict[str, Expression] = {}
+        defined: set[str] = set()
+        for name, f in spec["formulas"].items():
+            names = ctx.names_in_expression(f["expr"], ("formulas", name, "expr"))
+            later = names & (set(spec["formulas"]) - defined - {name})
+            for other in sorted(later):
+                ctx.problem(("formulas", name, "expr"), f"{name} uses {other}, which is defined further down",
+                            hint=f"move {other} above {name}")
+            if name in names:
+                ctx.problem(("formulas", name, "expr"), f"{name} is defined in terms of itself")
+            self.reads |= names - defined
+            defined.add(name)
+            self.outputs[name] = Output(name, declared_type(f.get("type")), f.get("label") or {})
+
+    def compile(self, scope: Scope) -> None:
+        local = Scope(dict(scope.types))
+        for name, f in self.spec["formulas"].items():
+            expr = self.ctx.expression(f["expr"], ("formulas", name, "expr"), local)
+            if expr is None:
+                continue
+            want = self.outputs[name].type
+            if want is not None and expr.type not in (want, expr.type.NULL):
+                self.ctx.problem(("formulas", name, "expr"), f"{name} is declared as {want} but gives {expr.type}")
+                continue
+            self.formulas[name] = expr
+            self.outputs[name] = Output(name, want or expr.type, self.outputs[name].label)
+            local.types[name] = self.outputs[name].type
+
+    def evaluate(self, state: State) -> None:
+        for name, expr in self.formulas.items():
+            state.columns[name] = cast_null(expr.evaluate(state.columns, state.n, state.as_of),
+                                            self.outputs[name].type).full(state.n)
+
+    def explain(self, state: State, i: int) -> dict[str, Any]:
+        return {
+            "rule": self.id, "kind": self.kind, "label": self.label,
+            "inputs": self.inputs_of(state, i),
+            "formulas": {name: expr.text for name, expr in self.formulas.items()},
+            "outputs": self.outputs_of(state, i),
+        }

@@ -1,0 +1,132 @@
+"""Portfolio-relative tiers: Pareto (the accounts that make the top X% of a measure) and quantile bands
+(A 20% / B 30% / C 30% / D 20%), optionally within groups, with deterministic ties and nulls ranked last."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..expressions import Expression
+from ..expressions import vectors as V
+from ..expressions.types import Type
+from ..expressions.vectors import Vec
+from .base import Context, Output, Rule, Scope, State, literal_type
+
+
+class RankingRule(Rule):
+    kind = "ranking"
+
+    def __init__(self, spec: dict[str, Any], ctx: Context):
+        super().__init__(spec, ctx)
+        self.method: str = spec["method"]
+        self.descending = spec["order"] == "descending"
+        self.together = spec["ties"] == "together"
+        self.band_labels = [b["label"] for b in spec["bands"]]
+        self.cumulative = np.cumsum([b["share"] for b in spec["bands"]])
+        self.cumulative[-1] = 1.0
+        self.reads |= ctx.names_in_expression(spec["measure"], ("measure",))
+        if spec.get("within") is not None:
+            self.reads |= ctx.names_in_expression(spec["within"], ("within",))
+        for k, t in enumerate(spec["tie_break"]):
+            self.reads |= ctx.names_in_expression(t, ("tie_break", k))
+        types = {literal_type(label) for label in self.band_labels}
+        if len(types) > 1:
+            ctx.problem(("bands",), "all band labels must be of one type (e.g. all text)")
+        name = spec["output"]["name"]
+        self.outputs[name] = Output(name, types.pop(), spec["output"].get("label") or {})
+        self.output_name = name
+        self.measure: Expression | None = None
+        self.within: Expression | None = None
+        self.tie_break: list[Expression] = []
+
+    def compile(self, scope: Scope) -> None:
+        ctx, spec = self.ctx, self.spec
+        self.measure = ctx.expression(spec["measure"], ("measure",), scope)
+        if self.measure and self.measure.type not in (Type.NUMBER, Type.NULL):
+            ctx.problem(("measure",), f"the measure must be a number, it is {self.measure.type.label}")
+        if spec.get("within") is not None:
+            self.within = ctx.expression(spec["within"], ("within",), scope)
+        for k, t in enumerate(spec["tie_break"]):
+            expr = ctx.expression(t, ("tie_break", k), scope)
+            if expr and expr.type not in (Type.NUMBER, Type.STRING, Type.DATE):
+                ctx.problem(("tie_break", k), f"tie-breaks must be numbers, text or dates, not {expr.type.label}")
+            elif expr:
+                self.tie_break.append(expr)
+
+    def evaluate(self, state: State) -> None:
+        n, cols, as_of = state.n, state.columns, state.as_of
+        measure = self.measure.evaluate(cols, n, as_of).full(n).data
+        missing = np.isnan(measure) | state.excluded
+        groups = _sort_key(self.within.evaluate(cols, n, as_of).full(n)) if self.within else np.zeros(n, np.int64)
+        ties = [_sort_key(t.evaluate(cols, n, as_of).full(n)) for t in self.tie_break]
+        primary = np.where(missing, 0.0, -measure if self.descending else measure)
+        last = np.isnan(measure).astype(np.int8) + 2 * state.excluded  # nulls after values, unreadable rows last
+        # np.lexsort sorts by the last key first: group, then nulls last, then measure, tie-breaks, input order.
+        order = np.lexsort((np.arange(n), *reversed(ties), primary, last, groups))
+        g = groups[order]
+        starts = np.r_[True, g[1:] != g[:-1]] if n else np.zeros(0, bool)
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+        group_id = np.cumsum(starts) - 1
+        # Unreadable rows (excluded) sort last and take no share of the bands; null measures do (ranked last).
+        counted = (~state.excluded[order]).astype(np.float64)
+        sizes = np.bincount(group_id, weights=counted).astype(np.int64)[group_id] if n else np.zeros(0, np.int64)
+        position = np.arange(n) - group_start  # 0-based rank within the group
+        if self.together:
+            value = np.where(missing[order], np.inf, primary[order])
+            new_value = starts | np.r_[True, value[1:] != value[:-1]] if n else starts
+            position = np.maximum.accumulate(np.where(new_value, np.arange(n), 0)) - group_start
+        if self.method == "quantile":
+            bounds = np.floor(self.cumulative[:, None] * sizes[None, :] + 0.5)  # band k ends at bounds[k]
+            share = position / np.maximum(sizes, 1)
+            band = (position[None, :] >= bounds).sum(axis=0)
+        else:
+            m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
+            running = np.cumsum(m)
+            before = running - m - np.r_[0.0, running][group_start]  # measure of the accounts ranked above
+            totals = np.bincount(group_id, weights=m)[group_id] if n else np.zeros(0)
+            if self.together:
+                before = before[group_start + position]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(totals > 0, before / totals, 1.0)
+            band = np.searchsorted(self.cumulative, share, side="right")
+        band = np.minimum(band, len(self.band_labels) - 1)
+        band_of = np.empty(n, dtype=np.int64)
+        band_of[order] = band
+        band_of[state.excluded] = len(self.band_labels)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = position + 1
+        share_of = np.empty(n)
+        share_of[order] = share
+        size_of = np.empty(n, dtype=np.int64)
+        size_of[order] = sizes
+        labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
+        state.columns[self.output_name] = labels.take(band_of)
+        state.traces[self.id] = {"rank": rank, "share": share_of, "size": size_of, "measure": measure}
+        null_measure = np.isnan(measure)
+        state.row_errors(null_measure, self.id, self.output_name, lambda i: (
+            f"{self.spec['measure']} is empty; ranked last ({self.band_labels[band_of[i]]})"), severity="warning")
+
+    def explain(self, state: State, i: int) -> dict[str, Any]:
+        t = state.traces[self.id]
+        share_kind = "share of the measure held by accounts ranked above" if self.method == "pareto" \
+            else "share of accounts ranked above"
+        return {
+            "rule": self.id, "kind": self.kind, "label": self.label, "method": self.method,
+            "inputs": self.inputs_of(state, i),
+            "rank": int(t["rank"][i]), "of": int(t["size"][i]),
+            "share": float(t["share"][i]), "share_means": share_kind,
+            "bands": [{"label": lab, "up_to": float(c)} for lab, c in zip(self.band_labels, self.cumulative)],
+            "outputs": self.outputs_of(state, i),
+        }
+
+
+def _sort_key(vec: Vec) -> np.ndarray:
+    """Values as sortable numbers; nulls sort last."""
+    if vec.type == Type.STRING:
+        return np.where(vec.data < 0, np.iinfo(np.int32).max, vec.data).astype(np.int64)
+    if vec.type == Type.DATE:
+        return np.where(np.isnat(vec.data), np.iinfo(np.int64).max, vec.data.astype(np.int64))
+    if vec.type == Type.BOOLEAN:
+        return vec.data.astype(np.int64)
+    return np.where(np.isnan(vec.data), np.inf, vec.data)

@@ -1,0 +1,100 @@
+"""Weighted scorecards: each indicator's value falls in a band worth points; weighted points sum to a score,
+and cut-offs turn the score into a grade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..expressions import Expression, UnaryTest
+from ..expressions import vectors as V
+from ..expressions.types import Type
+from .base import Context, Output, Rule, Scope, State, cell_text, literal_type
+
+
+class ScorecardRule(Rule):
+    kind = "scorecard"
+
+    def __init__(self, spec: dict[str, Any], ctx: Context):
+        super().__init__(spec, ctx)
+        self.indicators: list[dict[str, Any]] = spec["indicators"]
+        for k, ind in enumerate(self.indicators):
+            self.reads |= ctx.names_in_expression(ind["expr"], ("indicators", k, "expr"))
+            for b, band in enumerate(ind["bands"]):
+                self.reads |= ctx.names_in_tests(cell_text(band["when"]), ("indicators", k, "bands", b, "when"))
+        total = sum(ind["weight"] for ind in self.indicators)
+        if abs(total - 1.0) > 1e-6:
+            ctx.problem(("indicators",), f"weights add up to {total:.4g}, not 100%", severity="warning",
+                        hint="scores stay comparable when the weights add up to 100%")
+        self.score_name: str = spec["score"]["name"]
+        self.outputs[self.score_name] = Output(self.score_name, Type.NUMBER, spec["score"].get("label") or {})
+        self.grade = spec.get("grade")
+        if self.grade:
+            cutoffs = self.grade["cutoffs"]
+            for c, cut in enumerate(cutoffs[:-1]):
+                if cut.get("min") is None:
+                    ctx.problem(("grade", "cutoffs", c), "only the last cut-off may leave out `min`")
+            mins = [c["min"] for c in cutoffs if c.get("min") is not None]
+            if mins != sorted(mins, reverse=True):
+                ctx.problem(("grade", "cutoffs"), "cut-offs must go from the highest `min` to the lowest")
+            types = {literal_type(c["grade"]) for c in cutoffs}
+            if len(types) > 1:
+                ctx.problem(("grade", "cutoffs"), "all grades must be of one type (e.g. all text)")
+            self.outputs[self.grade["name"]] = Output(self.grade["name"], types.pop(), self.grade.get("label") or {})
+        self.expressions: list[Expression | None] = []
+        self.bands: list[list[UnaryTest | None]] = []
+
+    def compile(self, scope: Scope) -> None:
+        for k, ind in enumerate(self.indicators):
+            expr = self.ctx.expression(ind["expr"], ("indicators", k, "expr"), scope)
+            self.expressions.append(expr)
+            self.bands.append([
+                self.ctx.unary_test(cell_text(band["when"]), expr.type, ("indicators", k, "bands", b, "when"), scope)
+                if expr else None
+                for b, band in enumerate(ind["bands"])
+            ])
+
+    def evaluate(self, state: State) -> None:
+        n = state.n
+        total = np.zeros(n)
+        trace: dict[str, Any] = {"values": [], "band": [], "points": []}
+        for ind, expr, bands in zip(self.indicators, self.expressions, self.bands, strict=True):
+            value = expr.evaluate(state.columns, n, state.as_of)
+            band = np.full(n, -1, dtype=np.int16)
+            for b, test in enumerate(bands):
+                free = band < 0
+                if not free.any():
+                    break
+                band[free & test.matches(value, state.columns, n, state.as_of)] = b
+            table = np.array([bd["points"] for bd in ind["bands"]] + [ind["missing_points"]], dtype=np.float64)
+            points = table[band]  # band -1 reads the last slot: missing_points
+            total += ind["weight"] * points
+            trace["values"].append(value)
+            trace["band"].append(band)
+            trace["points"].append(points)
+        state.columns[self.score_name] = V.number(total)
+        if self.grade:
+            cutoffs = self.grade["cutoffs"]
+            slot = np.full(n, len(cutoffs), dtype=np.int64)
+            for c in reversed(range(len(cutoffs))):
+                floor = cutoffs[c].get("min")
+                slot[(total >= floor) if floor is not None else np.ones(n, bool)] = c
+            grades = V.from_values([c["grade"] for c in cutoffs] + [None], self.outputs[self.grade["name"]].type)
+            state.columns[self.grade["name"]] = grades.take(slot)
+        state.traces[self.id] = trace
+
+    def explain(self, state: State, i: int) -> dict[str, Any]:
+        t = state.traces[self.id]
+        indicators = []
+        for k, ind in enumerate(self.indicators):
+            b = int(t["band"][k][i])
+            indicators.append({
+                "indicator": ind["name"], "label": ind.get("label"), "value": t["values"][k].value(i),
+                "band": cell_text(ind["bands"][b]["when"]) if b >= 0 else None,
+                "note": ind["bands"][b].get("note") if b >= 0 else "no band matched",
+                "points": float(t["points"][k][i]), "weight": ind["weight"],
+                "weighted": float(t["points"][k][i] * ind["weight"]),
+            })
+        return {"rule": self.id, "kind": self.kind, "label": self.label, "indicators": indicators,
+                "outputs": self.outputs_of(state, i)}
