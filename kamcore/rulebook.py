@@ -158,7 +158,8 @@ class _Loader:
             return
         for i, spec in enumerate(loaded["fields_"]):
             if spec["name"] in self.dictionary:
-                self.problems.append(positions.problem(("fields", i, "name"), f"field {spec['name']!r} is defined twice"))
+                self.problems.append(positions.problem(("fields", i, "name"),
+                                                       f"field {spec['name']!r} is defined twice"))
                 continue
             self.dictionary.add(field_def(spec, positions.file, positions.at(("fields", i))[0]))
 

@@ -67,8 +67,9 @@ def load(text: str, file: str) -> tuple[Any, Positions]:
         return _value(node, (), positions, budget), positions
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
-        raise YamlError(Problem(f"unsupported YAML value: {e.problem}", file, mark.line + 1 if mark else None,
-                                mark.column + 1 if mark else None, hint="only plain values, lists and mappings")) from None
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise YamlError(Problem(f"unsupported YAML value: {e.problem}", file, line, col,
+                                hint="only plain values, lists and mappings")) from None
 
 
 _CONSTRUCTOR = yaml.SafeLoader(stream="")

@@ -242,7 +242,7 @@ def arithmetic(op: str, type_: Type, a: Vec, b: Vec) -> Vec:
             return V.date(np.where(np.isnan(days.data), np.datetime64("NaT"), out))
     # text + text
     left, right = np.broadcast_arrays(V.object_values(a), V.object_values(b))
-    joined = [None if x is None or y is None else x + y for x, y in zip(left.ravel(), right.ravel())]
+    joined = [None if x is None or y is None else x + y for x, y in zip(left.ravel(), right.ravel(), strict=True)]
     return V.strings(joined) if left.ndim else V.string_scalar(joined[0])
 
 
@@ -281,7 +281,7 @@ class Membership(Compiled):
         if x.type == Type.STRING:
             wanted = [v.value(0) for v in self.values]
             codes = np.searchsorted(x.cats, wanted) if len(x.cats) else np.zeros(len(wanted), int)
-            hits = [int(c) for c, w in zip(codes, wanted) if c < len(x.cats) and x.cats[c] == w]
+            hits = [int(c) for c, w in zip(codes, wanted, strict=True) if c < len(x.cats) and x.cats[c] == w]
             if not hits:
                 return np.zeros(x.data.shape, dtype=bool)
             return x.data == hits[0] if len(hits) == 1 else np.isin(x.data, hits)

@@ -195,7 +195,7 @@ def _string_test(test: Callable[[str, str], bool]) -> Callable[..., Vec]:
             return V.category_test(s, lambda c: test(c, needle))
         hay, needles = np.broadcast_arrays(V.object_values(s), V.object_values(sub))
         out = np.array(
-            [V.NULL if h is None or n is None else (V.TRUE if test(h, n) else V.FALSE) for h, n in zip(hay, needles)],
+            [V.NULL if h is None or n is None else (V.TRUE if test(h, n) else V.FALSE) for h, n in zip(hay.ravel(), needles.ravel(), strict=True)],
             dtype=np.int8,
         )
         return Vec(Type.BOOLEAN, out.reshape(hay.shape))

@@ -264,16 +264,25 @@ def _coerce_number(series: pd.Series) -> tuple[Vec, np.ndarray]:
 
 
 def _coerce_string(series: pd.Series) -> Vec:
-    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
-    raw = [_as_text(u) for u in uniques]
-    cleaned = np.array([None if r is None or r == "" else r for r in raw], dtype=object)
+    try:
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+    except TypeError:  # values of mixed types do not sort
+        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
+    u = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+    if pd.api.types.infer_dtype(u, skipna=False) == "string":
+        stripped = u.str.strip()
+        if not ((stripped != u) | (stripped == "")).any():  # clean text: the categories are ready
+            return Vec(Type.STRING, codes.astype(np.int32), u.to_numpy(dtype=object))
+    # Messy cells (numbers, padding, blanks): clean each distinct value once, then re-deduplicate.
+    cleaned = np.array([_as_text(v) or None for v in u], dtype=object)
     keep = np.array([c is not None for c in cleaned], dtype=bool)
-    cats = np.unique(cleaned[keep].astype(str)).astype(object) if keep.any() else _EMPTY_CATS
     positions = np.full(len(cleaned), -1, dtype=np.int32)
+    cats = _EMPTY_CATS
     if keep.any():
-        positions[keep] = np.searchsorted(cats, cleaned[keep].astype(str))
-    lookup = np.append(positions, np.int32(-1))
-    return Vec(Type.STRING, lookup[codes], cats)
+        cats, inverse = np.unique(cleaned[keep].astype(str), return_inverse=True)
+        cats = cats.astype(object)
+        positions[keep] = inverse
+    return Vec(Type.STRING, np.append(positions, np.int32(-1))[codes], cats)
 
 
 def _as_text(value: Any) -> str | None:

@@ -191,7 +191,7 @@ class DecisionTableRule(Rule):
                            for row in self.out_cells]
         needs_coverage = any(o.get("default") is None for o in self.output_specs)
         for f in table_analysis.analyse(self.hit_policy, input_types, cells, self.row_ids, literal_outputs,
-                                        needs_coverage):
+                                        needs_coverage, self.input_names):
             r = self.row_ids.index(f.rows[-1]) if f.rows else None
             hint = None
             if f.kind == "overlap":
@@ -293,7 +293,7 @@ class DecisionTableRule(Rule):
         multi = count > 1
         if not multi.any():
             return conflict
-        for j, name in enumerate(self.output_names):
+        for j in range(len(self.output_names)):
             rows = self._row_values(j, state)
             chosen = self._pick(rows, first, state.n)
             for r, vec in enumerate(rows):
@@ -360,7 +360,7 @@ class DecisionTableRule(Rule):
         bounds = np.cumsum(np.bincount(acc_idx, minlength=n))[:-1]
         for j, name in enumerate(self.output_names):
             per_row = self._row_values(j, state)
-            flat = [per_row[r].value(0 if per_row[r].is_scalar else a) for r, a in zip(rows_idx, acc_idx)]
+            flat = [per_row[r].value(0 if per_row[r].is_scalar else a) for r, a in zip(rows_idx, acc_idx, strict=True)]
             default = self.output_specs[j].get("default")
             lists = np.empty(n, dtype=object)
             for i, chunk in enumerate(np.split(np.array(flat + [None], dtype=object)[:-1], bounds)):

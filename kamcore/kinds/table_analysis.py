@@ -111,7 +111,7 @@ class _Domain:
             return lo[1]
         if hi[0] == 1 and hi[2] == 1:
             return hi[1]
-        if self.type == Type.STRING or lo[0] != 1 and hi[0] != 1:
+        if self.type == Type.STRING or (lo[0] != 1 and hi[0] != 1):
             return self.default
         if lo[0] == hi[0] == 1:
             return (lo[1] + hi[1]) / 2
@@ -250,8 +250,8 @@ def _example(box: Box, domains: list[_Domain | None]) -> dict[int, Any]:
     return {i: dom.pick(s) if dom else None for i, (s, dom) in enumerate(zip(box, domains, strict=True))}
 
 
-def _point(example: dict[int, Any]) -> str:
-    return ", ".join(f"input {i + 1} = {_show(v)}" for i, v in example.items()) or "any account"
+def _point(example: dict[int, Any], names: Sequence[str]) -> str:
+    return ", ".join(f"{names[i]} = {_show(v)}" for i, v in example.items()) or "any account"
 
 
 def _rows(ids: Sequence[str]) -> str:
@@ -261,7 +261,7 @@ def _rows(ids: Sequence[str]) -> str:
 
 
 def _overlaps(policy: str, rows: list[Row], ids: list[str], outputs: list[list[object]],
-              domains: list[_Domain | None]) -> list[Finding]:
+              domains: list[_Domain | None], names: Sequence[str]) -> list[Finding]:
     found = []
     for a, b in itertools.combinations(range(len(rows)), 2):
         if None in rows[a] or None in rows[b]:
@@ -270,7 +270,7 @@ def _overlaps(policy: str, rows: list[Row], ids: list[str], outputs: list[list[o
         if any(s.empty() for s in common):
             continue
         example = _example(common, domains)
-        pair, point = (ids[a], ids[b]), _point(example)
+        pair, point = (ids[a], ids[b]), _point(example, names)
         if policy == "UNIQUE":
             found.append(Finding("overlap", pair, f"{_rows(pair)} overlap: both match {point}; "
                                  "under UNIQUE only one row may match", "error", example))
@@ -305,25 +305,28 @@ def _unreachable(rows: list[Row], ids: list[str], domains: list[_Domain | None])
                        f"{_rows(used)}; under FIRST the earliest matching row wins")
         else:
             message = f"row {ids[r]} can never match: no value passes all of its input tests"
-        found.append(Finding("unreachable", (ids[r], *used), message, "warning"))
+        found.append(Finding("unreachable", (*used, ids[r]), message, "warning"))  # the row itself last
     return found
 
 
-def _gaps(rows: list[Row], ids: list[str], domains: list[_Domain | None]) -> list[Finding]:
+def _gaps(rows: list[Row], ids: list[str], domains: list[_Domain | None], names: Sequence[str]) -> list[Finding]:
     universe = tuple(dom.universe if dom else _Set(()) for dom in domains)
     result = _subtract(universe, [(i, _whole(row, domains)) for i, row in zip(ids, rows, strict=True)])
     if result is None or not result[0]:
         return []
     box = result[0][0]
     example = _example(box, domains)
-    message = (f"no row matches some accounts, e.g. {_point(example)}; add a row for them "
+    message = (f"no row matches some accounts, e.g. {_point(example, names)}; add a row for them "
                "or give the output a default")
     return [Finding("gap", (), message, "warning", example)]
 
 
 def analyse(hit_policy: str, input_types: list[Type], cells: list[list[ast.UnaryTests]], row_ids: list[str],
-            outputs: list[list[object]], needs_coverage: bool) -> list[Finding]:
-    """Findings about a decision table's rows, from its parsed and type-checked input cells alone."""
+            outputs: list[list[object]], needs_coverage: bool,
+            input_names: Sequence[str] | None = None) -> list[Finding]:
+    """Findings about a decision table's rows, from its parsed and type-checked input cells alone.
+    `input_names` name the inputs in messages (default: "input 1", "input 2", ...)."""
+    names = list(input_names) if input_names else [f"input {k + 1}" for k in range(len(input_types))]
     if hit_policy not in HIT_POLICIES:
         raise ValueError(f"unknown hit policy {hit_policy!r}")
     if not len(cells) == len(row_ids) == len(outputs):
@@ -332,9 +335,9 @@ def analyse(hit_policy: str, input_types: list[Type], cells: list[list[ast.Unary
     rows = [[_cell(c, dom) for c, dom in zip(row, domains, strict=True)] for row in cells]
     findings = []
     if hit_policy in ("UNIQUE", "ANY"):
-        findings += _overlaps(hit_policy, rows, row_ids, outputs, domains)
+        findings += _overlaps(hit_policy, rows, row_ids, outputs, domains, names)
     if hit_policy == "FIRST":
         findings += _unreachable(rows, row_ids, domains)
     if needs_coverage:
-        findings += _gaps(rows, row_ids, domains)
+        findings += _gaps(rows, row_ids, domains, names)
     return findings

@@ -48,7 +48,8 @@ def test_numeric_bounds(a, b, overlap):
 
 
 def test_overlap_reports_rows_example_and_policy():
-    [finding] = run("UNIQUE", [N, S], [("<= 100", '"gov"'), ("< 0", '"retail"'), (">= 100", '"gov", "retail"')])
+    rows = [("<= 100", '"gov"'), ("< 0", '"retail"'), (">= 100", '"gov", "retail"')]
+    [finding] = run("UNIQUE", [N, S], rows)
     assert finding == Finding(
         kind="overlap", rows=("r1", "r3"), severity="error", example={0: 100.0, 1: "gov"},
         message='rows r1 and r3 overlap: both match input 1 = 100, input 2 = "gov"; '
@@ -126,7 +127,7 @@ def test_any_ignores_expression_outputs():
 
 def test_first_row_covered_by_two_earlier_rows_together():
     [finding] = run("FIRST", [N], [("< 100",), (">= 50",), ("[10..200]",)])
-    assert (finding.kind, finding.rows, finding.severity) == ("unreachable", ("r3", "r1", "r2"), "warning")
+    assert (finding.kind, finding.rows, finding.severity) == ("unreachable", ("r1", "r2", "r3"), "warning")
     assert "row r3 can never be chosen" in finding.message and "rows r1 and r2" in finding.message
 
 
@@ -134,7 +135,7 @@ def test_first_dash_is_not_covered_without_null():
     # `< 100` and `>= 100` cover every number, but `-` also matches a missing (null) value.
     assert run("FIRST", [N, S], [("< 100", '"gov"'), (">= 100", '"gov"'), ("-", '"gov"')]) == []
     [finding] = run("FIRST", [N, S], [("< 100", '"gov"'), (">= 100", '"gov"'), ("[0..1]", '"gov"')])
-    assert finding.rows == ("r3", "r1")
+    assert finding.rows == ("r1", "r3")
 
 
 def test_first_reports_an_empty_row():
@@ -176,13 +177,13 @@ def test_unknown_cells_never_produce_false_findings():
 
 def test_unknown_cell_in_checked_row_is_read_as_anything():
     [finding] = run("FIRST", [N, S], [("-", "-"), ("> target_revenue", '"gov"')])
-    assert finding.rows == ("r2", "r1")
+    assert finding.rows == ("r1", "r2")
 
 
 def test_gives_up_when_pieces_grow_past_the_cap(monkeypatch):
     rows = [("< 100", "< 100"), (">= 100", "-"), ("-", ">= 100"), ("[0..200]", "[0..200]")]
     [finding] = run("FIRST", [N, N], rows, needs_coverage=True)
-    assert finding.rows == ("r4", "r1", "r2", "r3")
+    assert finding.rows == ("r1", "r2", "r3", "r4")
     monkeypatch.setattr(table_analysis, "MAX_BOXES", 1)
     assert run("FIRST", [N, N], rows, needs_coverage=True) == []
     assert run("FIRST", [N, N], rows[:1], needs_coverage=True) == []  # the gap check gives up too
