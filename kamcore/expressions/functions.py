@@ -194,10 +194,9 @@ def _string_test(test: Callable[[str, str], bool]) -> Callable[..., Vec]:
                 return V.null(Type.BOOLEAN)
             return V.category_test(s, lambda c: test(c, needle))
         hay, needles = np.broadcast_arrays(V.object_values(s), V.object_values(sub))
-        out = np.array(
-            [V.NULL if h is None or n is None else (V.TRUE if test(h, n) else V.FALSE) for h, n in zip(hay.ravel(), needles.ravel(), strict=True)],
-            dtype=np.int8,
-        )
+        pairs = zip(hay.ravel(), needles.ravel(), strict=True)
+        out = np.array([V.NULL if h is None or n is None else (V.TRUE if test(h, n) else V.FALSE) for h, n in pairs],
+                       dtype=np.int8)
         return Vec(Type.BOOLEAN, out.reshape(hay.shape))
     return impl
 

@@ -116,7 +116,8 @@ class RankingRule(Rule):
             "inputs": self.inputs_of(state, i),
             "rank": int(t["rank"][i]), "of": int(t["size"][i]),
             "share": float(t["share"][i]), "share_means": share_kind,
-            "bands": [{"label": lab, "up_to": float(c)} for lab, c in zip(self.band_labels, self.cumulative, strict=True)],
+            "bands": [{"label": label, "up_to": float(c)}
+                      for label, c in zip(self.band_labels, self.cumulative, strict=True)],
             "outputs": self.outputs_of(state, i),
         }
 
