@@ -19,7 +19,7 @@ def synthetic_portfolio(n: int, seed: int = 7, null_rate: float = 0.01, as_of: s
     revenue = np.round(np.exp(rng.normal(13.8, 1.5, n)), -2)  # lognormal: median ~1M, a long tail of giants
     margin = np.clip(rng.normal(0.2, 0.09, n), -0.05, 0.6)
     growth = rng.normal(0.05, 0.25, n)
-    dso = np.clip(rng.gamma(4.0, 13.0, n), 5, 240).round()
+    dso = np.clip(rng.gamma(3.0, 12.0, n), 5, 240).round()
     orders = rng.poisson(np.clip(revenue / 150_000, 1, 400))
     last_order = np.datetime64(as_of) - rng.exponential(60, n).astype("timedelta64[D]")
     frame = pd.DataFrame({
@@ -30,8 +30,8 @@ def synthetic_portfolio(n: int, seed: int = 7, null_rate: float = 0.01, as_of: s
         "revenue_12m": revenue,
         "gross_profit_12m": np.round(revenue * margin, -2),
         "revenue_prev_12m": np.round(revenue / (1 + growth), -2),
-        "receivables": np.round(revenue * dso / 365 * rng.uniform(0.6, 1.2, n), -2),
-        "open_orders": np.round(revenue * rng.uniform(0, 0.08, n), -2),
+        "receivables": np.round(revenue * dso / 365 * rng.uniform(0.5, 1.1, n), -2),
+        "open_orders": np.round(revenue * rng.uniform(0, 0.04, n), -2),
         "dso_days": dso,
         "credit_score": np.clip(rng.normal(70, 12, n), 0, 100).round(),
         "order_count_12m": orders.astype(np.float64),

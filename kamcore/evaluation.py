@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
     from .rulebook import RuleBook
 
 
-def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None) -> Evaluation:
+def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
+             progress: Callable[[str], None] | None = None) -> Evaluation:
     """Apply every rule, in dependency order, to all accounts at once. A pure function of (book, accounts,
-    as_of): `today()` in a rule means `as_of`, so a past decision reproduces exactly."""
+    as_of): `today()` in a rule means `as_of`, so a past decision reproduces exactly. `progress` is called
+    with each rule id once that rule is done."""
     frame = to_frame(accounts)
     day = _as_of(as_of)
     columns = read_columns(frame, book.inputs, book.dictionary)
@@ -27,6 +30,8 @@ def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None) 
                   errors=list(columns.errors))
     for rule in book.rules:
         rule.evaluate(state)
+        if progress:
+            progress(rule.id)
     return Evaluation(book, frame, state, day, columns.missing, columns.headers)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,11 +97,12 @@ class RuleBook:
         needed = sorted({name for r in self.rules for name in r.reads} - set(produced))
         return {name: self.dictionary.type_of(name) for name in needed}
 
-    def evaluate(self, accounts: Any, as_of: dt.date | str | None = None) -> Evaluation:
-        """Evaluate every rule over a portfolio (DataFrame or iterable of dicts)."""
+    def evaluate(self, accounts: Any, as_of: dt.date | str | None = None,
+                 progress: Callable[[str], None] | None = None) -> Evaluation:
+        """Evaluate every rule over a portfolio (DataFrame or iterable of dicts); `today()` means `as_of`."""
         from .evaluation import evaluate
 
-        return evaluate(self, accounts, as_of)
+        return evaluate(self, accounts, as_of, progress)
 
     def __repr__(self) -> str:
         return f"<RuleBook {len(self.rules)} rules, revision={self.revision}>"

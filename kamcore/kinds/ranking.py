@@ -76,10 +76,11 @@ class RankingRule(Rule):
             value = np.where(missing[order], np.inf, primary[order])
             new_value = starts | np.r_[True, value[1:] != value[:-1]] if n else starts
             position = np.maximum.accumulate(np.where(new_value, np.arange(n), 0)) - group_start
+        # Both methods place an account by the share ranked above it: of accounts (quantile) or of the
+        # measure (pareto). Band k holds the accounts whose share above is below the k-th cumulative share.
         if self.method == "quantile":
-            bounds = np.floor(self.cumulative[:, None] * sizes[None, :] + 0.5)  # band k ends at bounds[k]
             share = position / np.maximum(sizes, 1)
-            band = (position[None, :] >= bounds).sum(axis=0)
+            band = (position[None, :] >= self.cumulative[:, None] * sizes[None, :] - 1e-9).sum(axis=0)
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
             running = np.cumsum(m)
@@ -89,7 +90,7 @@ class RankingRule(Rule):
                 before = before[group_start + position]
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = np.where(totals > 0, before / totals, 1.0)
-            band = np.searchsorted(self.cumulative, share, side="right")
+            band = np.searchsorted(self.cumulative - 1e-12, share, side="right")
         band = np.minimum(band, len(self.band_labels) - 1)
         band_of = np.empty(n, dtype=np.int64)
         band_of[order] = band

@@ -1,0 +1,150 @@
+"""The `kam` command: check and test rule books, evaluate account tables, run the demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+from tqdm import tqdm
+
+from . import ruletests
+from .errors import InputError, RuleBookError
+from .portfolio import format_of, read_table, write_table
+from .rulebook import RuleBook
+
+PROGRESS_FROM = 50_000  # accounts; below this an evaluation takes well under a second
+
+
+@click.group()
+@click.version_option(package_name="kam-rules")
+def main() -> None:
+    """KAM Rules: key-account tiering, entitlements, credit and loyalty rules."""
+
+
+@main.group()
+def rules() -> None:
+    """Check and test a rule book."""
+
+
+def _load(folder: str) -> RuleBook:
+    try:
+        return RuleBook.load(folder)
+    except RuleBookError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        errors = sum(p.is_error for p in e.problems)
+        raise click.ClickException(f"{errors} error(s) in {folder}") from None
+
+
+@rules.command("check")
+@click.argument("folder", default="rules/", type=click.Path(file_okay=False))
+def rules_check(folder: str) -> None:
+    """Validate every rule file: prints `file:line:col: rule/row: message`, exits 1 on any error."""
+    book = _load(folder)
+    for p in book.problems:
+        click.echo(str(p))
+    warnings = f", {len(book.problems)} warning(s)" if book.problems else ""
+    click.echo(f"{folder}: {len(book.rules)} rules OK{warnings}")
+
+
+@rules.command("test")
+@click.argument("folder", default="rules/", type=click.Path(file_okay=False))
+def rules_test(folder: str) -> None:
+    """Run the rule tests in FOLDER/tests/ against the rules in FOLDER."""
+    book = _load(folder)
+    run = ruletests.run(book, ruletests.case_files(folder))
+    for p in run.problems:
+        click.echo(str(p), err=True)
+    for r in run.failed:
+        click.echo(str(r), err=True)
+    passed = sum(r.passed for r in run.results)
+    click.echo(f"{passed} passed, {len(run.failed)} failed")
+    if not run.passed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="csv, xlsx or json")
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+@click.option("--explain", is_flag=True, help="add an `explanation` column with each account's trace")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
+def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str, as_of: dt.datetime | None) -> None:
+    """Evaluate the accounts in INPUT; write every good row to OUTPUT and the bad ones, with their errors,
+    to OUTPUT's name + `.errors.csv`."""
+    book = _load(rules_dir)
+    try:
+        format_of(output)
+        frame = read_table(input_path)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    bar = tqdm(total=len(book.rules), desc="rules", unit="rule", disable=len(frame) < PROGRESS_FROM, file=sys.stderr)
+    ev = book.evaluate(frame, as_of=as_of.date() if as_of else None, progress=lambda _: bar.update())
+    bar.close()
+    result = ev.frame
+    if explain:
+        result = result.assign(explanation=[ev.explain(i).text(lang) for i in range(len(result))])
+    good = ev.ok
+    write_table(result[good], output)
+    errors_path = Path(output).with_suffix(".errors.csv")
+    header_lines = 1 if format_of(input_path) in ("csv", "xlsx") else 0
+    if not good.all():
+        bad = pd.DataFrame([{"row": e.row + 1, "line": e.row + 1 + header_lines, "rule": e.rule, "field": e.field,
+                             "message": e.message} for e in ev.errors])
+        write_table(bad, errors_path, "csv")
+    elif errors_path.exists():
+        errors_path.unlink()  # a stale errors file from an earlier run would mislead
+    for e in ev.errors[:20]:
+        line = e.row + 1 + header_lines
+        click.echo(f"{input_path}:{line}: {e.rule or 'input'}/{e.field or '-'}: {e.message}", err=True)
+    if ev.missing_fields:
+        click.echo(f"note: no column for {', '.join(ev.missing_fields)}; treated as empty", err=True)
+    summary = f"{int(good.sum())} of {len(result)} accounts written to {output}"
+    if not good.all():
+        summary += f"; {int((~good).sum())} with errors in {errors_path}"
+    click.echo(summary, err=True)
+
+
+@main.command()
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+@click.option("--accounts", default=2000, show_default=True, help="size of the synthetic demo portfolio")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def demo(rules_dir: str, accounts: int, lang: str) -> None:
+    """Evaluate the rule book on a synthetic demo portfolio and print the tier summary."""
+    from .demo import synthetic_portfolio
+
+    book = _load(rules_dir)
+    frame = synthetic_portfolio(accounts)
+    ev = book.evaluate(frame, as_of="2026-11-23")
+    click.echo(demo_summary(ev.frame, lang))
+    top = int(frame["revenue_12m"].idxmax())
+    click.echo(f"\n— {frame.loc[top, 'account_name']} ({frame.loc[top, 'account_id']}) —")
+    click.echo(ev.explain(top).text(lang))
+
+
+def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
+    """The customer pyramid, the Pareto share and credit status counts of an evaluated portfolio."""
+    zh = lang == "zh"
+    n = len(result)
+    total = result["revenue_12m"].sum()
+    lines = [f"{'演示客户组合' if zh else 'Demo portfolio'}: {n:,} {'个客户' if zh else 'accounts'}", ""]
+    lines.append("客户金字塔 (等级 / 客户数 / 销售额占比):" if zh else "Customer pyramid (tier / accounts / revenue):")
+    by_tier = result.groupby("tier", observed=True)["revenue_12m"].agg(["count", "sum"])
+    for tier, row in by_tier.sort_index().iterrows():
+        bar = "█" * max(1, round(40 * row["count"] / n))
+        lines.append(f"  {tier}  {int(row['count']):>6,}  {row['sum'] / total:6.1%}  {bar}")
+    if "pareto_class" in result:
+        key = result["pareto_class"] == "key"
+        share = result.loc[key, "revenue_12m"].sum() / total
+        lines.append("")
+        lines.append(f"帕累托: {key.mean():.1%} 的客户贡献了 {share:.1%} 的销售额" if zh
+                     else f"Pareto: {key.mean():.1%} of accounts make {share:.1%} of revenue")
+    if "credit_status" in result:
+        counts = result["credit_status"].value_counts()
+        lines.append("")
+        lines.append(("信用状态: " if zh else "Credit status: ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return "\n".join(lines)
