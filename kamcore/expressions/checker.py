@@ -43,10 +43,9 @@ class Checker:
         t = self.resolve(node.name)
         if t is None:
             close = difflib.get_close_matches(node.name, self.known, n=1)
+            hint = f'if you meant the text, write "{node.name}" in double quotes'
             if close:
-                hint = f"did you mean {close[0]}?"
-            else:
-                hint = f'if you meant the text, write "{node.name}" in double quotes'
+                hint = f"did you mean {close[0]}? {hint[0].upper()}{hint[1:]}"
             raise UnknownName(f"unknown field {node.name!r}", self.text, node.pos, hint)
         if t == Type.LIST:
             raise self.fail(node, f"{node.name!r} is a list (from a COLLECT table) and cannot be used here")

@@ -34,36 +34,19 @@ def parse_unary_tests(text: str) -> ast.UnaryTests:
     lead = len(text) - len(text.lstrip())
     if stripped in ("", "-"):
         return ast.UnaryTests(lead, [], is_any=True)
-    inner = _negation_body(stripped)
-    if inner is not None:
-        start = lead + stripped.index("(") + 1
-        tests = _positive_tests(text, start, start + len(inner))
-        return ast.UnaryTests(lead, tests, negated=True)
+    m = re.match(r"not\s*\(", stripped)
+    if m and stripped.endswith(")"):
+        # `not(...)` around the whole cell. Brackets cannot be matched up front because intervals such as
+        # `[1..2)` mix them, so try the inside as tests; `not(a) or not(b)` fails there and is parsed whole.
+        start = lead + m.end()
+        try:
+            return ast.UnaryTests(lead, _positive_tests(text, start, lead + len(stripped) - 1), negated=True)
+        except ExpressionSyntaxError as inner:
+            try:
+                return ast.UnaryTests(lead, _positive_tests(text, 0, len(text)))
+            except ExpressionSyntaxError:
+                raise inner from None
     return ast.UnaryTests(lead, _positive_tests(text, 0, len(text)))
-
-
-def _negation_body(text: str) -> str | None:
-    """The inside of `not( ... )` when the whole cell is one negation, else None."""
-    m = re.match(r"not\s*\(", text)
-    if not m:
-        return None
-    depth, in_string = 0, False
-    for i in range(m.end() - 1, len(text)):
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                continue
-            if ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return text[m.end() : i] if i == len(text) - 1 else None
-    return None
 
 
 def _positive_tests(text: str, start: int, end: int) -> list[ast.Node]:
