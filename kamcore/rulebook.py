@@ -191,7 +191,8 @@ class _Loader:
                          schema: type, rule_id: str | None = None) -> None:
         for rel, message in schemas.flatten(e.messages):
             hint = schemas.hint_for(rel, message, schema)
-            self.problems.append(positions.problem(path + rel, _plain(rel, message), rule=rule_id, hint=hint))
+            self.problems.append(positions.problem(path + rel, _plain(rel, message), rule=rule_id, hint=hint,
+                                                   at_key=message.startswith("Unknown field")))
 
     def _check_outputs(self) -> None:
         writer: dict[str, Rule] = {}

@@ -21,22 +21,27 @@ class Positions:
 
     file: str
     marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)  # where the key of a mapping entry is
     styles: dict[Path, str | None] = field(default_factory=dict)
+
+    def nearest(self, path: Path) -> Path:
+        """`path` itself if it has a position, else its nearest ancestor that has one."""
+        while path and path not in self.marks:
+            path = path[:-1]
+        return path
 
     def at(self, path: Path) -> tuple[int | None, int | None]:
         """The position of `path`, or of its nearest ancestor that has one."""
-        while path:
-            if path in self.marks:
-                return self.marks[path]
-            path = path[:-1]
-        return self.marks.get((), (None, None))
+        return self.marks.get(self.nearest(path), (None, None))
 
     def problem(self, path: Path, message: str, *, rule: str | None = None, row: str | None = None,
-                hint: str | None = None, severity: str = "error", offset: int | None = None) -> Problem:
-        line, col = self.at(path)
-        if offset is not None and col is not None and path in self.marks:
-            # Point inside a one-line scalar: its column plus the offset, past an opening quote.
-            col += offset + (1 if self.styles.get(path) in ("'", '"') else 0)
+                hint: str | None = None, severity: str = "error", offset: int | None = None,
+                at_key: bool = False) -> Problem:
+        found = self.nearest(path)
+        line, col = self.key_marks.get(found) if at_key and found in self.key_marks else self.at(found)
+        if offset is not None and col is not None and found in self.styles:
+            # Point inside a scalar: its column plus the offset, past an opening quote.
+            col += offset + (1 if self.styles[found] in ("'", '"') else 0)
         return Problem(message, self.file, line, col, rule, row, hint, severity)
 
 
@@ -73,6 +78,7 @@ def load(text: str, file: str) -> tuple[Any, Positions]:
 
 
 _CONSTRUCTOR = yaml.SafeLoader(stream="")
+_PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 
 
 def _value(node: yaml.Node, path: Path, positions: Positions, budget: list[int]) -> Any:
@@ -81,6 +87,9 @@ def _value(node: yaml.Node, path: Path, positions: Positions, budget: list[int])
         raise YamlError(positions.problem(path, f"document expands to more than {MAX_NODES} values",
                                           hint="do not use YAML aliases (*name) to repeat large parts"))
     positions.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        raise YamlError(positions.problem(path, f"unsupported YAML tag {node.tag!r}",
+                                          hint="only plain values, lists and mappings"))
     if isinstance(node, yaml.ScalarNode):
         positions.styles[path] = node.style
         return _CONSTRUCTOR.construct_object(node, deep=True)
@@ -96,6 +105,7 @@ def _value(node: yaml.Node, path: Path, positions: Positions, budget: list[int])
                 line = key_node.start_mark.line + 1
                 raise YamlError(Problem(f"key {key!r} appears twice", positions.file, line,
                                         key_node.start_mark.column + 1, hint="remove or rename one of them"))
+            positions.key_marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _value(value_node, path + (key,), positions, budget)
         return out
     raise YamlError(positions.problem(path, "unsupported YAML node"))

@@ -228,18 +228,20 @@ class DecisionTableRule(Rule):
                 m = hit if m is None else m & hit
             matched[r] = True if m is None else m
         matched[:, invalid] = False
+        # A row with a disallowed input matches nothing and gets null outputs, never the default.
         if self.hit_policy in SINGLE_HIT:
             selected, violation = self._select(matched, state)
+            violation = violation | invalid
             for name in self.output_names:
                 state.columns[name] = self._gather(name, selected, violation, state)
-        elif self.aggregation:
-            selected, violation = None, np.zeros(n, dtype=bool)
-            state.columns[self.output_names[0]] = self._aggregate(matched, state)
         else:
-            selected, violation = None, np.zeros(n, dtype=bool)
-            self._collect(matched, state)
-        state.traces[self.id] = {"values": values, "matched": matched, "selected": selected,
-                                 "violation": violation | invalid}
+            selected, violation = None, invalid
+            if self.aggregation:
+                total = self._aggregate(matched, state)
+                state.columns[self.output_names[0]] = V.number(np.where(invalid, np.nan, total.data))
+            else:
+                self._collect(matched, invalid, state)
+        state.traces[self.id] = {"values": values, "matched": matched, "selected": selected, "violation": violation}
 
     def _row_values(self, j: int, state: State) -> list[Vec]:
         """The value each row gives for output j, as a column (scalar for literals)."""
@@ -348,7 +350,7 @@ class DecisionTableRule(Rule):
             out = np.where(matched, values, -np.inf).max(axis=0)
         return V.number(np.where(none, fallback, np.where(has_null, np.nan, out)))
 
-    def _collect(self, matched: np.ndarray, state: State) -> None:
+    def _collect(self, matched: np.ndarray, invalid: np.ndarray, state: State) -> None:
         """RULE ORDER / OUTPUT ORDER / COLLECT: one list per account and output (no match: default or null)."""
         n = state.n
         rows_idx, acc_idx = np.nonzero(matched)
@@ -365,6 +367,7 @@ class DecisionTableRule(Rule):
             lists = np.empty(n, dtype=object)
             for i, chunk in enumerate(np.split(np.array(flat + [None], dtype=object)[:-1], bounds)):
                 lists[i] = list(chunk) if len(chunk) else ([default] if default is not None else None)
+            lists[invalid] = None
             state.columns[name] = Vec(Type.LIST, lists)
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
