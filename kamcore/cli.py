@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import ruletests
-from .errors import InputError, RuleBookError
+from .errors import InputError, Problem, RuleBookError
 from .portfolio import format_of, read_table, write_table
 from .rulebook import RuleBook
 
@@ -29,12 +30,19 @@ def rules() -> None:
     """Check and test a rule book."""
 
 
+def _shown(problem: Problem, folder: str) -> str:
+    """A problem with its file named as the user would open it (relative to where they ran `kam`)."""
+    if problem.file is None:
+        return str(problem)
+    return str(replace(problem, file=(Path(folder) / problem.file).as_posix()))
+
+
 def _load(folder: str) -> RuleBook:
     try:
         return RuleBook.load(folder)
     except RuleBookError as e:
         for p in e.problems:
-            click.echo(str(p), err=True)
+            click.echo(_shown(p, folder), err=True)
         errors = sum(p.is_error for p in e.problems)
         raise click.ClickException(f"{errors} error(s) in {folder}") from None
 
@@ -45,7 +53,7 @@ def rules_check(folder: str) -> None:
     """Validate every rule file: prints `file:line:col: rule/row: message`, exits 1 on any error."""
     book = _load(folder)
     for p in book.problems:
-        click.echo(str(p))
+        click.echo(_shown(p, folder))
     warnings = f", {len(book.problems)} warning(s)" if book.problems else ""
     click.echo(f"{folder}: {len(book.rules)} rules OK{warnings}")
 
@@ -57,7 +65,7 @@ def rules_test(folder: str) -> None:
     book = _load(folder)
     run = ruletests.run(book, ruletests.case_files(folder))
     for p in run.problems:
-        click.echo(str(p), err=True)
+        click.echo(_shown(p, folder), err=True)
     for r in run.failed:
         click.echo(str(r), err=True)
     passed = sum(r.passed for r in run.results)

@@ -51,25 +51,24 @@ class Columns:
 def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
     """Find each needed field in the table (by name or any header alias) and read it as its type."""
     n = len(frame)
-    by_field: dict[str, str] = {}
+    by_field: dict[str, list[str]] = {}
     for header in frame.columns:
         name = header if header in needed else dictionary.field_for_header(str(header))
-        if name in needed and name not in by_field:
-            by_field[name] = header
+        if name in needed:
+            by_field.setdefault(name, []).append(header)
     values: dict[str, Vec] = {}
     errors: list[RowError] = []
     excluded = np.zeros(n, dtype=bool)
     missing = []
     for name, type_ in needed.items():
         type_ = type_ or Type.STRING
-        header = by_field.get(name)
-        if header is None:
+        headers = by_field.get(name)
+        if not headers:
             missing.append(name)
             values[name] = V.null(type_).full(n)
             continue
-        column = frame[header]
-        if isinstance(column, pd.DataFrame):  # the same header twice: take the first
-            column = column.iloc[:, 0]
+        column = _combined(frame, headers)
+        header = headers[0]
         vec, bad = V.coerce(column, type_)
         values[name] = vec.full(n)
         for i in np.flatnonzero(bad):
@@ -77,7 +76,20 @@ def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], diction
                                    f"(column {header!r})"))
         excluded |= bad
     errors.sort(key=lambda e: (e.row, e.field or ""))
-    return Columns(values, errors, excluded, missing, {k: str(v) for k, v in by_field.items()})
+    return Columns(values, errors, excluded, missing, {k: str(v[0]) for k, v in by_field.items()})
+
+
+def _combined(frame: pd.DataFrame, headers: list[str]) -> pd.Series:
+    """One column from every header that means the same field (records of one batch may spell it
+    differently, e.g. `近12个月销售额` and `Revenue (12m)`): the first non-empty value wins."""
+    columns = []
+    for h in dict.fromkeys(headers):
+        part = frame[h]
+        columns.extend(part.items() if isinstance(part, pd.DataFrame) else [(h, part)])
+    column = columns[0][1]
+    for _, other in columns[1:]:
+        column = column.astype(object).where(column.notna(), other.astype(object))
+    return column
 
 
 # --- files -------------------------------------------------------------------------------------------------

@@ -68,8 +68,9 @@ class RankingRule(Rule):
         starts = np.r_[True, g[1:] != g[:-1]] if n else np.zeros(0, bool)
         group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, np.int64)
         group_id = np.cumsum(starts) - 1
-        # Unreadable rows (excluded) sort last and take no share of the bands; null measures do (ranked last).
-        counted = (~state.excluded[order]).astype(np.float64)
+        # Accounts are banded among those with a measure; empty measures go to the last band (and are reported),
+        # unreadable rows (excluded) get no band at all.
+        counted = (~missing[order]).astype(np.float64)
         sizes = np.bincount(group_id, weights=counted).astype(np.int64)[group_id] if n else np.zeros(0, np.int64)
         position = np.arange(n) - group_start  # 0-based rank within the group
         if self.together:
@@ -80,7 +81,9 @@ class RankingRule(Rule):
         # measure (pareto). Band k holds the accounts whose share above is below the k-th cumulative share.
         if self.method == "quantile":
             share = position / np.maximum(sizes, 1)
-            band = (position[None, :] >= self.cumulative[:, None] * sizes[None, :] - 1e-9).sum(axis=0)
+            # Round away float noise (0.1 + 0.2 != 0.3) before taking the whole-account boundary.
+            bounds = np.ceil(np.round(self.cumulative[:, None] * sizes[None, :], 6))
+            band = (position[None, :] >= bounds).sum(axis=0)
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
             running = np.cumsum(m)
@@ -91,7 +94,7 @@ class RankingRule(Rule):
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = np.where(totals > 0, before / totals, 1.0)
             band = np.searchsorted(self.cumulative - 1e-12, share, side="right")
-        band = np.minimum(band, len(self.band_labels) - 1)
+        band = np.where(missing[order], len(self.band_labels) - 1, np.minimum(band, len(self.band_labels) - 1))
         band_of = np.empty(n, dtype=np.int64)
         band_of[order] = band
         band_of[state.excluded] = len(self.band_labels)

@@ -73,6 +73,8 @@ class ScorecardRule(Rule):
             trace["values"].append(value)
             trace["band"].append(band)
             trace["points"].append(points)
+        # Weighted points are human-scale; rounding away float noise keeps 0.7 * 85 + 0.1 * 5 at 60, on its cut-off.
+        total = np.round(total, 9)
         state.columns[self.score_name] = V.number(total)
         if self.grade:
             cutoffs = self.grade["cutoffs"]

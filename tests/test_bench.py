@@ -1,0 +1,43 @@
+"""The benchmark's engine-vs-numpy equality check, run on a tiny portfolio (correctness only, never speed)."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "evaluate.py"
+
+
+def load_bench():
+    with mock.patch.dict(os.environ):  # the script pins numpy to one thread; keep that out of this process
+        spec = importlib.util.spec_from_file_location("bench_evaluate", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_engine_equals_hand_written_numpy():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "3000", "--repeat", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3,000 accounts: engine" in done.stdout
+
+
+def test_the_check_catches_a_difference():
+    bench = load_bench()
+    from kamcore import RuleBook
+    from kamcore.demo import synthetic_portfolio
+
+    book = RuleBook.load(bench.BOOK)
+    df = synthetic_portfolio(500, seed=bench.SEED)
+    got, want = bench.engine(book, df), bench.by_hand(df)
+    assert bench.differences(got, want, list(book.outputs)) == []
+    want.loc[3, "tier"] = None  # a null where the engine has a value
+    want.loc[[5, 8], "utilisation"] = -1.0
+    problems = bench.differences(got, want, list(book.outputs))
+    assert [p.split(":")[0] for p in problems] == ["tier", "utilisation"]
+    assert "1 of 500 rows differ" in problems[0]
+    assert "2 of 500 rows differ" in problems[1]
