@@ -82,7 +82,8 @@ def test_formulas_within_a_rule_read_earlier_ones_only():
 
 
 @pytest.mark.parametrize("rules, message, line, col", [
-    ("rules:\n  - id: f\n    kind: formula\n    label: F\n    formulas: {m: revenu / 2}\n", "unknown field 'revenu'", 5, 19),
+    ("rules:\n  - id: f\n    kind: formula\n    label: F\n    formulas: {m: revenu / 2}\n",
+     "unknown field 'revenu'", 5, 19),
     ("rules:\n  - id: f\n    kind: formula\n    label: F\n    formulas: {m: '\"a\" + 1'}\n", "cannot add text", 5, 20),
     ("rules:\n  - id: f\n    kind: formla\n    label: F\n", "unknown rule kind 'formla'", 3, 11),
     ("rules:\n  - id: f\n    kind: formula\n    labl: F\n    formulas: {m: 1}\n", "unknown key 'labl'", 4, 5),

@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kamcore.errors import ExpressionSyntaxError, ExpressionTypeError, UnknownName
-from kamcore.expressions import Expression, UnaryTest, parse_expression, parse_unary_tests
-from kamcore.expressions import ast
+from kamcore.expressions import Expression, UnaryTest, ast, parse_expression, parse_unary_tests
 from kamcore.expressions import vectors as V
 from kamcore.expressions.types import Type
 
