@@ -359,3 +359,14 @@ def test_cell_error_column_points_inside_the_cell():
     # the cell's quoted text starts at column 26 of line 11; `revenu` is 3 characters in
     assert (p.line, p.col) == (11, 30)
     assert "did you mean revenue?" in p.hint
+
+
+def test_uncovered_input_space_is_a_warning_only_when_an_output_has_no_default():
+    rows = """
+        - {when: {revenue: ">= 100"}, then: A}
+        - {when: {revenue: "[0..50)"}, then: B}
+    """
+    b = tier_table("UNIQUE", rows, default="label: tier")
+    gap = next(p for p in b.problems if "no row matches" in p.message)
+    assert gap.severity == "warning" and "revenue = " in gap.message and "default" in gap.hint
+    assert not [p for p in tier_table("UNIQUE", rows).problems if "no row matches" in p.message]
