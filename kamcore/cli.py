@@ -67,7 +67,7 @@ def rules_test(folder: str) -> None:
     for p in run.problems:
         click.echo(_shown(p, folder), err=True)
     for r in run.failed:
-        click.echo(str(r), err=True)
+        click.echo(str(replace(r, file=(Path(folder) / r.file).as_posix())), err=True)
     passed = sum(r.passed for r in run.results)
     click.echo(f"{passed} passed, {len(run.failed)} failed")
     if not run.passed:

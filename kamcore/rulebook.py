@@ -191,7 +191,7 @@ class _Loader:
                          schema: type, rule_id: str | None = None) -> None:
         for rel, message in schemas.flatten(e.messages):
             hint = schemas.hint_for(rel, message, schema)
-            self.problems.append(positions.problem(path + rel, _plain(rel, message), rule=rule_id, hint=hint,
+            self.problems.append(positions.problem(path + rel, schemas.plain(rel, message), rule=rule_id, hint=hint,
                                                    at_key=message.startswith("Unknown field")))
 
     def _check_outputs(self) -> None:
@@ -245,13 +245,3 @@ class _Loader:
             for name, out in r.outputs.items():
                 # A broken rule's outputs stay visible as untyped, so rules using them do not cascade errors.
                 types[name] = out.type if (out.type and not r.ctx.failed) else Type.NULL
-
-
-def _plain(path: tuple, message: str) -> str:
-    """marshmallow's wording, made specific to the field at hand."""
-    name = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
-    if message.startswith("Unknown field"):
-        return f"unknown key {name!r}"
-    if message.startswith("Missing data"):
-        return f"{name!r} is required"
-    return f"{name}: {message[0].lower() + message[1:] if message else message}"

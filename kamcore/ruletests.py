@@ -110,7 +110,9 @@ def run(book: RuleBook, files: list[SourceFile]) -> TestRun:
                 case = _Case().load(raw)
             except ValidationError as e:
                 for rel, message in schemas.flatten(e.messages):
-                    problems.append(positions.problem(path + rel, message))
+                    problems.append(positions.problem(path + rel, schemas.plain(rel, message),
+                                                      hint=schemas.hint_for(rel, message, _Case),
+                                                      at_key=message.startswith("Unknown field")))
                 continue
             results.append(_run_case(book, case, f.path, positions.at(path)[0]))
     return TestRun(results, problems)

@@ -297,3 +297,13 @@ def hint_for(path: tuple[Any, ...], message: str, schema: type[Schema] | None) -
     if message.startswith("Missing data"):
         return f"add {path[-1]!r}" if path else None
     return None
+
+
+def plain(path: tuple[Any, ...], message: str) -> str:
+    """marshmallow's wording, made specific to the field at hand."""
+    name = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+    if message.startswith("Unknown field"):
+        return f"unknown key {name!r}"
+    if message.startswith("Missing data"):
+        return f"{name!r} is required"
+    return f"{name}: {message[0].lower() + message[1:] if message else message}"

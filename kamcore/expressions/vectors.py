@@ -311,6 +311,8 @@ def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:
 def _date_text(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip().replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-")
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        return pd.Timestamp(EXCEL_EPOCH + np.timedelta64(int(value), "D"))  # an Excel day number among text dates
     return value
 
 

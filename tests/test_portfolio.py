@@ -1,0 +1,248 @@
+"""Account tables in and out: csv / xlsx / json files, 中文 or English headers, and cells coerced to field types."""
+
+import datetime as dt
+import json
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from kamcore import InputError, RuleBook
+from kamcore.portfolio import read_table, write_table
+
+AS_OF = "2026-01-01"
+FIELDS = """
+fields:
+  - name: account_id
+    type: string
+    label: {zh: 客户编号, en: Account ID}
+    aliases: [客户ID]
+  - name: revenue_12m
+    type: number
+    label: {zh: 近12个月销售额, en: Revenue (12m)}
+    aliases: [销售额]
+  - name: margin
+    type: number
+  - name: last_order
+    type: date
+    label: {zh: 最近下单日期, en: Last order date}
+"""
+# Copies each input to an output, so what was read can be seen through the public API.
+ECHO = """
+rules:
+  - id: echo
+    kind: formula
+    label: Echo
+    formulas:
+      acct: account_id
+      rev: revenue_12m
+      mgn: margin
+      last: last_order
+      big: if revenue_12m >= 1000 then "yes" else "no"
+"""
+CHINESE_CSV = "客户编号,近12个月销售额\nC1,1000\nC2,2500.5\n"
+
+
+@pytest.fixture(scope="module")
+def book():
+    return RuleBook.from_files({"fields.yaml": FIELDS, "echo.yaml": ECHO})
+
+
+def outputs(book, accounts):
+    ev = book.evaluate(accounts, as_of=AS_OF)
+    return [ev.outputs(i) for i in range(len(ev.frame))]
+
+
+# --- files ---------------------------------------------------------------------------------------------------
+
+
+def test_csv_in_utf8_with_bom_reads_chinese_headers(tmp_path, book):
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(CHINESE_CSV.encode("utf-8-sig"))
+    frame = read_table(path)
+    assert list(frame.columns) == ["客户编号", "近12个月销售额"]  # no BOM glued to the first header
+    assert [(o["acct"], o["rev"]) for o in outputs(book, frame)] == [("C1", 1000), ("C2", 2500.5)]
+
+
+def test_csv_in_gbk_reads_chinese_headers(tmp_path, book):
+    path = tmp_path / "accounts.csv"
+    path.write_bytes((CHINESE_CSV + "C3,￥3000\n").encode("gbk"))
+    frame = read_table(path)
+    assert list(frame.columns) == ["客户编号", "近12个月销售额"]
+    assert [(o["acct"], o["rev"]) for o in outputs(book, frame)] == [("C1", 1000), ("C2", 2500.5), ("C3", 3000)]
+
+
+def test_read_table_from_bytes_needs_a_format():
+    assert read_table(CHINESE_CSV.encode("gbk"), "csv")["客户编号"].tolist() == ["C1", "C2"]
+    with pytest.raises(InputError, match="format"):
+        read_table(CHINESE_CSV.encode("utf-8"))
+
+
+@pytest.mark.parametrize("ext", ["csv", "xlsx", "json"])
+def test_write_then_read_round_trips(tmp_path, ext):
+    frame = pd.DataFrame({"客户编号": ["C1", "C2", "C3"], "近12个月销售额": [1000.5, None, 3.0],
+                          "tier": ["A", None, "客"]})
+    path = tmp_path / f"out.{ext}"
+    write_table(frame, path)
+    back = read_table(path)
+    assert list(back.columns) == ["客户编号", "近12个月销售额", "tier"]
+    assert back["客户编号"].tolist() == ["C1", "C2", "C3"]
+    assert pd.to_numeric(back["近12个月销售额"]).tolist() == pytest.approx([1000.5, float("nan"), 3.0], nan_ok=True)
+    assert back["tier"].isna().tolist() == [False, True, False]
+    assert back["tier"][2] == "客"
+
+
+def test_written_csv_has_a_bom_so_excel_shows_chinese(tmp_path):
+    path = tmp_path / "out.csv"
+    write_table(pd.DataFrame({"客户编号": ["C1"]}), path)
+    assert path.read_bytes().startswith("\ufeff客户编号".encode())
+
+
+def test_written_lists_become_comma_text_in_csv_but_stay_lists_in_json(tmp_path):
+    frame = pd.DataFrame({"perks": [["lounge", "gift"], []]})
+    write_table(frame, tmp_path / "out.csv")
+    write_table(frame, tmp_path / "out.json")
+    assert read_table(tmp_path / "out.csv")["perks"].fillna("").tolist() == ["lounge, gift", ""]
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == [
+        {"perks": ["lounge", "gift"]}, {"perks": []}]
+
+
+def test_xlsx_written_with_openpyxl_is_read(tmp_path, book):
+    sheet_book = openpyxl.Workbook()
+    sheet = sheet_book.active
+    sheet.append(["客户编号", "Revenue (12m)", "最近下单日期"])
+    sheet.append(["C1", 1200, dt.datetime(2024, 5, 6)])
+    sheet.append(["C2", None, None])
+    sheet_book.save(tmp_path / "accounts.xlsx")
+    got = outputs(book, read_table(tmp_path / "accounts.xlsx"))
+    assert [(o["acct"], o["rev"], o["last"]) for o in got] == [("C1", 1200, dt.date(2024, 5, 6)), ("C2", None, None)]
+
+
+def test_json_list_of_records(tmp_path, book):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps([{"account_id": "C1", "revenue_12m": 5}, {"客户编号": "C2"}], ensure_ascii=False),
+                    encoding="utf-8")
+    frame = read_table(path)
+    assert len(frame) == 2
+    assert [o["rev"] for o in outputs(book, frame)] == [5, None]
+
+
+def test_json_object_with_accounts_list(tmp_path, book):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps({"as_of": "2026-01-01", "accounts": [
+        {"account_id": "C1", "revenue_12m": 5000}, {"account_id": "C2", "revenue_12m": 10}]}), encoding="utf-8")
+    got = outputs(book, read_table(path))
+    assert [(o["acct"], o["big"]) for o in got] == [("C1", "yes"), ("C2", "no")]
+
+
+@pytest.mark.parametrize("name", ["accounts.parquet", "accounts.xml", "accounts"])
+def test_unknown_format_is_an_input_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(InputError, match="unknown format"):
+        read_table(path)
+    with pytest.raises(InputError, match="unknown format"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / f"out-{name}")
+    assert not (tmp_path / f"out-{name}").exists()
+
+
+def test_missing_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_table(tmp_path / "nope.csv")
+
+
+# --- headers and cells ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["revenue_12m", "近12个月销售额", "Revenue (12m)", "REVENUE（12M）", "revenue 12m",
+                                    "销售额", " 近12个月销售额 "])
+def test_headers_map_to_fields_by_name_label_or_alias(book, header):
+    ev = book.evaluate(pd.DataFrame({header: [1500], "客户ID": ["C9"]}), as_of=AS_OF)
+    assert ev.headers == {"revenue_12m": header, "account_id": "客户ID"}
+    assert ev.outputs(0)["rev"] == 1500 and ev.outputs(0)["acct"] == "C9"
+    assert "revenue_12m" not in ev.missing_fields
+
+
+def test_records_of_one_batch_may_spell_a_field_with_different_headers(book):
+    got = outputs(book, [{"客户编号": "C1", "近12个月销售额": 1000}, {"account_id": "C2", "Revenue (12m)": "2,000"},
+                         {"Account ID": "C3", "REVENUE（12M）": None}])
+    assert [(o["acct"], o["rev"]) for o in got] == [("C1", 1000), ("C2", 2000), ("C3", None)]
+
+
+def test_a_bad_cell_error_names_the_header_it_was_read_from(book):
+    ev = book.evaluate([{"近12个月销售额": 1000}, {"Revenue (12m)": "lots"}], as_of=AS_OF)
+    [error] = ev.errors
+    assert (error.row, error.field) == (1, "revenue_12m")
+    assert "(column 'Revenue (12m)')" in error.message
+
+
+def test_an_unknown_header_leaves_the_field_missing(book):
+    ev = book.evaluate(pd.DataFrame({"Umsatz": [1500]}), as_of=AS_OF)
+    assert "revenue_12m" in ev.missing_fields
+    assert ev.outputs(0)["rev"] is None
+
+
+@pytest.mark.parametrize(("cell", "value"), [
+    ("1,000", 1000), ("¥2,500", 2500), ("￥2,500.50", 2500.5), ("25%", 0.25), ("12.5 %", 0.125),
+    (" 42 ", 42), ("-3", -3), ("RMB 1 000 元", 1000),
+])
+def test_number_cells_with_separators_currency_and_percent_parse(book, cell, value):
+    ev = book.evaluate(pd.DataFrame({"revenue_12m": [cell], "margin": [cell]}), as_of=AS_OF)
+    assert ev.errors == []
+    assert ev.outputs(0)["rev"] == pytest.approx(value)
+    assert ev.outputs(0)["mgn"] == pytest.approx(value)
+
+
+def test_blank_cells_are_null_not_errors(tmp_path, book):
+    path = tmp_path / "accounts.csv"
+    path.write_text("account_id,revenue_12m,last_order\nC1,,\nC2,  ,  \n", encoding="utf-8")
+    ev = book.evaluate(read_table(path), as_of=AS_OF)
+    assert ev.errors == []
+    assert [ev.outputs(i)["rev"] for i in range(2)] == [None, None]
+
+
+def test_a_bad_cell_is_a_row_error_and_other_rows_still_evaluate(tmp_path, book):
+    path = tmp_path / "accounts.csv"
+    path.write_text("客户编号,近12个月销售额\nC1,1000\nC2,lots\nC3,5\n", encoding="utf-8")
+    ev = book.evaluate(read_table(path), as_of=AS_OF)
+    [error] = ev.errors
+    assert (error.row, error.field, error.rule) == (1, "revenue_12m", None)
+    assert "'lots'" in error.message and "近12个月销售额" in error.message
+    assert ev.ok.tolist() == [True, False, True]
+    assert ev.outputs(1) == dict.fromkeys(["acct", "rev", "mgn", "last", "big"])
+    assert [(ev.outputs(i)["acct"], ev.outputs(i)["big"]) for i in (0, 2)] == [("C1", "yes"), ("C3", "no")]
+    assert ev.frame["big"].isna().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(("cell", "day"), [
+    ("2024-02-03", dt.date(2024, 2, 3)), ("2024/2/3", dt.date(2024, 2, 3)), ("2024年3月4日", dt.date(2024, 3, 4)),
+    (" 2024-12-31 ", dt.date(2024, 12, 31)),
+])
+def test_date_text_in_iso_slash_and_chinese_forms(book, cell, day):
+    ev = book.evaluate(pd.DataFrame({"最近下单日期": [cell]}), as_of=AS_OF)
+    assert ev.errors == []
+    assert ev.outputs(0)["last"] == day
+
+
+def test_an_impossible_date_is_a_row_error(book):
+    ev = book.evaluate(pd.DataFrame({"last_order": ["2024-02-03", "2024-13-45"]}), as_of=AS_OF)
+    assert [(e.row, e.field) for e in ev.errors] == [(1, "last_order")]
+    assert ev.outputs(0)["last"] == dt.date(2024, 2, 3)
+
+
+def test_excel_serial_numbers_are_dates(tmp_path, book):
+    frame = pd.DataFrame({"客户编号": ["C1", "C2", "C3"], "Last order date": [45000, 45352, None]})
+    write_table(frame, tmp_path / "serials.xlsx")
+    got = outputs(book, read_table(tmp_path / "serials.xlsx"))
+    assert [o["last"] for o in got] == [dt.date(2023, 3, 15), dt.date(2024, 3, 1), None]
+
+
+def test_excel_serial_number_beside_text_dates_in_one_column(tmp_path, book):
+    sheet_book = openpyxl.Workbook()
+    sheet = sheet_book.active
+    sheet.append(["最近下单日期"])
+    sheet.append([45000])
+    sheet.append(["2024/2/3"])
+    sheet_book.save(tmp_path / "mixed.xlsx")
+    got = outputs(book, read_table(tmp_path / "mixed.xlsx"))
+    assert [o["last"] for o in got] == [dt.date(2023, 3, 15), dt.date(2024, 2, 3)]
