@@ -141,41 +141,26 @@ class Comparison(Compiled):
 # --- logic -------------------------------------------------------------------------------------------------
 
 
-class And(Compiled):
+class Junction(Compiled):
+    """`and` / `or` over any number of parts, Kleene-style: false < null < true, so `and` is the minimum
+    and `or` the maximum; "definitely true" combines with & and |."""
+
     type = Type.BOOLEAN
 
-    def __init__(self, *parts: Compiled):
+    def __init__(self, op: str, *parts: Compiled):
         self.parts = parts
+        self.combine, self.combine_truth = (np.minimum, np.logical_and) if op == "and" else (np.maximum, np.logical_or)
 
     def eval(self, env: Env) -> Vec:
         out = _bool(self.parts[0].eval(env)).data
         for p in self.parts[1:]:
-            out = np.minimum(out, _bool(p.eval(env)).data)  # Kleene: false < null < true
+            out = self.combine(out, _bool(p.eval(env)).data)
         return Vec(Type.BOOLEAN, out)
 
     def truth(self, env: Env) -> np.ndarray:
         out = self.parts[0].truth(env)
         for p in self.parts[1:]:
-            out = out & p.truth(env)
-        return out
-
-
-class Or(Compiled):
-    type = Type.BOOLEAN
-
-    def __init__(self, *parts: Compiled):
-        self.parts = parts
-
-    def eval(self, env: Env) -> Vec:
-        out = _bool(self.parts[0].eval(env)).data
-        for p in self.parts[1:]:
-            out = np.maximum(out, _bool(p.eval(env)).data)
-        return Vec(Type.BOOLEAN, out)
-
-    def truth(self, env: Env) -> np.ndarray:
-        out = self.parts[0].truth(env)
-        for p in self.parts[1:]:
-            out = out | p.truth(env)
+            out = self.combine_truth(out, p.truth(env))
         return out
 
 
@@ -357,8 +342,7 @@ def _compile(node: ast.Node) -> Compiled:
     if isinstance(node, ast.Compare):
         return Comparison(node.op, compile_node(node.left), compile_node(node.right))
     if isinstance(node, ast.Logical):
-        parts = (compile_node(node.left), compile_node(node.right))
-        return And(*parts) if node.op == "and" else Or(*parts)
+        return Junction(node.op, compile_node(node.left), compile_node(node.right))
     if isinstance(node, ast.If):
         return IfOp(t, compile_node(node.cond), compile_node(node.then), compile_node(node.otherwise))
     if isinstance(node, ast.Call):
@@ -382,7 +366,7 @@ def compile_tests(node: ast.UnaryTests) -> Compiled:
         else:
             others.append(_compile_test(test))
     parts = ([Membership(literal_values)] if literal_values else []) + others
-    combined = parts[0] if len(parts) == 1 else Or(*parts)
+    combined = parts[0] if len(parts) == 1 else Junction("or", *parts)
     return Negation(combined) if node.negated else combined
 
 
@@ -393,7 +377,7 @@ def _compile_test(test: ast.Node) -> Compiled:
     if isinstance(test, ast.IntervalTest):
         low = Comparison(">=" if test.low_closed else ">", inp, compile_node(test.low))
         high = Comparison("<=" if test.high_closed else "<", inp, compile_node(test.high))
-        return And(low, high)
+        return Junction("and", low, high)
     if isinstance(test, ast.ValueTest):
         expr = compile_node(test.expr)
         return expr if test.is_condition else Comparison("=", inp, expr)
