@@ -67,32 +67,33 @@ def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], diction
             missing.append(name)
             values[name] = V.null(type_).full(n)
             continue
-        column, source = _combined(frame, headers)
+        column, names, source = _combined(frame, headers)
         vec, bad = V.coerce(column, type_)
         values[name] = vec.full(n)
         for i in np.flatnonzero(bad):
             errors.append(RowError(int(i), None, name, f"{column.iloc[i]!r} is not {type_.label} "
-                                   f"(column {source[i]!r})"))
+                                   f"(column {names[source[i]]!r})"))
         excluded |= bad
     errors.sort(key=lambda e: (e.row, e.field or ""))
     return Columns(values, errors, excluded, missing, {k: str(v[0]) for k, v in by_field.items()})
 
 
-def _combined(frame: pd.DataFrame, headers: list[str]) -> tuple[pd.Series, np.ndarray]:
+def _combined(frame: pd.DataFrame, headers: list[str]) -> tuple[pd.Series, list[str], np.ndarray]:
     """One column from every header that means the same field (records of one batch may spell it
-    differently, e.g. `近12个月销售额` and `Revenue (12m)`): the first non-empty value wins. Also returns,
-    per row, the header the value came from (for error messages)."""
+    differently, e.g. `近12个月销售额` and `Revenue (12m)`): the first non-empty value wins. Also returns the
+    headers and, per row, the index of the header its value came from (for error messages)."""
     columns = []
     for h in dict.fromkeys(headers):
         part = frame[h]
         columns.extend(part.items() if isinstance(part, pd.DataFrame) else [(h, part)])
+    names = [str(h) for h, _ in columns]
     column = columns[0][1]
-    source = np.full(len(frame), str(columns[0][0]), dtype=object)
-    for header, other in columns[1:]:
+    source = np.zeros(len(frame), dtype=np.int16)
+    for k, (_, other) in enumerate(columns[1:], start=1):
         take = (column.isna() & other.notna()).to_numpy()
         column = column.astype(object).where(~take, other.astype(object))
-        source[take] = str(header)
-    return column, source
+        source[take] = k
+    return column, names, source
 
 
 # --- files -------------------------------------------------------------------------------------------------

@@ -60,10 +60,14 @@ class RankingRule(Rule):
         missing = np.isnan(measure) | state.excluded
         groups = _sort_key(self.within.evaluate(cols, n, as_of).full(n)) if self.within else np.zeros(n, np.int64)
         ties = [_sort_key(t.evaluate(cols, n, as_of).full(n)) for t in self.tie_break]
-        primary = np.where(missing, 0.0, -measure if self.descending else measure)
-        last = np.isnan(measure).astype(np.int8) + 2 * state.excluded  # nulls after values, unreadable rows last
-        # np.lexsort sorts by the last key first: group, then nulls last, then measure, tie-breaks, input order.
-        order = np.lexsort((np.arange(n), *reversed(ties), primary, last, groups))
+        # One sort key: the measure, then empty measures (inf), then unreadable rows (NaN, which sorts last).
+        primary = np.where(state.excluded, np.nan, np.where(np.isnan(measure), np.inf,
+                                                              -measure if self.descending else measure))
+        if ties or self.within:
+            # np.lexsort is stable and sorts by its last key first: group, measure, tie-breaks, input order.
+            order = np.lexsort((*reversed(ties), primary, groups))
+        else:
+            order = np.argsort(primary, kind="stable")  # stable: ties keep input order
         g = groups[order]
         starts = np.r_[True, g[1:] != g[:-1]] if n else np.zeros(0, bool)
         group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, np.int64)
@@ -74,15 +78,17 @@ class RankingRule(Rule):
         sizes = np.bincount(group_id, weights=counted).astype(np.int64)[group_id] if n else np.zeros(0, np.int64)
         position = np.arange(n) - group_start  # 0-based rank within the group
         if self.together:
-            value = np.where(missing[order], np.inf, primary[order])
-            new_value = starts | np.r_[True, value[1:] != value[:-1]] if n else starts
+            value = primary[order]
+            same = (value[1:] == value[:-1]) | (np.isnan(value[1:]) & np.isnan(value[:-1]))
+            new_value = starts | np.r_[True, ~same] if n else starts
             position = np.maximum.accumulate(np.where(new_value, np.arange(n), 0)) - group_start
         # Both methods place an account by the share ranked above it: of accounts (quantile) or of the
         # measure (pareto). Band k holds the accounts whose share above is below the k-th cumulative share.
         if self.method == "quantile":
             share = position / np.maximum(sizes, 1)
-            # Round away float noise (0.1 + 0.2 != 0.3) before taking the whole-account boundary.
-            bounds = np.ceil(np.round(self.cumulative[:, None] * sizes[None, :], 6))
+            # Band boundaries per group, as whole accounts; rounding first removes float noise (0.1 + 0.2 != 0.3).
+            group_sizes = sizes[group_start[starts]] if n else np.zeros(0, np.int64)
+            bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))[:, group_id]
             band = (position[None, :] >= bounds).sum(axis=0)
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
