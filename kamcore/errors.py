@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -90,7 +90,6 @@ class ExpressionError(KamError):
     text: str = ""
     offset: int = 0
     hint: str | None = None
-    kind: str = field(default="expression")
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .expressions.types import TYPE_NAMES
 
@@ -261,13 +261,6 @@ RULE_SCHEMAS: dict[str, type[Schema]] = {
     "scorecard": ScorecardRule,
     "ranking": RankingRule,
 }
-
-
-class RuleFileSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    rules = fields.List(fields.Raw(), required=True)
 
 
 def flatten(messages: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
