@@ -75,7 +75,7 @@ class Evaluation:
 
     @property
     def output_names(self) -> list[str]:
-        return [name for rule in self.book.rules for name in rule.outputs]
+        return list(self.book.outputs)
 
     @property
     def ok(self) -> np.ndarray:

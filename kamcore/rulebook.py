@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,12 +86,12 @@ class RuleBook:
     def __contains__(self, rule_id: str) -> bool:
         return rule_id in self._by_id
 
-    @property
+    @cached_property
     def outputs(self) -> dict[str, Rule]:
-        """Every output field and the rule that writes it."""
+        """Every output field and the rule that writes it, in evaluation order."""
         return {name: r for r in self.rules for name in r.outputs}
 
-    @property
+    @cached_property
     def inputs(self) -> dict[str, Type]:
         """The account fields the rules read (not computed by a rule), with their types."""
         produced = self.outputs

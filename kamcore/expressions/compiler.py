@@ -165,6 +165,9 @@ class Junction(Compiled):
 
 
 class NotOp(Compiled):
+    """`not x`, and `not(tests)` around a cell: Kleene negation (not null is null), so a negated cell matches
+    where its tests are definitely false."""
+
     type = Type.BOOLEAN
 
     def __init__(self, operand: Compiled):
@@ -277,19 +280,6 @@ class Membership(Compiled):
         return V.boolean(self.truth(env))  # equality is total: never null
 
 
-class Negation(Compiled):
-    """`not(tests)`: true where the tests are definitely false."""
-
-    type = Type.BOOLEAN
-
-    def __init__(self, tests: Compiled):
-        self.tests = tests
-
-    def eval(self, env: Env) -> Vec:
-        v = _bool(self.tests.eval(env))
-        return Vec(Type.BOOLEAN, (V.TRUE - v.data).astype(np.int8))
-
-
 class AnyValue(Compiled):
     """`-`: matches every value, null included."""
 
@@ -367,7 +357,7 @@ def compile_tests(node: ast.UnaryTests) -> Compiled:
             others.append(_compile_test(test))
     parts = ([Membership(literal_values)] if literal_values else []) + others
     combined = parts[0] if len(parts) == 1 else Junction("or", *parts)
-    return Negation(combined) if node.negated else combined
+    return NotOp(combined) if node.negated else combined
 
 
 def _compile_test(test: ast.Node) -> Compiled:

@@ -66,6 +66,7 @@ class DecisionTableRule(Rule):
         self.inputs: list[Expression | None] = []
         self.tests: list[list[UnaryTest | None]] = []
         self.allowed_inputs: list[UnaryTest | None] = []
+        self.allowed_outputs: dict[str, UnaryTest] = {}  # checked at run time where a formula cell could stray
         self.value_types: dict[str, Type] = {}
 
     # --- reading ---
@@ -181,6 +182,8 @@ class DecisionTableRule(Rule):
         if self.aggregation in ("SUM", "MIN", "MAX") and typ not in (Type.NUMBER, Type.NULL):
             ctx.problem(("outputs", j), f"COLLECT {self.aggregation} needs a number output, {name} is {typ.label}")
         self.value_types[name] = typ
+        if spec.get("values") and any(row[j].is_expression for row in self.out_cells):
+            self.allowed_outputs[name] = UnaryTest.compile(cell_text(list(spec["values"])), typ, lambda _: None)
         out_type = Type.NUMBER if self.aggregation == "COUNT" else (
             Type.LIST if self.hit_policy in LIST_POLICIES and not self.aggregation else typ)
         self.outputs[name] = Output(name, out_type, self.outputs[name].label)
@@ -228,19 +231,20 @@ class DecisionTableRule(Rule):
                 m = hit if m is None else m & hit
             matched[r] = True if m is None else m
         matched[:, invalid] = False
+        row_values = [self._row_values(j, state) for j in range(len(self.output_names))]
         # A row with a disallowed input matches nothing and gets null outputs, never the default.
         if self.hit_policy in SINGLE_HIT:
-            selected, violation = self._select(matched, state)
+            selected, violation = self._select(matched, row_values, state)
             violation = violation | invalid
-            for name in self.output_names:
-                state.columns[name] = self._gather(name, selected, violation, state)
+            for j, name in enumerate(self.output_names):
+                state.columns[name] = self._gather(j, row_values[j], selected, violation, state)
         else:
             selected, violation = None, invalid
             if self.aggregation:
-                total = self._aggregate(matched, state)
+                total = self._aggregate(matched, row_values[0], state)
                 state.columns[self.output_names[0]] = V.number(np.where(invalid, np.nan, total.data))
             else:
-                self._collect(matched, invalid, state)
+                self._collect(matched, row_values, invalid, state)
         state.traces[self.id] = {"values": values, "matched": matched, "selected": selected, "violation": violation}
 
     def _row_values(self, j: int, state: State) -> list[Vec]:
@@ -255,23 +259,25 @@ class DecisionTableRule(Rule):
                 out.append(V.scalar(cell.raw, typ))
         return out
 
-    def _priority(self, state: State) -> np.ndarray:
-        """Rank (0 = highest priority) of each row's output, per account: rows × accounts."""
+    def _priority(self, row_values: list[list[Vec]], n: int) -> np.ndarray:
+        """Rank (0 = highest priority) of each row's output, per account: rows × accounts. Priority is the
+        order of the first output's `values` list that has one; values not listed rank last."""
         j = next(j for j, o in enumerate(self.output_specs) if o.get("values"))
-        order = list(self.output_specs[j]["values"])
-        ranks = []
-        for vec in self._row_values(j, state):
-            per_value = np.array([order.index(v) if v in order else len(order)
-                                  for v in (vec.value(i) for i in range(1 if vec.is_scalar else state.n))])
-            ranks.append(np.broadcast_to(per_value if not vec.is_scalar else per_value[0], (state.n,)))
-        return np.array(ranks)
+        order = self.output_specs[j]["values"]
+        typ = self.value_types[self.output_names[j]]
+        ranks = np.full((len(self.row_ids), n), len(order), dtype=np.int64)
+        for r, vec in enumerate(row_values[j]):
+            for k in reversed(range(len(order))):
+                ranks[r] = np.where(_equal(vec, V.scalar(order[k], typ)), k, ranks[r])
+        return ranks
 
-    def _select(self, matched: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray]:
+    def _select(self, matched: np.ndarray, row_values: list[list[Vec]],
+                state: State) -> tuple[np.ndarray, np.ndarray]:
         """The row each account takes (-1: none) and where the hit policy was violated."""
         n = state.n
         count = matched.sum(axis=0)
         if self.hit_policy == "PRIORITY":
-            ranks = np.where(matched, self._priority(state), np.iinfo(np.int64).max)
+            ranks = np.where(matched, self._priority(row_values, n), np.iinfo(np.int64).max)
             first = ranks.argmin(axis=0)
         else:
             first = matched.argmax(axis=0)
@@ -282,7 +288,7 @@ class DecisionTableRule(Rule):
             state.row_errors(violation, self.id, None, lambda i: (
                 f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
         elif self.hit_policy == "ANY":
-            violation = self._conflicts(matched, first, count, state)
+            violation = self._conflicts(matched, row_values, first, count, n)
             state.row_errors(violation, self.id, None, lambda i: (
                 f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
         return selected, violation
@@ -290,17 +296,17 @@ class DecisionTableRule(Rule):
     def _ids(self, mask: np.ndarray) -> list[str]:
         return [self.row_ids[r] for r in np.flatnonzero(mask)]
 
-    def _conflicts(self, matched: np.ndarray, first: np.ndarray, count: np.ndarray, state: State) -> np.ndarray:
-        conflict = np.zeros(state.n, dtype=bool)
+    def _conflicts(self, matched: np.ndarray, row_values: list[list[Vec]], first: np.ndarray, count: np.ndarray,
+                   n: int) -> np.ndarray:
+        conflict = np.zeros(n, dtype=bool)
         multi = count > 1
         if not multi.any():
             return conflict
-        for j in range(len(self.output_names)):
-            rows = self._row_values(j, state)
-            chosen = self._pick(rows, first, state.n)
+        for rows in row_values:
+            chosen = self._pick(rows, first, n)
             for r, vec in enumerate(rows):
                 differs = ~_equal(vec, chosen)
-                conflict |= multi & matched[r] & np.broadcast_to(differs, (state.n,))
+                conflict |= multi & matched[r] & np.broadcast_to(differs, (n,))
         return conflict
 
     def _pick(self, rows: list[Vec], index: np.ndarray, n: int, default: Any = None) -> Vec:
@@ -315,24 +321,17 @@ class DecisionTableRule(Rule):
                 out = choose(index == r, vec.full(n), out)
         return out
 
-    def _gather(self, name: str, selected: np.ndarray, violation: np.ndarray, state: State) -> Vec:
-        j = self.output_names.index(name)
-        default = self.output_specs[j].get("default")
+    def _gather(self, j: int, rows: list[Vec], selected: np.ndarray, violation: np.ndarray, state: State) -> Vec:
+        name = self.output_names[j]
         index = np.where(violation, -2, selected)
-        out = self._pick(self._row_values(j, state), index, state.n, default)
-        self._check_allowed(j, out, selected >= 0, state)
+        out = self._pick(rows, index, state.n, self.output_specs[j].get("default"))
+        allowed = self.allowed_outputs.get(name)
+        if allowed is not None:
+            bad = (selected >= 0) & ~allowed.matches(out, state.columns, state.n, state.as_of) & ~out.nulls()
+            state.row_errors(bad, self.id, name, lambda i: f"gives {out.value(i)!r}, not one of the allowed values")
         return out
 
-    def _check_allowed(self, j: int, out: Vec, mask: np.ndarray, state: State) -> None:
-        allowed = self.output_specs[j].get("values")
-        if not allowed or not any(row[j].is_expression for row in self.out_cells):
-            return
-        test = UnaryTest.compile(cell_text(list(allowed)), out.type, lambda _: None)
-        bad = mask & ~test.matches(out, state.columns, state.n, state.as_of) & ~out.nulls()
-        name = self.output_names[j]
-        state.row_errors(bad, self.id, name, lambda i: f"gives {out.value(i)!r}, not one of the allowed values")
-
-    def _aggregate(self, matched: np.ndarray, state: State) -> Vec:
+    def _aggregate(self, matched: np.ndarray, rows: list[Vec], state: State) -> Vec:
         n = state.n
         count = matched.sum(axis=0)
         none = count == 0
@@ -340,7 +339,7 @@ class DecisionTableRule(Rule):
         fallback = np.nan if default is None else float(default)
         if self.aggregation == "COUNT":
             return V.number(np.where(none, fallback, count.astype(np.float64)))
-        values = np.array([np.broadcast_to(v.data, (n,)) for v in self._row_values(0, state)], dtype=np.float64)
+        values = np.array([np.broadcast_to(v.data, (n,)) for v in rows], dtype=np.float64)
         has_null = (matched & np.isnan(values)).any(axis=0)  # FEEL: sum/min/max of a list with null is null
         if self.aggregation == "SUM":
             out = np.where(matched, values, 0.0).sum(axis=0)
@@ -350,18 +349,18 @@ class DecisionTableRule(Rule):
             out = np.where(matched, values, -np.inf).max(axis=0)
         return V.number(np.where(none, fallback, np.where(has_null, np.nan, out)))
 
-    def _collect(self, matched: np.ndarray, invalid: np.ndarray, state: State) -> None:
+    def _collect(self, matched: np.ndarray, row_values: list[list[Vec]], invalid: np.ndarray, state: State) -> None:
         """RULE ORDER / OUTPUT ORDER / COLLECT: one list per account and output (no match: default or null)."""
         n = state.n
         rows_idx, acc_idx = np.nonzero(matched)
         order = np.lexsort((rows_idx, acc_idx))
         if self.hit_policy == "OUTPUT ORDER":
-            ranks = self._priority(state)[rows_idx, acc_idx]
+            ranks = self._priority(row_values, n)[rows_idx, acc_idx]
             order = np.lexsort((rows_idx, ranks, acc_idx))
         rows_idx, acc_idx = rows_idx[order], acc_idx[order]
         bounds = np.cumsum(np.bincount(acc_idx, minlength=n))[:-1]
         for j, name in enumerate(self.output_names):
-            per_row = self._row_values(j, state)
+            per_row = row_values[j]
             flat = [per_row[r].value(0 if per_row[r].is_scalar else a) for r, a in zip(rows_idx, acc_idx, strict=True)]
             default = self.output_specs[j].get("default")
             lists = np.empty(n, dtype=object)

@@ -75,7 +75,8 @@ class RankingRule(Rule):
         # Accounts are banded among those with a measure; empty measures go to the last band (and are reported),
         # unreadable rows (excluded) get no band at all.
         counted = (~missing[order]).astype(np.float64)
-        sizes = np.bincount(group_id, weights=counted).astype(np.int64)[group_id] if n else np.zeros(0, np.int64)
+        group_sizes = np.bincount(group_id, weights=counted).astype(np.int64) if n else np.zeros(0, np.int64)
+        sizes = group_sizes[group_id]
         position = np.arange(n) - group_start  # 0-based rank within the group
         if self.together:
             value = primary[order]
@@ -87,7 +88,6 @@ class RankingRule(Rule):
         if self.method == "quantile":
             share = position / np.maximum(sizes, 1)
             # Band boundaries per group, as whole accounts; rounding first removes float noise (0.1 + 0.2 != 0.3).
-            group_sizes = sizes[group_start[starts]] if n else np.zeros(0, np.int64)
             bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))[:, group_id]
             band = (position[None, :] >= bounds).sum(axis=0)
         else:
@@ -112,7 +112,7 @@ class RankingRule(Rule):
         size_of[order] = sizes
         labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
         state.columns[self.output_name] = labels.take(band_of)
-        state.traces[self.id] = {"rank": rank, "share": share_of, "size": size_of, "measure": measure}
+        state.traces[self.id] = {"rank": rank, "share": share_of, "size": size_of}
         null_measure = np.isnan(measure)
         state.row_errors(null_measure, self.id, self.output_name, lambda i: (
             f"{self.spec['measure']} is empty; ranked last ({self.band_labels[band_of[i]]})"), severity="warning")
