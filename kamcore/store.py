@@ -31,6 +31,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_PATH_DEPTH = 4
 BOOKS_CACHED = 8
 SYSTEM = "kam-rules"
+DATA_DIR = ".kam-data"  # where a service or CLI keeps its rule repository and databases unless told otherwise
 
 _REV = re.compile(r"^(HEAD|[0-9a-f]{4,40})(~[0-9]{1,4})?$")
 _PATH_PART = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.\- ]*$")

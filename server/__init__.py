@@ -1,0 +1,69 @@
+"""The KAM Rules service: a Flask app over kamcore — JSON API, OpenAPI document and its browsable page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from kamcore.decisions import DecisionLog
+from kamcore.store import RuleStore
+
+from .auth import TokenStore
+from .config import Config
+from .live import LiveRules
+
+DECISIONS_DB = "decisions.sqlite3"
+SERVICE_DB = "service.sqlite3"
+
+
+@dataclass
+class Services:
+    """What the views call into, built once per app."""
+
+    config: Config
+    store: RuleStore
+    rules: LiveRules
+    tokens: TokenStore
+    decisions: DecisionLog
+
+
+def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
+    """Build the app: open (or create from the shipped book) the rule repository and databases under the data
+    dir, register the blueprints, error handlers and the OpenAPI document."""
+    from . import accesslog, api, problems
+    from .encoding import JSONProvider
+
+    cfg = Config.of(config)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.json = JSONProvider(app)
+    app.config.update(
+        TESTING=cfg.testing,
+        MAX_CONTENT_LENGTH=cfg.max_body_bytes,
+        API_TITLE="KAM Rules",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={"security": [{"bearer": []}],
+                          "info": {"description": "Key-account tiering, entitlements, credit and loyalty rules."}},
+    )
+    store = RuleStore.open(cfg.data_dir, seed=cfg.rules_seed, require_approval=cfg.require_approval)
+    app.extensions["kam"] = Services(cfg, store, LiveRules(store), TokenStore(cfg.data_dir / SERVICE_DB,
+                                                                              cfg.token_cache_s),
+                                     DecisionLog.open(cfg.data_dir / DECISIONS_DB))
+    problems.register(app)
+    api.register(app)
+    if cfg.access_log:
+        accesslog.register(app)
+    return app
+
+
+def services() -> Services:
+    from flask import current_app
+
+    return current_app.extensions["kam"]

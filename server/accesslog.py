@@ -1,0 +1,33 @@
+"""One JSON line per request on the `kam.access` logger: who, what, status, time, decision and revision."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Flask, Response, g, request
+
+log = logging.getLogger("kam.access")
+
+
+def register(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _line(response: Response) -> Response:
+        principal = g.get("principal")
+        record = {
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "actor": principal.name if principal else None,
+            "decision_id": g.get("decision_id"),
+            "revision": g.get("revision"),
+            "bytes_in": request.content_length,
+        }
+        log.info(json.dumps(record, ensure_ascii=False))
+        return response

@@ -1,0 +1,113 @@
+"""`POST /v1/evaluate`: accounts in (JSON, CSV or xlsx), every good row's outputs and every bad row's errors out."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from kamcore.errors import InputError
+from kamcore.portfolio import read_table
+
+from .. import services
+from ..auth import authenticate, requires
+from ..encoding import plain, records
+from ..problems import ApiProblem
+from ..schemas import EvaluateQuery, EvaluateRequest, EvaluateResponse, ProblemSchema
+
+blp = Blueprint("evaluate", __name__, url_prefix="/v1", description="Evaluate accounts against the rule book")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+UPLOADS = {"text/csv": "csv", XLSX: "xlsx"}
+
+
+class EvaluationTimeout(Exception):
+    pass
+
+
+@blp.route("/evaluate")
+class Evaluate(MethodView):
+    @requires("read")
+    @blp.arguments(EvaluateQuery, location="query")
+    @blp.doc(requestBody={"required": True, "content": {
+        "application/json": {"schema": EvaluateRequest},
+        "text/csv": {"schema": {"type": "string"}},
+        XLSX: {"schema": {"type": "string", "format": "binary"}}}})
+    @blp.response(200, EvaluateResponse)
+    @blp.alt_response(413, schema=ProblemSchema)
+    @blp.alt_response(422, schema=ProblemSchema)
+    def post(self, query: dict[str, Any]):
+        """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
+        `errors`. Keys / headers may be field names or sheet headers in 中文 or English."""
+        accounts, explain, as_of = _accounts(query)
+        return evaluate_accounts(accounts, explain=explain, as_of=as_of, rev=query.get("rev"),
+                                 lang=query["lang"])
+
+
+def _accounts(query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
+    mimetype = request.mimetype
+    if mimetype in UPLOADS:
+        try:
+            frame = read_table(request.get_data(), UPLOADS[mimetype])
+        except InputError as e:
+            raise ApiProblem(422, "The uploaded table cannot be read", str(e)) from None
+        accounts = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return accounts, query.get("explain", False), query.get("as_of")
+    if mimetype != "application/json":
+        raise ApiProblem(415, "Unsupported media type",
+                         f"send application/json, text/csv or {XLSX}; got {mimetype or 'nothing'}")
+    try:
+        body = EvaluateRequest().load(request.get_json(silent=False))
+    except ValidationError as e:
+        raise ApiProblem(422, "The request is not valid", "see `errors` for each field", errors=e.messages) from None
+    return body["accounts"], query.get("explain", body["explain"]), query.get("as_of", body.get("as_of"))
+
+
+def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
+                      rev: str | None = None, lang: str = "en") -> dict[str, Any]:
+    """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends)."""
+    kam = services()
+    if len(accounts) > kam.config.max_rows:
+        raise ApiProblem(413, "Too many accounts",
+                         f"{len(accounts)} accounts in one request; the limit is {kam.config.max_rows}: "
+                         "split the table into several requests")
+    book = kam.rules.book(rev)
+    deadline = time.monotonic() + kam.config.evaluate_timeout_s
+
+    def check_time(_rule: str) -> None:
+        if time.monotonic() > deadline:
+            raise EvaluationTimeout
+
+    try:
+        evaluation = book.evaluate(accounts, as_of=as_of, progress=check_time)
+        frame = evaluation.frame
+    except EvaluationTimeout:
+        raise ApiProblem(503, "Evaluation took too long",
+                         f"stopped after {kam.config.evaluate_timeout_s:g} s; send fewer accounts per request") from None
+    except InputError as e:
+        raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
+    ok = evaluation.ok
+    out = frame.loc[ok, evaluation.output_names]
+    results = records(out)
+    for row, result in zip(out.index.tolist(), results, strict=True):
+        result["row"] = row
+    if explain:
+        for result in results:
+            trace = evaluation.explain(result["row"])
+            result["trace"] = plain(trace.to_dict())
+            result["explanation"] = trace.text(lang)
+    errors = [_row_error(e) for e in evaluation.errors]
+    warnings = [_row_error(e) for e in evaluation.warnings]
+    principal = authenticate()
+    decision_id = kam.decisions.record_evaluation(principal.name, evaluation)
+    g.decision_id, g.revision = decision_id, book.revision
+    return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
+            "results": results, "errors": errors, "warnings": warnings}
+
+
+def _row_error(e: Any) -> dict[str, Any]:
+    return {"row": e.row, "field": e.field, "rule": e.rule, "message": e.message, "severity": e.severity}

@@ -1,0 +1,54 @@
+"""The service's settings: one object with embedded defaults, each overridable by a `KAM_*` environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from kamcore.store import DATA_DIR
+
+SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path(DATA_DIR)
+    rules_seed: Path = SHIPPED_RULES  # the rule book a new data dir starts from
+    require_approval: bool = False  # four-eyes: rule changes become change requests
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 100_000  # accounts per evaluate request
+    evaluate_timeout_s: float = 30.0
+    token_cache_s: float = 30.0  # how long a verified token is trusted before its row is read again
+    access_log: bool = True
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, base: Config | None = None, environ: dict[str, str] | None = None) -> Config:
+        """`base` with any `KAM_<FIELD>` variables applied (e.g. KAM_DATA_DIR, KAM_MAX_ROWS)."""
+        environ = os.environ if environ is None else environ
+        config = base or cls()
+        changes: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"KAM_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(config, f.name))
+            if kind is bool:
+                changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif issubclass(kind, Path):
+                changes[f.name] = Path(raw)
+            else:
+                changes[f.name] = kind(raw)
+        return replace(config, **changes)
+
+    @classmethod
+    def of(cls, value: Config | dict[str, Any] | None) -> Config:
+        if isinstance(value, Config):
+            return value
+        values = dict(value or {})
+        for key in ("data_dir", "rules_seed"):
+            if key in values:
+                values[key] = Path(values[key])
+        return cls(**values)

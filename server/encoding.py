@@ -1,0 +1,67 @@
+"""JSON for evaluation results: ISO dates, numpy scalars as numbers, NaN as null, Chinese text unescaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+import numpy as np
+from flask.json.provider import DefaultJSONProvider
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON holds it: numpy and pandas scalars unwrapped, NaN/NaT as None, dates as ISO text."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, np.generic):
+        return plain(value.item())
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if value != value:  # pandas NaT / NA
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class JSONProvider(DefaultJSONProvider):
+    ensure_ascii = False
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        converted = plain(o)
+        if converted is o:
+            return DefaultJSONProvider.default(o)
+        return converted
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a result frame as JSON-ready dicts, converting column by column (fast for 10k-row batches)."""
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            columns[name] = [None if pd.isna(v) else v.date().isoformat() for v in col]
+        elif pd.api.types.is_float_dtype(col.dtype):
+            values = col.to_numpy()
+            columns[name] = [None if v != v else (int(v) if v.is_integer() and abs(v) < 2**53 else v)
+                             for v in values.tolist()]
+        elif pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
+            columns[name] = col.tolist()
+        else:
+            columns[name] = [plain(v) for v in col.tolist()]
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
