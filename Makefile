@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/http.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kamcore tests bench

@@ -58,8 +58,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
                                      DecisionLog.open(cfg.data_dir / DECISIONS_DB))
     problems.register(app)
     api.register(app)
-    if cfg.access_log:
-        accesslog.register(app)
+    accesslog.register(app, log_lines=cfg.access_log)
     return app
 
 

@@ -1,4 +1,5 @@
-"""One JSON line per request on the `kam.access` logger: who, what, status, time, decision and revision."""
+"""Per request: a `Server-Timing` header, and one JSON line on the `kam.access` logger (who, what, status, time,
+decision and revision)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,23 @@ from flask import Flask, Response, g, request
 log = logging.getLogger("kam.access")
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, log_lines: bool = True) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
 
     @app.after_request
     def _line(response: Response) -> Response:
+        ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        response.headers["Server-Timing"] = f"app;dur={ms:.2f}"
+        if not log_lines:
+            return response
         principal = g.get("principal")
         record = {
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
-            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "ms": round(ms, 2),
             "actor": principal.name if principal else None,
             "decision_id": g.get("decision_id"),
             "revision": g.get("revision"),

@@ -1,0 +1,280 @@
+"""The JSON API through the real Flask app: evaluate, rules, change requests, history, decisions, auth, errors."""
+
+import io
+import json
+
+import pandas as pd
+import pygit2
+import pytest
+
+from kamcore.demo import synthetic_portfolio
+
+from .conftest import clients, make_app
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def accounts(n=5, seed=3):
+    frame = synthetic_portfolio(n, seed=seed)
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def head(app):
+    return app.extensions["kam"].store.head()
+
+
+# --- evaluate ---
+
+def test_evaluate_returns_every_good_row_and_an_error_for_the_bad_one(app, as_):
+    rows = accounts(4)
+    rows[2]["revenue_12m"] = "lots"
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": rows})
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert body["rules_version"] == head(app)
+    assert [res["row"] for res in body["results"]] == [0, 1, 3]
+    assert all(res["tier"] in ("A", "B", "C", "D") for res in body["results"])
+    (error,) = [e for e in body["errors"] if e["severity"] == "error"]
+    assert (error["row"], error["field"]) == (2, "revenue_12m") and "lots" in error["message"]
+    assert len(body["decision_id"]) > 8
+
+
+def test_chinese_headers_give_the_same_results(app, as_):
+    book = app.extensions["kam"].rules.book()
+    rows = accounts(6)
+    chinese = [{book.dictionary.fields[k].label["zh"]: v for k, v in row.items()} for row in rows]
+    english = as_["viewer"].post("/v1/evaluate", json={"accounts": rows, "as_of": "2026-06-30"}).json
+    zh = as_["viewer"].post("/v1/evaluate", json={"accounts": chinese, "as_of": "2026-06-30"}).json
+    assert zh["results"] == english["results"] and zh["errors"] == []
+
+
+def test_csv_and_xlsx_uploads(as_):
+    frame = pd.DataFrame(accounts(5))
+    csv = frame.to_csv(index=False).encode("utf-8")
+    via_csv = as_["viewer"].post("/v1/evaluate?as_of=2026-06-30", data=csv, content_type="text/csv")
+    buffer = io.BytesIO()
+    frame.to_excel(buffer, index=False)
+    via_xlsx = as_["viewer"].post("/v1/evaluate?as_of=2026-06-30", data=buffer.getvalue(), content_type=XLSX)
+    assert via_csv.status_code == via_xlsx.status_code == 200, (via_csv.json, via_xlsx.json)
+    tiers = [r["tier"] for r in via_csv.json["results"]]
+    assert len(tiers) == 5 and tiers == [r["tier"] for r in via_xlsx.json["results"]]
+
+
+def test_explain_gives_a_trace_per_account(as_):
+    r = as_["viewer"].post("/v1/evaluate?explain=true&lang=zh", json={"accounts": accounts(1)})
+    (result,) = r.json["results"]
+    assert result["trace"]["steps"] and isinstance(result["explanation"], str)
+
+
+def test_evaluate_at_an_earlier_revision(app, as_):
+    first = head(app)
+    rule = as_["editor"].get("/v1/rules/points_multiplier").json["rule"]
+    rule["rows"][0]["then"] = 7
+    r = as_["editor"].put("/v1/rules/points_multiplier", json={"rule": rule, "message": "x"},
+                          headers={"If-Match": f'"{first}"'})
+    assert r.status_code in (200, 422), r.json  # 422 if a rule test pins the multiplier
+    if r.status_code == 200:
+        now = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(3)}).json
+        then = as_["viewer"].post(f"/v1/evaluate?rev={first}", json={"accounts": accounts(3)}).json
+        assert then["rules_version"] == first and now["rules_version"] == r.json["revision"]
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"accounts": "nope"}, 422),
+    ({"rows": []}, 422),
+    ({"accounts": [], "explain": "maybe"}, 422),
+])
+def test_bad_requests_are_problem_documents_with_field_messages(as_, body, status):
+    r = as_["viewer"].post("/v1/evaluate", json=body)
+    assert r.status_code == status
+    assert r.mimetype == "application/problem+json"
+    assert r.json["errors"]
+
+
+def test_limits(tmp_path):
+    app = make_app(tmp_path, max_rows=3, max_body_bytes=20_000)
+    viewer = clients(app)["viewer"]
+    r = viewer.post("/v1/evaluate", json={"accounts": accounts(4)})
+    assert r.status_code == 413 and "limit is 3" in r.json["detail"]
+    r = viewer.post("/v1/evaluate", data=b"x" * 30_000, content_type="text/csv")
+    assert r.status_code == 413 and r.mimetype == "application/problem+json"
+    r = viewer.post("/v1/evaluate", data=b"hello", content_type="text/plain")
+    assert r.status_code == 415
+
+
+# --- auth ---
+
+def test_every_endpoint_but_healthz_needs_a_token(app, as_):
+    assert as_["anonymous"].get("/healthz").status_code == 200
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.rule in ("/healthz", "/openapi.json") or rule.rule.startswith(("/docs", "/static")):
+            continue
+        path = rule.rule.replace("<rule_id>", "tier").replace("<cr_id>", "0" * 12) \
+            .replace("<decision_id>", "x").replace("<path:name>", "x")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            r = as_["anonymous"].open(method, path)
+            assert r.status_code == 401, (method, path, r.status_code)
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+            checked += 1
+    assert checked >= 15
+    bad = as_["anonymous"].get("/v1/rules", headers={"Authorization": "Bearer kam_123456789012_forged"})
+    assert bad.status_code == 401
+
+
+def test_roles(as_):
+    assert as_["viewer"].get("/v1/rules").status_code == 200
+    assert as_["viewer"].post("/v1/rules/validate", json={"changes": {}}).status_code == 403
+    assert as_["viewer"].get("/v1/decisions/verify").status_code == 403
+    assert as_["editor"].get("/v1/decisions/verify").status_code == 403
+    assert as_["auditor"].get("/v1/decisions/verify").status_code == 200
+    assert as_["editor"].post("/v1/revert", json={"revision": "HEAD", "message": "x"}).status_code == 403
+
+
+def test_a_revoked_token_stops_working(app, as_):
+    tokens = app.extensions["kam"].tokens
+    token_id = as_["viewer"].token.split("_")[1]
+    tokens.revoke(token_id)
+    assert as_["viewer"].get("/v1/rules").status_code == 401
+
+
+# --- rules ---
+
+def test_list_and_read_rules(app, as_):
+    r = as_["viewer"].get("/v1/rules")
+    assert r.headers["ETag"] == f'"{head(app)}"'
+    ids = [rule["id"] for rule in r.json["rules"]]
+    assert "tier" in ids
+    one = as_["viewer"].get("/v1/rules/tier").json
+    assert one["kind"] == "decision_table" and one["rule"]["id"] == "tier"
+    assert one["source"].startswith("- id: tier")
+    assert as_["viewer"].get("/v1/rules/nope").status_code == 404
+
+
+def test_put_needs_if_match_refuses_stale_and_invalid_and_goes_live(app, as_):
+    editor = as_["editor"]
+    rule = editor.get("/v1/rules/tier").json["rule"]
+    base = head(app)
+    r = editor.put("/v1/rules/tier", json={"rule": rule, "message": "no base"})
+    assert r.status_code == 428
+    broken = dict(rule, hit_policy="SOMETIMES")
+    r = editor.put("/v1/rules/tier", json={"rule": broken, "message": "bad"}, headers={"If-Match": base})
+    assert r.status_code == 422 and r.json["problems"][0]["file"] == "tiering.yaml"
+    assert r.json["problems"][0]["line"]
+    renamed = dict(rule, label={"zh": "客户等级（新）", "en": "Account tier (new)"})
+    r = editor.put("/v1/rules/tier", json={"rule": renamed, "message": "Relabel"}, headers={"If-Match": base})
+    assert r.status_code == 200, r.json
+    assert head(app) == r.json["revision"] == r.headers["ETag"].strip('"')
+    assert as_["viewer"].get("/v1/rules/tier").json["label"]["en"] == "Account tier (new)"
+    r = editor.put("/v1/rules/tier", json={"rule": rule, "message": "stale"}, headers={"If-Match": base})
+    assert r.status_code == 409 and r.json["head"] == head(app)
+    history = as_["viewer"].get("/v1/history?rule=tier").json
+    assert history[0]["message"] == "Relabel" and history[0]["author"] == "editor-user"
+
+
+def test_put_as_yaml_source_post_and_delete(app, as_):
+    editor = as_["editor"]
+    source = editor.get("/v1/rules/tier").json["source"]
+    r = editor.put("/v1/rules/tier", json={"source": source.replace("Account tier", "Tier"), "message": "yaml"},
+                   headers={"If-Match": head(app)})
+    assert r.status_code == 200, r.json
+    new_rule = {"id": "big_account", "kind": "formula", "label": {"zh": "大客户", "en": "Big account"},
+                "formulas": {"big_account": "revenue_12m >= 10000000"}}
+    r = editor.post("/v1/rules", json={"rule": new_rule, "message": "Flag big accounts", "file": "extra.yaml"},
+                    headers={"If-Match": head(app)})
+    assert r.status_code == 201, r.json
+    out = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(2)}).json["results"][0]
+    assert "big_account" in out
+    r = editor.delete("/v1/rules/big_account", json={"message": "Not needed"}, headers={"If-Match": head(app)})
+    assert r.status_code == 200, r.json
+    assert as_["viewer"].get("/v1/rules/big_account").status_code == 404
+
+
+def test_validate(app, as_):
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    ok = as_["editor"].post("/v1/rules/validate", json={"rule": rule}).json
+    assert ok == {"ok": True, "base": head(app), "problems": []}
+    bad = as_["editor"].post("/v1/rules/validate", json={"rule": dict(rule, inputs=["no_such_field"])}).json
+    assert not bad["ok"] and bad["problems"]
+
+
+def test_a_head_broken_behind_the_services_back_is_not_served(app, as_):
+    served = head(app)
+    as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    repo = pygit2.Repository(str(app.extensions["kam"].store.data_dir / "rules.git"))
+    parent = repo[served]
+    index = pygit2.Index()
+    index.read_tree(parent.tree)
+    index.add(pygit2.IndexEntry("tiering.yaml", repo.create_blob(b"rules: [\n"), pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("someone", "someone@example.com")
+    broken = repo.create_commit("refs/heads/main", sig, sig, "oops", index.write_tree(repo), [parent.id])
+    ready = as_["viewer"].get("/readyz").json
+    assert ready["serving"] == served and ready["head"] == str(broken) and "does not load" in ready["problem"]
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    assert r.status_code == 200 and r.json["rules_version"] == served
+
+
+# --- change requests ---
+
+def test_four_eyes(tmp_path):
+    app = make_app(tmp_path, require_approval=True)
+    as_ = clients(app)
+    base = head(app)
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    rule["label"] = {"zh": "等级", "en": "Grade"}
+    r = as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "Rename"}, headers={"If-Match": base})
+    assert r.status_code == 202 and r.json["revision"] is None
+    cr = r.json["change_request"]
+    assert head(app) == base
+    assert as_["viewer"].get("/v1/changes?status=open").json[0]["id"] == cr["id"]
+    assert "tier" in json.dumps(as_["viewer"].get(f"/v1/changes/{cr['id']}").json["diff"])
+    assert as_["editor"].post(f"/v1/changes/{cr['id']}/approve").status_code == 403
+    r = as_["approver"].post(f"/v1/changes/{cr['id']}/approve")
+    assert r.status_code == 200, r.json
+    assert head(app) == r.json["revision"]
+    assert as_["viewer"].get("/v1/history").json[0]["approver"] == "approver-user"
+
+
+# --- history, diff, blame ---
+
+def test_history_diff_blame_and_revert(app, as_):
+    first = head(app)
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    rule["label"] = {"zh": "等级", "en": "Grade"}
+    as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "Rename tier"}, headers={"If-Match": first})
+    diff = as_["viewer"].get(f"/v1/diff?from={first}&to=HEAD").json
+    assert "tier" in json.dumps(diff)
+    blame = as_["viewer"].get("/v1/rules/tier/blame").json
+    assert {b["message"] for b in blame} >= {"Rename tier"}
+    r = as_["approver"].post("/v1/revert", json={"revision": first, "message": "Back"})
+    assert r.status_code == 200
+    assert as_["viewer"].get("/v1/history").json[0]["reverts"] == first
+    assert as_["viewer"].get("/v1/diff?from=nothex").status_code == 404
+
+
+# --- decisions ---
+
+def test_decisions_are_logged_reproduced_and_verified(as_):
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(3), "as_of": "2026-03-31"}).json
+    decision = as_["auditor"].get(f"/v1/decisions/{r['decision_id']}").json
+    assert decision["actor"] == "viewer-user" and decision["rules_version"] == r["rules_version"]
+    assert decision["as_of"] == "2026-03-31"
+    again = as_["auditor"].post(f"/v1/decisions/{r['decision_id']}/reproduce").json
+    assert again["identical"] and again["differences"] == []
+    assert as_["auditor"].get("/v1/decisions/verify").json["ok"]
+    assert as_["auditor"].get("/v1/decisions/nope").status_code == 404
+
+
+# --- meta ---
+
+def test_fields_readyz_and_openapi(app, as_):
+    fields = {f["name"]: f for f in as_["viewer"].get("/v1/fields").json}
+    assert fields["revenue_12m"]["source"] == "input" and fields["revenue_12m"]["label"]["zh"]
+    assert fields["tier"]["source"] == "tier"
+    assert as_["viewer"].get("/readyz").json == {"ready": True, "serving": head(app), "head": head(app),
+                                                 "problem": None}
+    spec = as_["anonymous"].get("/openapi.json").json
+    assert "/v1/evaluate" in spec["paths"] and "bearer" in spec["components"]["securitySchemes"]
+    docs = as_["anonymous"].get("/docs")
+    assert docs.status_code == 200 and b"/docs/assets/" in docs.data
+    assert as_["anonymous"].get("/docs/assets/swagger-ui-bundle.js").status_code == 200
