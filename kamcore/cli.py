@@ -12,7 +12,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import ruletests
-from .errors import InputError, Problem, RuleBookError
+from .decisions import DATA_DIR, BookProvider, DecisionLog, DecisionLogError, log_path
+from .errors import InputError, KamError, Problem, RuleBookError
 from .portfolio import format_of, read_table, write_table
 from .rulebook import RuleBook
 
@@ -156,3 +157,65 @@ def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
         lines.append("")
         lines.append(("信用状态: " if zh else "Credit status: ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+# --- decision log ------------------------------------------------------------------------------------------
+
+DIFFERENCES_SHOWN = 200  # a re-run of a large batch can differ everywhere; the count says the rest
+
+
+@main.group()
+def decisions() -> None:
+    """Check the decision log's hash chain and reproduce past decisions."""
+
+
+_data_option = click.option("--data", "data_dir", default=DATA_DIR, show_default=True,
+                            type=click.Path(file_okay=False), help="the service's data dir")
+
+
+def _decision_log(data_dir: str) -> DecisionLog:
+    try:
+        return DecisionLog.open(log_path(data_dir), create=False)
+    except DecisionLogError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _rule_store(data_dir: str) -> BookProvider:
+    """The rule store under the data dir: it hands out the rule book at any revision."""
+    from .store import RuleStore
+
+    return RuleStore.open(data_dir)
+
+
+@decisions.command("verify")
+@_data_option
+def decisions_verify(data_dir: str) -> None:
+    """Walk the decision log's hash chain and name every record altered or removed (exit 1 if any)."""
+    with _decision_log(data_dir) as log:
+        result = log.verify()
+    for finding in result.findings:
+        click.echo(f"{log.path}: {finding}", err=True)
+    click.echo(f"{log.path}: {result}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@decisions.command("reproduce")
+@click.argument("decision_id", metavar="ID")
+@_data_option
+def decisions_reproduce(decision_id: str, data_dir: str) -> None:
+    """Evaluate decision ID again with the rule book at its revision and its as-of date; list every output
+    that comes out differently (exit 1 if any)."""
+    with _decision_log(data_dir) as log:
+        try:
+            log.get(decision_id)  # an unknown id is reported before the rule store is opened
+            result = log.reproduce(decision_id, _rule_store(data_dir))
+        except KamError as e:
+            raise click.ClickException(str(e)) from None
+    for difference in result.differences[:DIFFERENCES_SHOWN]:
+        click.echo(str(difference))
+    if len(result.differences) > DIFFERENCES_SHOWN:
+        click.echo(f"... and {len(result.differences) - DIFFERENCES_SHOWN} more")
+    click.echo(str(result))
+    if not result.identical:
+        sys.exit(1)
