@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 import pandas as pd
@@ -156,3 +157,68 @@ def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
         lines.append("")
         lines.append(("信用状态: " if zh else "Credit status: ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+# --- impact of a rule change -----------------------------------------------------------------------------------
+
+
+def _impact_base(rules_dir: str) -> tuple[RuleBook, dict[str, str]]:
+    """The book a change applies to, and its files by path: for now the rules folder."""
+    book = _load(rules_dir)
+    return book, {f.path: f.text for f in book.files}
+
+
+def _with_changes(base: dict[str, str], change_paths: tuple[str, ...]) -> dict[str, str]:
+    """The base files with each change file put in place of the base file of the same name (a new file when
+    the book has none of that name)."""
+    files = dict(base)
+    for change in change_paths:
+        name = Path(change).name
+        same = [p for p in base if PurePosixPath(p).name == name]
+        if len(same) > 1:
+            raise click.ClickException(f"{change}: the rule book has {len(same)} files named {name!r}: "
+                                       + ", ".join(same))
+        try:
+            files[same[0] if same else name] = Path(change).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.ClickException(f"{change}: cannot read: {e}") from None
+    return files
+
+
+@main.command("impact")
+@click.option("--change", "changes", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="a changed rule file; replaces the rule book's file of the same name (repeatable)")
+@click.option("--portfolio", required=True, type=click.Path(exists=True, dir_okay=False), help="csv, xlsx or json")
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the diff and the impact as one JSON document")
+@click.option("--limit", default=20, show_default=True, help="changed accounts listed per output in the text")
+def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, as_of: dt.datetime | None, lang: str,
+                   as_json: bool, limit: int) -> None:
+    """What the changed rule files would do to the accounts in PORTFOLIO: the rule diff, the tier migration,
+    accounts whose entitlements, credit status or segment change, and the change in credit limit, exposure on
+    hold and loyalty points. Nothing is written."""
+    from .impact import impact
+    from .rulediff import diff_books
+
+    base_book, base = _impact_base(rules_dir)
+    changed = _with_changes(base, changes)
+    try:
+        changed_book = RuleBook.from_files(changed)
+    except RuleBookError as e:
+        for p in e.problems:
+            click.echo(_shown(p, rules_dir), err=True)
+        raise click.ClickException("the changed rule book does not load; nothing was evaluated") from None
+    try:
+        frame = read_table(portfolio)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    diff = diff_books(base, changed)
+    result = impact(base_book, changed_book, frame, as_of.date() if as_of else None)
+    if as_json:
+        click.echo(json.dumps({"diff": diff.to_dict(), "impact": result.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    click.echo(diff.text(lang))
+    click.echo()
+    click.echo(result.text(lang, limit))
