@@ -168,21 +168,23 @@ def _impact_base(rules_dir: str) -> tuple[RuleBook, dict[str, str]]:
     return book, {f.path: f.text for f in book.files}
 
 
-def _with_changes(base: dict[str, str], change_paths: tuple[str, ...]) -> dict[str, str]:
+def _with_changes(base: dict[str, str], change_paths: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
     """The base files with each change file put in place of the base file of the same name (a new file when
-    the book has none of that name)."""
-    files = dict(base)
+    the book has none of that name), and which change file each replaced path came from."""
+    files, origin = dict(base), {}
     for change in change_paths:
         name = Path(change).name
         same = [p for p in base if PurePosixPath(p).name == name]
         if len(same) > 1:
             raise click.ClickException(f"{change}: the rule book has {len(same)} files named {name!r}: "
                                        + ", ".join(same))
+        path = same[0] if same else name
         try:
-            files[same[0] if same else name] = Path(change).read_text(encoding="utf-8")
+            files[path] = Path(change).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise click.ClickException(f"{change}: cannot read: {e}") from None
-    return files
+        origin[path] = change
+    return files, origin
 
 
 @main.command("impact")
@@ -203,12 +205,12 @@ def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, as_
     from .rulediff import diff_books
 
     base_book, base = _impact_base(rules_dir)
-    changed = _with_changes(base, changes)
+    changed, origin = _with_changes(base, changes)
     try:
         changed_book = RuleBook.from_files(changed)
     except RuleBookError as e:
         for p in e.problems:
-            click.echo(_shown(p, rules_dir), err=True)
+            click.echo(str(replace(p, file=origin[p.file])) if p.file in origin else _shown(p, rules_dir), err=True)
         raise click.ClickException("the changed rule book does not load; nothing was evaluated") from None
     try:
         frame = read_table(portfolio)

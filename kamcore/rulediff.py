@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -23,8 +26,9 @@ from .kinds.base import cell_text
 from .rulebook import TESTS_DIR
 
 ANY = "-"
-ALIKE = 0.5  # two unnamed rows/bands at least this alike (share of equal cells) are one element, changed
+ALIKE = 0.5  # two unnamed rows/bands at least this alike (see _likeness) are one element, changed
 MAX_PAIRINGS = 250_000  # a block of rows rewritten wholesale beyond this is reported as removed + added
+CACHED_FILES = 512  # parsed rule files kept, by content
 LOWER_BOUNDS = (">", ">=")
 UPPER_BOUNDS = ("<", "<=")
 
@@ -235,32 +239,66 @@ def _read(files: Mapping[str, str]) -> _Book:
     for path in sorted(files):
         if path.startswith(TESTS_DIR + "/"):
             continue
-        try:
-            data, _ = yamlsource.load(files[path], path)
-        except yamlsource.YamlError as e:
-            book.problems.append(e.problem)
+        found = _read_file(path, files[path])
+        if isinstance(found, Problem):
+            book.problems.append(found)
             book.unreadable.add(path)
             continue
-        if not isinstance(data, dict):
-            continue
-        if isinstance(data.get("fields"), list):
-            book.fields += [(path, _field(f)) for f in data["fields"] if isinstance(f, dict) and "name" in f]
-        if isinstance(data.get("rules"), list):
-            for position, doc in enumerate(data["rules"]):
-                _add_rule(book, doc, path, position)
+        entries, fields = found
+        book.fields += [(path, f) for f in fields]
+        for entry in entries:
+            if isinstance(entry, Problem):
+                book.problems.append(entry)
+            elif entry.id in book.rules:
+                book.problems.append(Problem(f"rule id {entry.id!r} is used twice; the second is left out", path,
+                                             rule=entry.id, severity="warning"))
+            else:
+                book.rules[entry.id] = entry
     return book
 
 
-def _add_rule(book: _Book, doc: Any, path: str, position: int) -> None:
+def _read_file(path: str, text: str) -> Problem | tuple[tuple[_Rule | Problem, ...], tuple[_Item, ...]]:
+    """One file's rules (and warnings about them) and dictionary fields, or why it is not YAML. Cached by
+    content: a walk through history reads the same file texts over and over, and YAML parsing is most of
+    the cost. (Keyed by digest, so the cache never holds the texts themselves.)"""
+    key = (path, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    found = _parse_file(path, text)
+    with _CACHE_LOCK:
+        _CACHE[key] = found
+        while len(_CACHE) > CACHED_FILES:
+            _CACHE.popitem(last=False)
+    return found
+
+
+_CACHE: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _parse_file(path: str, text: str) -> Problem | tuple[tuple[_Rule | Problem, ...], tuple[_Item, ...]]:
+    try:
+        data, _ = yamlsource.load(text, path)
+    except yamlsource.YamlError as e:
+        return e.problem
+    if not isinstance(data, dict):
+        return (), ()
+    raw_fields = data["fields"] if isinstance(data.get("fields"), list) else []
+    fields = tuple(_field(f) for f in raw_fields if isinstance(f, dict) and "name" in f)
+    entries: list[_Rule | Problem] = []
+    if isinstance(data.get("rules"), list):
+        for position, doc in enumerate(data["rules"]):
+            entries += _rule(doc, path, position)
+    return tuple(entries), fields
+
+
+def _rule(doc: Any, path: str, position: int) -> list[_Rule | Problem]:
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
-        book.problems.append(Problem(f"rule {position + 1} has no id; left out of the comparison", path,
-                                     severity="warning"))
-        return
+        return [Problem(f"rule {position + 1} has no id; left out of the comparison", path, severity="warning")]
     rule_id = doc["id"]
-    if rule_id in book.rules:
-        book.problems.append(Problem(f"rule id {rule_id!r} is used twice; the second is left out", path,
-                                     rule=rule_id, severity="warning"))
-        return
     kind = str(doc.get("kind"))
     schema = schemas.RULE_SCHEMAS.get(kind)
     try:
@@ -268,16 +306,14 @@ def _add_rule(book: _Book, doc: Any, path: str, position: int) -> None:
     except ValidationError:
         spec = None
     if spec is None:
-        book.problems.append(Problem("rule does not follow its schema; compared as plain YAML", path, rule=rule_id,
-                                     severity="warning"))
-        props, sections = _flatten({k: v for k, v in doc.items() if k not in ("id", "kind")}), []
+        props = _flatten({k: v for k, v in doc.items() if k not in ("id", "kind")})
         label = doc.get("label") if isinstance(doc.get("label"), dict) else {"zh": str(doc.get("label"))}
-    else:
-        props, sections = _SHAPES[kind](spec)
-        props = {**_label("label", spec["label"]), "description": spec.get("description", "").strip() or None,
-                 **({"area": spec["area"]} if "area" in spec else {}), **props}
-        label = spec["label"]
-    book.rules[rule_id] = _Rule(rule_id, kind, path, position, label, props, sections)
+        return [Problem("rule does not follow its schema; compared as plain YAML", path, rule=rule_id,
+                        severity="warning"), _Rule(rule_id, kind, path, position, label, props, [])]
+    props, sections = _SHAPES[kind](spec)
+    props = {**_label("label", spec["label"]), "description": spec.get("description", "").strip() or None,
+             **({"area": spec["area"]} if "area" in spec else {}), **props}
+    return [_Rule(rule_id, kind, path, position, spec["label"], props, sections)]
 
 
 def _label(prefix: str, label: dict[str, str] | None) -> dict[str, str | None]:
@@ -495,8 +531,17 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _likeness(a: _Item, b: _Item) -> float:
-    """Share of cells equal on both sides, a moved threshold counting half."""
+    """How alike two elements are, 0..1: the share of equal cells (a moved threshold counting ¾), where
+    the conditions (`when`) weigh three times the rest, as they say which accounts the element is about."""
     keys = set(a.cells) | set(b.cells)
+    tests = [k for k in keys if _is_test(k)]
+    rest = [k for k in keys if not _is_test(k)]
+    if not tests or not rest:
+        return _equal_share(a, b, tests or rest)
+    return 0.75 * _equal_share(a, b, tests) + 0.25 * _equal_share(a, b, rest)
+
+
+def _equal_share(a: _Item, b: _Item, keys: list[str]) -> float:
     if not keys:
         return 1.0
     score = 0.0
@@ -505,7 +550,7 @@ def _likeness(a: _Item, b: _Item) -> float:
         if _same(old, new):
             score += 1
         elif _is_test(k) and isinstance(old, str) and isinstance(new, str) and thresholds(old, new):
-            score += 0.5
+            score += 0.75  # the same test with a bound moved: still much the same condition
     return score / len(keys)
 
 
@@ -607,9 +652,9 @@ def _diff_items(section: str, a: list[_Item], b: list[_Item]) -> list[ItemDiff]:
     out = []
     for i, j in aligned:
         if j is None:
-            out.append(ItemDiff(section, "removed", a[i].label, None, i + 1, None, False, (), a[i].cells))
+            out.append(ItemDiff(section, "removed", a[i].label, None, i + 1, None, False, (), dict(a[i].cells)))
         elif i is None:
-            out.append(ItemDiff(section, "added", None, b[j].label, None, j + 1, False, (), b[j].cells))
+            out.append(ItemDiff(section, "added", None, b[j].label, None, j + 1, False, (), dict(b[j].cells)))
         else:
             changes = _changes(a[i].cells, b[j].cells)
             if changes or i in moved:
@@ -630,7 +675,7 @@ def _diff_rule(a: _Rule, b: _Rule) -> RuleDiff | None:
     if not (changes or items or a.file != b.file):
         return None
     status = "changed" if changes or items else "moved"
-    return RuleDiff(b.id, b.kind, status, a.file, b.file, b.label, changes, tuple(items))
+    return RuleDiff(b.id, b.kind, status, a.file, b.file, dict(b.label), changes, tuple(items))
 
 
 def diff_books(files_a: Mapping[str, str], files_b: Mapping[str, str]) -> BookDiff:
