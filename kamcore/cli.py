@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 import pandas as pd
 from tqdm import tqdm
 
 from . import ruletests
-from .errors import InputError, Problem, RuleBookError
+from .decisions import DATA_DIR, BookProvider, DecisionLog, DecisionLogError, log_path
+from .errors import InputError, KamError, Problem, RuleBookError
 from .portfolio import format_of, read_table, write_table
 from .rulebook import RuleBook
 
@@ -156,3 +158,132 @@ def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
         lines.append("")
         lines.append(("信用状态: " if zh else "Credit status: ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+# --- decision log ------------------------------------------------------------------------------------------
+
+DIFFERENCES_SHOWN = 200  # a re-run of a large batch can differ everywhere; the count says the rest
+
+
+@main.group()
+def decisions() -> None:
+    """Check the decision log's hash chain and reproduce past decisions."""
+
+
+_data_option = click.option("--data", "data_dir", default=DATA_DIR, show_default=True,
+                            type=click.Path(file_okay=False), help="the service's data dir")
+
+
+def _decision_log(data_dir: str) -> DecisionLog:
+    try:
+        return DecisionLog.open(log_path(data_dir), create=False)
+    except DecisionLogError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _rule_store(data_dir: str) -> BookProvider:
+    """The rule store under the data dir: it hands out the rule book at any revision."""
+    from .store import RuleStore
+
+    return RuleStore.open(data_dir)
+
+
+@decisions.command("verify")
+@_data_option
+def decisions_verify(data_dir: str) -> None:
+    """Walk the decision log's hash chain and name every record altered or removed (exit 1 if any)."""
+    with _decision_log(data_dir) as log:
+        result = log.verify()
+    for finding in result.findings:
+        click.echo(f"{log.path}: {finding}", err=True)
+    click.echo(f"{log.path}: {result}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@decisions.command("reproduce")
+@click.argument("decision_id", metavar="ID")
+@_data_option
+def decisions_reproduce(decision_id: str, data_dir: str) -> None:
+    """Evaluate decision ID again with the rule book at its revision and its as-of date; list every output
+    that comes out differently (exit 1 if any)."""
+    with _decision_log(data_dir) as log:
+        try:
+            log.get(decision_id)  # an unknown id is reported before the rule store is opened
+            result = log.reproduce(decision_id, _rule_store(data_dir))
+        except KamError as e:
+            raise click.ClickException(str(e)) from None
+    for difference in result.differences[:DIFFERENCES_SHOWN]:
+        click.echo(str(difference))
+    if len(result.differences) > DIFFERENCES_SHOWN:
+        click.echo(f"... and {len(result.differences) - DIFFERENCES_SHOWN} more")
+    click.echo(str(result))
+    if not result.identical:
+        sys.exit(1)
+
+
+# --- impact of a rule change -----------------------------------------------------------------------------------
+
+
+def _impact_base(rules_dir: str) -> tuple[RuleBook, dict[str, str]]:
+    """The book a change applies to, and its files by path: for now the rules folder."""
+    book = _load(rules_dir)
+    return book, {f.path: f.text for f in book.files}
+
+
+def _with_changes(base: dict[str, str], change_paths: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """The base files with each change file put in place of the base file of the same name (a new file when
+    the book has none of that name), and which change file each replaced path came from."""
+    files, origin = dict(base), {}
+    for change in change_paths:
+        name = Path(change).name
+        same = [p for p in base if PurePosixPath(p).name == name]
+        if len(same) > 1:
+            raise click.ClickException(f"{change}: the rule book has {len(same)} files named {name!r}: "
+                                       + ", ".join(same))
+        path = same[0] if same else name
+        try:
+            files[path] = Path(change).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.ClickException(f"{change}: cannot read: {e}") from None
+        origin[path] = change
+    return files, origin
+
+
+@main.command("impact")
+@click.option("--change", "changes", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="a changed rule file; replaces the rule book's file of the same name (repeatable)")
+@click.option("--portfolio", required=True, type=click.Path(exists=True, dir_okay=False), help="csv, xlsx or json")
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the diff and the impact as one JSON document")
+@click.option("--limit", default=20, show_default=True, help="changed accounts listed per output in the text")
+def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, as_of: dt.datetime | None, lang: str,
+                   as_json: bool, limit: int) -> None:
+    """What the changed rule files would do to the accounts in PORTFOLIO: the rule diff, the tier migration,
+    accounts whose entitlements, credit status or segment change, and the change in credit limit, exposure on
+    hold and loyalty points. Nothing is written."""
+    from .impact import impact
+    from .rulediff import diff_books
+
+    base_book, base = _impact_base(rules_dir)
+    changed, origin = _with_changes(base, changes)
+    try:
+        changed_book = RuleBook.from_files(changed)
+    except RuleBookError as e:
+        for p in e.problems:
+            click.echo(str(replace(p, file=origin[p.file])) if p.file in origin else _shown(p, rules_dir), err=True)
+        raise click.ClickException("the changed rule book does not load; nothing was evaluated") from None
+    try:
+        frame = read_table(portfolio)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    diff = diff_books(base, changed)
+    result = impact(base_book, changed_book, frame, as_of.date() if as_of else None)
+    if as_json:
+        click.echo(json.dumps({"diff": diff.to_dict(), "impact": result.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    click.echo(diff.text(lang))
+    click.echo()
+    click.echo(result.text(lang, limit))

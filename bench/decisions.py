@@ -1,0 +1,73 @@
+"""Benchmark: decisions/s written to the decision log, for 1 and 100 accounts per decision, durable and not."""
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/decisions.py` without an installed kamcore
+    sys.path.insert(0, str(ROOT))
+
+from kamcore import RuleBook  # noqa: E402
+from kamcore.decisions import DecisionLog  # noqa: E402
+from kamcore.demo import synthetic_portfolio  # noqa: E402
+
+AS_OF = "2026-11-23"
+BATCHES = (1, 100)
+
+
+def write_rate(folder: Path, evaluation, decisions: int, durable: bool) -> tuple[float, float]:
+    """decisions/s of `record_evaluation` into a fresh log, and records/s of verifying it afterwards."""
+    path = folder / f"run-{time.perf_counter_ns()}.sqlite3"
+    with DecisionLog.open(path, durable=durable) as log:
+        start = time.perf_counter()
+        for _ in range(decisions):
+            log.record_evaluation("bench", evaluation)
+        written = time.perf_counter() - start
+        start = time.perf_counter()
+        result = log.verify()
+        checked = time.perf_counter() - start
+    if not result.ok or result.records != decisions:
+        raise SystemExit(f"{path}: {result}")
+    return decisions / written, decisions / checked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--decisions", type=int, default=300, help="decisions written per run")
+    parser.add_argument("--runs", type=int, default=5, help="runs per case; medians are reported")
+    parser.add_argument("--dir", type=Path, default=None, help="where the logs go (default: a temp dir on disk)")
+    args = parser.parse_args()
+    book = RuleBook.load(ROOT / "rules", revision="bench")
+    folder = Path(tempfile.mkdtemp(prefix="kam-decisions-", dir=args.dir))
+    try:
+        print(f"{args.decisions} decisions per run, median of {args.runs} runs; logs in {folder}")
+        rates: dict[tuple[int, bool], float] = {}
+        for durable in (True, False):
+            for batch in BATCHES:
+                evaluation = book.evaluate(synthetic_portfolio(batch, seed=batch), as_of=AS_OF)
+                runs = [write_rate(folder, evaluation, args.decisions, durable) for _ in range(args.runs)]
+                write = statistics.median(r[0] for r in runs)
+                verify = statistics.median(r[1] for r in runs)
+                rates[batch, durable] = write
+                sync = "synchronous=FULL  " if durable else "synchronous=NORMAL"
+                accounts = "1 account per decision   " if batch == 1 else f"{batch} accounts per decision"
+                print(f"{sync}  {accounts}: {write:8,.0f} decisions/s ({write * batch:9,.0f} accounts/s); "
+                      f"verify {verify:8,.0f} records/s")
+        for durable in (True, False):
+            ratio = rates[1, durable] / rates[100, durable]
+            print(f"{'FULL' if durable else 'NORMAL'}: 1-account decisions are written {ratio:.1f}x as fast as "
+                  f"100-account ones")
+        for batch in BATCHES:
+            print(f"{batch} account(s): NORMAL / FULL = {rates[batch, False] / rates[batch, True]:.1f}x")
+        print("every log written verified")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

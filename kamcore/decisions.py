@@ -1,0 +1,734 @@
+"""The decision log: every evaluation kept in SQLite (WAL) as a hash chain that shows tampering and lets an
+auditor reproduce any past decision at its rules revision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import sqlite3
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from .errors import KamError, RowError
+from .evaluation import _as_of
+
+if TYPE_CHECKING:
+    from .evaluation import Evaluation
+    from .rulebook import RuleBook
+
+DATA_DIR = ".kam-data"  # the service's data dir when none is given
+LOG_FILE = "decisions.sqlite3"
+SCHEMA_VERSION = 1
+HASH_FORMAT = 1  # bumped if the hashed record ever changes shape; old records keep verifying under their own
+GENESIS = "0" * 64  # what the first record links to
+BUSY_TIMEOUT_S = 30.0
+COMPRESSION_LEVEL = 6
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width UTC, so text order is time order
+
+_SCHEMA = [
+    """CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('decision', 'checkpoint')),
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        revision TEXT,
+        as_of TEXT,
+        input_digest TEXT,
+        output_digest TEXT,
+        inputs BLOB,
+        outputs BLOB,
+        checkpoint TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    # The hash of the newest record, moved in the same transaction as each write: a removed last record
+    # leaves a gap here, and a writer always links to this head, never to whatever record is last.
+    "CREATE TABLE head (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)",
+]
+_FIELDS = ("seq", "id", "kind", "time", "actor", "revision", "as_of", "input_digest", "output_digest", "inputs",
+           "outputs", "checkpoint", "prev_hash", "hash")
+_SELECT = ("SELECT seq, id, kind, time, actor, revision, as_of, input_digest, output_digest, inputs, outputs, "
+           "checkpoint, prev_hash, hash FROM decisions")
+_INSERT = ("INSERT INTO decisions (seq, id, kind, time, actor, revision, as_of, input_digest, output_digest, inputs, "
+           "outputs, checkpoint, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class DecisionLogError(KamError):
+    """The decision log cannot be opened, written or read as asked."""
+
+
+class UnknownDecision(DecisionLogError):
+    """No decision with that id is in the log (never recorded, or pruned by retention)."""
+
+
+class BookProvider(Protocol):
+    """Anything that hands out the rule book at a revision, such as the rule store."""
+
+    def book(self, rev: str) -> RuleBook: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """One recorded evaluation. `inputs` / `outputs` are the account tables as recorded (object columns, in
+    their recorded order; missing keys of a list of dicts read back as null)."""
+
+    id: str
+    seq: int
+    time: dt.datetime
+    actor: str
+    revision: str
+    as_of: dt.date
+    input_digest: str
+    inputs: pd.DataFrame
+    outputs: pd.DataFrame
+    errors: list[RowError]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Where the chain is broken: the first record (by position `seq`) altered or removed, and how."""
+
+    seq: int | None
+    decision_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of walking the chain. True when intact; `first` names the earliest break."""
+
+    records: int
+    head_seq: int
+    head_hash: str
+    pruned_through: int
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if not self.ok:
+            return f"chain broken: {self.first}" + (f" (and {len(self.findings) - 1} more)"
+                                                     if len(self.findings) > 1 else "")
+        pruned = f", records 1..{self.pruned_through} pruned under retention" if self.pruned_through else ""
+        records = "1 record" if self.records == 1 else f"{self.records} records"
+        return f"chain intact: {records}{pruned}; head {self.head_seq} {self.head_hash}"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One value that came out differently: `row` is 0-based (None for the whole table)."""
+
+    row: int | None
+    field: str
+    recorded: Any
+    reproduced: Any
+
+    def __str__(self) -> str:
+        where = f"row {self.row}: " if self.row is not None else ""
+        return f"{where}{self.field}: recorded {_shown(self.recorded)}, reproduced {_shown(self.reproduced)}"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A past decision evaluated again at its revision and as_of; `identical` when nothing differs."""
+
+    decision_id: str
+    revision: str
+    as_of: dt.date
+    accounts: int
+    differences: list[Difference]
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+    def __str__(self) -> str:
+        head = f"decision {self.decision_id} ({self.accounts} accounts, revision {self.revision}, " \
+               f"as of {self.as_of.isoformat()})"
+        if self.identical:
+            return f"{head}: outputs identical"
+        return f"{head}: {len(self.differences)} difference(s)"
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one retention run removed: `decisions` records through position `through`, vouched for by the
+    checkpoint record `checkpoint_id` (None when nothing was old enough)."""
+
+    decisions: int
+    through: int | None
+    checkpoint_id: str | None
+
+
+def log_path(data_dir: str | Path) -> Path:
+    """Where the decision log lives in a data dir."""
+    return Path(data_dir) / LOG_FILE
+
+
+class DecisionLog:
+    """An append-only, hash-chained log of decisions in one SQLite file. Safe to share between threads;
+    several processes may write the same file (each write holds SQLite's write lock, so the chain stays
+    linear). Open it again in a child process rather than sharing one across fork."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection):
+        self.path = path
+        self._db = db
+        self._lock = threading.Lock()
+
+    # --- opening ---
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True, durable: bool = True) -> DecisionLog:
+        """Open the log at `path`, creating it (and its folder) unless `create` is False. `durable` makes each
+        write reach the disk before it returns (survives power loss, not only a killed process)."""
+        path = Path(path)
+        if not path.exists():
+            if not create:
+                raise DecisionLogError(f"no decision log at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise DecisionLogError(f"{path} is not a decision log file")
+        db = _connect(path)
+        try:
+            db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            _prepare(db, path)
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise DecisionLogError(f"{path}: cannot open as a decision log: {e}") from None
+        except BaseException:
+            db.close()
+            raise
+        return cls(path, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ---
+
+    def record(self, actor: str, revision: str, inputs: Any, outputs: Any,
+               errors: Iterable[RowError | Mapping[str, Any]] = (), as_of: dt.date | str | None = None) -> str:
+        """Append one decision and return its id. `inputs` / `outputs`: the account tables (DataFrame, list of
+        dicts, or one dict); `errors`: the row errors of the evaluation; `as_of`: the date `today()` meant
+        (default: today, as the engine's default)."""
+        if not isinstance(actor, str) or not actor.strip():
+            raise DecisionLogError("a decision needs an actor: who asked for it")
+        if not isinstance(revision, str) or not revision.strip():
+            raise DecisionLogError("a decision needs the rules revision that produced it")
+        day = _as_of(as_of)
+        input_bytes = canonical_json(table_of(inputs, "inputs"))
+        output_bytes = canonical_json({"errors": [_error_dict(e) for e in errors],
+                                       "outputs": table_of(outputs, "outputs")})
+        fields = {"kind": "decision", "actor": actor, "revision": revision, "as_of": day.isoformat(),
+                  "input_digest": _digest(input_bytes), "output_digest": _digest(output_bytes),
+                  "inputs": zlib.compress(input_bytes, COMPRESSION_LEVEL),
+                  "outputs": zlib.compress(output_bytes, COMPRESSION_LEVEL), "checkpoint": None}
+        with self._writing():
+            return self._append(fields)
+
+    def record_evaluation(self, actor: str, evaluation: Evaluation) -> str:
+        """Record an evaluation exactly as it ran: its input table, every output column, its row errors,
+        its as_of and its book's revision."""
+        if not evaluation.revision:
+            raise DecisionLogError("the rule book has no revision: evaluate a book from the rule store")
+        outputs = evaluation.frame[evaluation.output_names]
+        return self.record(actor, evaluation.revision, evaluation.input, outputs, evaluation.errors,
+                           evaluation.as_of)
+
+    def prune(self, keep_days: float | None = None, before: dt.datetime | dt.date | None = None,
+              actor: str = "retention") -> Pruned:
+        """Remove the oldest records: those written before `before`, or more than `keep_days` days ago. A
+        checkpoint record appended to the chain vouches for the last removed record, so `verify` still passes
+        and still catches tampering in what is left. Refuses to prune a log that does not verify."""
+        if (keep_days is None) == (before is None):
+            raise DecisionLogError("give either keep_days or before")
+        if keep_days is not None:
+            if keep_days < 0:
+                raise DecisionLogError("keep_days cannot be negative")
+            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=keep_days)
+        else:
+            cutoff = _utc(before)
+        planned = self._prune_plan(cutoff.strftime(_TIME_FORMAT))
+        if planned is None:
+            return Pruned(0, None, None)
+        first, plan = planned
+        with self._writing():
+            now = self._db.execute("SELECT MIN(seq), (SELECT hash FROM decisions WHERE seq = ?) FROM decisions",
+                                   (plan["through"],)).fetchone()
+            if now != (first, plan["through_hash"]):
+                raise DecisionLogError("the oldest records changed while pruning (another prune?): try again")
+            self._db.execute("DELETE FROM decisions WHERE seq <= ?", (plan["through"],))
+            checkpoint_id = self._append({"kind": "checkpoint", "actor": actor, "revision": None, "as_of": None,
+                                          "input_digest": None, "output_digest": None, "inputs": None,
+                                          "outputs": None, "checkpoint": canonical_json(plan).decode()})
+        with self._lock:
+            self._db.execute("PRAGMA incremental_vacuum")
+        return Pruned(plan["decisions"], plan["through"], checkpoint_id)
+
+    def _prune_plan(self, cutoff: str) -> tuple[int, dict[str, Any]] | None:
+        """The oldest record and the checkpoint that will stand for the records removed, found on a verified
+        snapshot: verifying takes a while, and writers go on meanwhile (the write transaction then only checks
+        that the oldest records are still the ones verified)."""
+        db = _connect(self.path)
+        try:
+            db.execute("BEGIN")
+            check = _verify(db)
+            if not check.ok:
+                raise DecisionLogError(f"the decision log does not verify, so pruning could hide tampering: {check}")
+            row = db.execute("SELECT seq FROM decisions WHERE time >= ? ORDER BY seq LIMIT 1", (cutoff,)).fetchone()
+            # A prefix only: a record is kept if any record before it is kept, so the chain left is unbroken.
+            through = row[0] - 1 if row else check.head_seq
+            count, through_hash, first, oldest, newest = db.execute(
+                "SELECT (SELECT COUNT(*) FROM decisions WHERE seq <= ?1 AND kind = 'decision'), "
+                "(SELECT hash FROM decisions WHERE seq = ?1), MIN(seq), MIN(time), MAX(time) FROM decisions "
+                "WHERE seq <= ?1", (through,)).fetchone()
+        finally:
+            db.close()
+        if not count:  # nothing old enough, or only earlier checkpoints
+            return None
+        return first, {"through": through, "through_hash": through_hash, "decisions": count, "before": cutoff,
+                       "oldest": oldest, "newest": newest}
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction. IMMEDIATE takes SQLite's write lock before the head is read, so two writers
+        (threads or processes) can never link to the same record."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _append(self, fields: dict[str, Any]) -> str:
+        head = self._db.execute("SELECT seq, hash FROM head").fetchone()
+        if head is None:
+            raise DecisionLogError(f"{self.path}: the head marker is missing; run `kam decisions verify`")
+        seq, prev_hash = head[0] + 1, head[1]
+        record = {**fields, "seq": seq, "id": uuid.uuid4().hex, "prev_hash": prev_hash,
+                  "time": dt.datetime.now(dt.UTC).strftime(_TIME_FORMAT)}
+        record["hash"] = _record_hash(record)
+        self._db.execute(_INSERT, [record[k] for k in _FIELDS])
+        self._db.execute("UPDATE head SET seq = ?, hash = ?", (seq, record["hash"]))
+        return record["id"]
+
+    # --- reading ---
+
+    def get(self, decision_id: str) -> Decision:
+        """The decision with that id, its tables decoded. Raises UnknownDecision, or DecisionLogError when
+        the record does not match its own hash (it was altered)."""
+        if not isinstance(decision_id, str):
+            raise UnknownDecision(f"{decision_id!r} is not a decision id")
+        with self._lock:
+            row = self._db.execute(_SELECT + " WHERE id = ?", (decision_id,)).fetchone()
+        if row is None:
+            raise UnknownDecision(f"no decision {decision_id} in the log (never recorded, or pruned)")
+        r = _Row(*row)
+        if r.kind != "decision":
+            raise UnknownDecision(f"{decision_id} is a retention checkpoint, not a decision")
+        problem = _self_check(r)
+        if problem:
+            raise DecisionLogError(f"decision {decision_id} (record {r.seq}) {problem}: it was altered")
+        outputs = _parse(zlib.decompress(r.outputs))
+        return Decision(r.id, r.seq, _parse_time(r.time), r.actor, r.revision, dt.date.fromisoformat(r.as_of),
+                        r.input_digest, frame_of(_parse(zlib.decompress(r.inputs))), frame_of(outputs["outputs"]),
+                        [RowError(**e) for e in outputs["errors"]], r.prev_hash, r.hash)
+
+    def verify(self) -> Verification:
+        """Walk the whole chain on a snapshot of the log (writers carry on meanwhile) and report every record
+        altered or removed, the first one first."""
+        db = _connect(self.path)
+        try:
+            db.execute("BEGIN")
+            return _verify(db)
+        finally:
+            db.close()
+
+    def reproduce(self, decision_id: str, books: BookProvider) -> Reproduction:
+        """Evaluate the decision's stored inputs again with the rule book at its revision and its as_of, and
+        compare with the stored outputs and row errors (exactly; null equals null, 1 equals 1.0)."""
+        decision = self.get(decision_id)
+        book = books.book(decision.revision)
+        if book.revision is not None and book.revision != decision.revision:
+            raise DecisionLogError(f"asked for the rule book at {decision.revision}, got {book.revision}")
+        ev = book.evaluate(decision.inputs, as_of=decision.as_of)
+        differences: list[Difference] = []
+        recorded = decision.outputs
+        if len(recorded) != len(ev.input):
+            differences.append(Difference(None, "accounts", len(recorded), len(ev.input)))
+        produced = set(ev.output_names)
+        for j, name in enumerate(recorded.columns):
+            if name not in produced:
+                differences.append(Difference(None, str(name), "a recorded output", "not an output at this revision"))
+                continue
+            # Through the same encoding as the record, so both sides hold the same kinds of values.
+            again = _parse(canonical_json(_column_cells(ev.frame[name].tolist(), "outputs", name)))
+            for i, (a, b) in enumerate(zip(recorded.iloc[:, j].tolist(), again, strict=False)):
+                if not _same(a, b):
+                    differences.append(Difference(i, str(name), a, b))
+        recorded_errors = _error_keys(decision.errors)
+        reproduced_errors = _error_keys(ev.errors)
+        for key in sorted(recorded_errors - reproduced_errors, key=repr):
+            differences.append(Difference(key[0], f"error {key[1] or key[2] or ''}".strip(), key[3], None))
+        for key in sorted(reproduced_errors - recorded_errors, key=repr):
+            differences.append(Difference(key[0], f"error {key[1] or key[2] or ''}".strip(), None, key[3]))
+        differences.sort(key=lambda d: (-1 if d.row is None else d.row, d.field))
+        return Reproduction(decision.id, decision.revision, decision.as_of, len(recorded), differences)
+
+
+# --- the stored form ---------------------------------------------------------------------------------------
+
+
+def table_of(data: Any, what: str = "table") -> dict[str, Any]:
+    """An account table in its canonical, JSON-ready form: columns in order, values column by column. Takes a
+    DataFrame (index not kept), a list of dicts (missing keys become null) or one dict."""
+    if isinstance(data, pd.DataFrame):
+        names = list(data.columns)
+        values = [_column_cells(data.iloc[:, j].tolist(), what, names[j]) for j in range(data.shape[1])]
+        rows = len(data)
+    else:
+        if isinstance(data, Mapping):
+            records = [data]
+        elif isinstance(data, Iterable) and not isinstance(data, str | bytes):
+            records = list(data)
+        else:
+            raise DecisionLogError(f"{what} must be a DataFrame or a list of {{field: value}} mappings")
+        if not all(isinstance(r, Mapping) for r in records):
+            raise DecisionLogError(f"{what} must be a DataFrame or a list of {{field: value}} mappings")
+        names = list(dict.fromkeys(k for r in records for k in r))
+        values = [_column_cells([r.get(k) for r in records], what, k) for k in names]
+        rows = len(records)
+    return {"columns": _column_cells(names, what), "rows": rows, "values": values}
+
+
+def frame_of(table: Mapping[str, Any]) -> pd.DataFrame:
+    """The DataFrame a canonical table stands for: object columns holding the decoded values."""
+    columns = {j: pd.Series(v, dtype=object) for j, v in enumerate(table["values"])}
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(table["rows"]))
+    frame.columns = pd.Index(table["columns"], dtype=object)
+    return frame
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form of an already encoded value: UTF-8 (Chinese kept as is), sorted keys, no spaces."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _parse(data: bytes) -> Any:
+    return json.loads(data, object_hook=_decoded)
+
+
+class _Unsupported(Exception):
+    def __init__(self, value: Any):
+        self.value = value
+
+
+_NAMES = object()  # stands for "the column names" where a column is expected
+
+
+def _column_cells(values: list[Any], what: str, column: Any = _NAMES) -> list[Any]:
+    out = []
+    try:
+        for v in values:
+            out.append(_cell(v))
+    except _Unsupported as e:
+        where = f"column name {len(out)}" if column is _NAMES else f"row {len(out)}, column {column!r}"
+        raise DecisionLogError(f"{what}: {where}: cannot record {type(e.value).__name__} value {e.value!r}") from None
+    return out
+
+
+# Tags for values JSON has no word for; a one-key object with a tag key is read back as that value.
+_DECODERS = {
+    "$date": dt.date.fromisoformat,
+    "$datetime": dt.datetime.fromisoformat,
+    "$timestamp": pd.Timestamp,  # nanoseconds, which datetime would drop
+    "$float": float,  # nan, inf, -inf
+    "$decimal": Decimal,
+    "$dict": dict,  # a mapping that would otherwise look like a tag, as [key, value] pairs
+}
+
+
+def _cell(v: Any) -> Any:
+    """One value in its JSON-ready form; numpy and pandas scalars become the plain Python value they hold."""
+    t = type(v)
+    if v is None or t is str or t is bool or t is int:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else {"$float": repr(v)}
+    if v is pd.NaT or v is pd.NA:
+        return None
+    if isinstance(v, np.generic):
+        if isinstance(v, np.datetime64 | np.timedelta64) and np.isnat(v):
+            return None
+        return _cell(pd.Timestamp(v) if isinstance(v, np.datetime64) else v.item())
+    if isinstance(v, pd.Timestamp):
+        return {"$timestamp": v.isoformat()} if v.nanosecond else {"$datetime": v.to_pydatetime().isoformat()}
+    if isinstance(v, dt.datetime):
+        return {"$datetime": v.isoformat()}
+    if isinstance(v, dt.date):
+        return {"$date": v.isoformat()}
+    if isinstance(v, Decimal):
+        return {"$decimal": str(v)}
+    if isinstance(v, bool | int):  # subclasses such as IntEnum
+        return bool(v) if isinstance(v, bool) else int(v)
+    if isinstance(v, float):
+        return _cell(float(v))
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, list | tuple | np.ndarray):
+        return [_cell(x) for x in v]
+    if isinstance(v, Mapping):
+        if not all(isinstance(k, str) for k in v):
+            raise _Unsupported(v)
+        if len(v) == 1 and next(iter(v)) in _DECODERS:
+            return {"$dict": [[k, _cell(x)] for k, x in v.items()]}
+        return {k: _cell(x) for k, x in v.items()}
+    raise _Unsupported(v)
+
+
+def _decoded(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        key = next(iter(obj))
+        if key in _DECODERS:
+            return _DECODERS[key](obj[key])
+    return obj
+
+
+def _error_dict(e: RowError | Mapping[str, Any]) -> dict[str, Any]:
+    d = e.to_dict() if isinstance(e, RowError) else dict(e)
+    try:
+        return {"row": int(d["row"]), "rule": d.get("rule"), "field": d.get("field"), "message": str(d["message"]),
+                "severity": d.get("severity", "error")}
+    except (KeyError, TypeError, ValueError):
+        raise DecisionLogError(f"a row error needs row and message: {e!r}") from None
+
+
+def _error_keys(errors: Iterable[RowError]) -> set[tuple[Any, ...]]:
+    return {(e.row, e.rule, e.field, e.message) for e in errors}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _is_null(a) or _is_null(b):
+        return _is_null(a) and _is_null(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _is_null(v: Any) -> bool:
+    return v is None or isinstance(v, float) and math.isnan(v)
+
+
+def _shown(v: Any) -> str:
+    return "null" if _is_null(v) else repr(v)
+
+
+# --- the chain ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    seq: int
+    id: str
+    kind: str
+    time: str
+    actor: str
+    revision: str | None
+    as_of: str | None
+    input_digest: str | None
+    output_digest: str | None
+    inputs: bytes | None
+    outputs: bytes | None
+    checkpoint: str | None
+    prev_hash: str
+    hash: str
+
+
+def _record_hash(r: Mapping[str, Any]) -> str:
+    """sha256 over the record's stored fields (its tables through their digests) and the previous hash."""
+    fields = {k: r[k] for k in ("seq", "id", "kind", "time", "actor", "revision", "as_of", "input_digest",
+                                "output_digest", "checkpoint", "prev_hash")}
+    return _digest(canonical_json({"v": HASH_FORMAT, **fields}))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _self_check(r: _Row) -> str | None:
+    """Why a record does not match itself (tables against digests, fields against hash), or None."""
+    if r.kind == "decision":
+        for name, blob, digest in (("inputs", r.inputs, r.input_digest), ("outputs", r.outputs, r.output_digest)):
+            try:
+                data = zlib.decompress(blob) if isinstance(blob, bytes) else None
+            except zlib.error:
+                data = None
+            if data is None or _digest(data) != digest:
+                return f"has {name} that do not match their digest"
+    if _record_hash(r.__dict__) != r.hash:
+        return "does not match its hash"
+    return None
+
+
+def _verify(db: sqlite3.Connection) -> Verification:
+    findings: list[Finding] = []
+    first: _Row | None = None
+    prev: _Row | None = None
+    checkpoints: list[tuple[int, int, str]] = []  # (through, checkpoint seq, through_hash)
+    altered_checkpoints: list[int] = []
+    records = 0
+    for row in db.execute(_SELECT + " ORDER BY seq"):
+        r = _Row(*row)
+        records += 1
+        problem = _self_check(r)
+        if problem:
+            findings.append(Finding(r.seq, r.id, f"record {r.seq} ({r.kind} {r.id}) {problem}: it was altered"))
+            if r.kind == "checkpoint":
+                altered_checkpoints.append(r.seq)
+        elif r.kind == "checkpoint":
+            try:
+                cp = json.loads(r.checkpoint or "")
+                checkpoints.append((int(cp["through"]), r.seq, str(cp["through_hash"])))
+            except (ValueError, KeyError, TypeError):
+                findings.append(Finding(r.seq, r.id, f"record {r.seq} (checkpoint {r.id}) cannot be read"))
+        if prev is None:
+            first = r
+        elif r.seq != prev.seq + 1:
+            findings.append(Finding(prev.seq + 1, None, f"{_records(prev.seq + 1, r.seq - 1)} removed "
+                                    f"(between record {prev.seq} and record {r.seq})"))
+        elif r.prev_hash != prev.hash:
+            findings.append(Finding(prev.seq, prev.id, f"record {prev.seq} ({prev.kind} {prev.id}) was altered or "
+                                    f"replaced: record {r.seq} does not link to it"))
+        prev = r
+    pruned_through = 0
+    if first is not None:
+        through, cp_seq, through_hash = max(checkpoints, default=(0, None, GENESIS))
+        pruned_through = through
+        if through < first.seq - 1:
+            covered = f"pruning covered only 1..{through}" if through else "no checkpoint covers them"
+            if altered_checkpoints:
+                covered += f"; checkpoint record {altered_checkpoints[-1]} was altered"
+            findings.append(Finding(through + 1, None, f"{_records(through + 1, first.seq - 1)} removed "
+                                    f"from the start ({covered})"))
+        elif through > first.seq - 1:
+            findings.append(Finding(first.seq, first.id, f"record {first.seq} is present although checkpoint "
+                                    f"{cp_seq} says records through {through} were pruned"))
+        elif first.prev_hash != through_hash:
+            what = "the first record" if through == 0 else f"the last pruned record, as checkpoint {cp_seq} states"
+            findings.append(Finding(first.seq, first.id, f"record {first.seq} ({first.kind} {first.id}) was altered: "
+                                    f"it does not link to {what}"))
+    head = db.execute("SELECT seq, hash FROM head").fetchone()
+    last_seq = prev.seq if prev else pruned_through
+    if head is None:
+        findings.append(Finding(None, None, "the head marker is missing: the log's end cannot be checked"))
+        head = (last_seq, prev.hash if prev else GENESIS)
+    elif head[0] > last_seq:
+        findings.append(Finding(last_seq + 1, None, f"{_records(last_seq + 1, head[0])} removed from the end"))
+    elif head[0] < last_seq:
+        findings.append(Finding(head[0] + 1, None, f"{_records(head[0] + 1, last_seq)} added behind the log's back "
+                                "(after its head)"))
+    elif prev is not None and head[1] != prev.hash:
+        findings.append(Finding(prev.seq, prev.id, f"record {prev.seq} ({prev.kind} {prev.id}) was altered or "
+                                "replaced: it is not the head the log wrote"))
+    findings.sort(key=lambda f: -1 if f.seq is None else f.seq)
+    return Verification(records, head[0], head[1], pruned_through, findings)
+
+
+def _records(a: int, b: int) -> str:
+    return f"record {a} was" if a == b else f"records {a}..{b} were"
+
+
+# --- SQLite ------------------------------------------------------------------------------------------------
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: transactions are begun and ended here, explicitly, never implicitly by the module.
+    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+
+
+def _prepare(db: sqlite3.Connection, path: Path) -> None:
+    """WAL mode, and the schema created (once, even when several processes open a new file together)."""
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file, before WAL: lets prune shrink it
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:  # switching to WAL takes a lock that the busy timeout does not wait for
+        try:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    if mode.lower() != "wal":
+        raise DecisionLogError(f"{path}: cannot switch to write-ahead logging (journal mode {mode})")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise DecisionLogError(f"{path} was written by a newer KAM Rules (log schema {version}); "
+                               f"this one reads schema {SCHEMA_VERSION}")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                raise DecisionLogError(f"{path} is an SQLite file but not a decision log")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO head (one, seq, hash) VALUES (1, 0, ?)", (GENESIS,))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _utc(when: dt.datetime | dt.date | None) -> dt.datetime:
+    """A moment in UTC: a naive datetime is local time; a date means the start of that day in UTC."""
+    if isinstance(when, dt.datetime):
+        return when.astimezone(dt.UTC)
+    if isinstance(when, dt.date):
+        return dt.datetime(when.year, when.month, when.day, tzinfo=dt.UTC)
+    raise DecisionLogError(f"before must be a date or datetime, not {when!r}")
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
