@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/kam demo --rules rules/
 
 test: $(STAMP)
-	$(BIN)/ruff check kamcore tests bench
+	$(BIN)/ruff check kamcore server tests bench
 	$(BIN)/kam rules check rules/
 	$(BIN)/kam rules test rules/
 	$(BIN)/pytest
@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check kamcore tests bench
+	$(BIN)/ruff check kamcore server tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
@@ -17,6 +18,9 @@ from .decisions import DATA_DIR, BookProvider, DecisionLog, DecisionLogError, lo
 from .errors import InputError, KamError, Problem, RuleBookError
 from .portfolio import format_of, read_table, write_table
 from .rulebook import RuleBook
+
+if TYPE_CHECKING:
+    from .store import RuleStore
 
 PROGRESS_FROM = 50_000  # accounts; below this an evaluation takes well under a second
 
@@ -225,8 +229,13 @@ def decisions_reproduce(decision_id: str, data_dir: str) -> None:
 # --- impact of a rule change -----------------------------------------------------------------------------------
 
 
-def _impact_base(rules_dir: str) -> tuple[RuleBook, dict[str, str]]:
-    """The book a change applies to, and its files by path: for now the rules folder."""
+def _impact_base(rules_dir: str, data_dir: str | None) -> tuple[RuleBook, dict[str, str]]:
+    """The book a change applies to, and its files by path: the live rule store's head when a data dir is
+    given, else the rules folder."""
+    if data_dir is not None:
+        store = _open_store(data_dir)
+        files = store.files()
+        return store.book(), {p: t for p, t in files.items() if not p.startswith("tests/")}
     book = _load(rules_dir)
     return book, {f.path: f.text for f in book.files}
 
@@ -255,19 +264,21 @@ def _with_changes(base: dict[str, str], change_paths: tuple[str, ...]) -> tuple[
               help="a changed rule file; replaces the rule book's file of the same name (repeatable)")
 @click.option("--portfolio", required=True, type=click.Path(exists=True, dir_okay=False), help="csv, xlsx or json")
 @click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
+              help="compare against the live rule store's head in this data dir instead of --rules")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the diff and the impact as one JSON document")
 @click.option("--limit", default=20, show_default=True, help="changed accounts listed per output in the text")
-def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, as_of: dt.datetime | None, lang: str,
-                   as_json: bool, limit: int) -> None:
+def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, data_dir: str | None,
+                   as_of: dt.datetime | None, lang: str, as_json: bool, limit: int) -> None:
     """What the changed rule files would do to the accounts in PORTFOLIO: the rule diff, the tier migration,
     accounts whose entitlements, credit status or segment change, and the change in credit limit, exposure on
     hold and loyalty points. Nothing is written."""
     from .impact import impact
     from .rulediff import diff_books
 
-    base_book, base = _impact_base(rules_dir)
+    base_book, base = _impact_base(rules_dir, data_dir)
     changed, origin = _with_changes(base, changes)
     try:
         changed_book = RuleBook.from_files(changed)
@@ -287,3 +298,70 @@ def impact_command(changes: tuple[str, ...], portfolio: str, rules_dir: str, as_
     click.echo(diff.text(lang))
     click.echo()
     click.echo(result.text(lang, limit))
+
+
+# --- rule history ----------------------------------------------------------------------------------------------
+
+
+def _open_store(data_dir: str) -> RuleStore:
+    from .store import RuleStore, StoreError
+
+    try:
+        return RuleStore.open(data_dir, seed=None)
+    except StoreError as e:
+        raise click.ClickException(f"{e} (start the service once, or run `kam serve --data {data_dir}`)") from None
+
+
+@main.command("history")
+@click.option("--rule", "rule_id", help="only revisions that changed this rule")
+@click.option("--path", help="only revisions that changed this file")
+@_data_option
+def history_command(rule_id: str | None, path: str | None, data_dir: str) -> None:
+    """Who changed the rules, when and why (newest first), with approvers and reverts."""
+    from .store import StoreError
+
+    try:
+        revisions = _open_store(data_dir).history(path=path, rule_id=rule_id)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    for r in revisions:
+        extra = "".join([f"  approved by {r.approver}" if r.approver else "",
+                         f"  reverts {r.reverts[:10]}" if r.reverts else ""])
+        click.echo(f"{r.id[:10]}  {r.time:%Y-%m-%d %H:%M}  {r.author:<16} {r.message.splitlines()[0]}{extra}")
+
+
+@main.command("diff")
+@click.argument("rev_a")
+@click.argument("rev_b", default="HEAD")
+@click.option("--raw", is_flag=True, help="also print the text diff of each file")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_data_option
+def diff_command(rev_a: str, rev_b: str, raw: bool, lang: str, as_json: bool, data_dir: str) -> None:
+    """What changed in the rules between two revisions: rows added / removed / changed, thresholds moved."""
+    from .store import StoreError
+
+    try:
+        diff = _open_store(data_dir).diff(rev_a, rev_b)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(diff.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(diff.text(lang, raw=raw))
+
+
+@main.command("blame")
+@click.argument("rule_id")
+@_data_option
+def blame_command(rule_id: str, data_dir: str) -> None:
+    """For each element of a rule (header, table row, scorecard band…): the revision that last changed it."""
+    from .store import StoreError
+
+    try:
+        entries = _open_store(data_dir).blame(rule_id)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    for b in entries:
+        r = b.revision
+        click.echo(f"{b.element:<24} {r.id[:10]}  {r.time:%Y-%m-%d}  {r.author:<16} {r.message.splitlines()[0]}")

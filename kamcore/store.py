@@ -334,19 +334,30 @@ class RuleStore:
 
     def blame(self, rule_id: str, rev: str = "HEAD") -> list[BlameEntry]:
         """For each element of a rule (its header, each table row, scorecard band…): the revision that last
-        changed it."""
+        changed it. Elements are followed back through each revision by content, so a row inserted above
+        another does not take the blame for it."""
+        from .rulediff import matched_elements
+
         with self._mutex:
             current = self._rule_elements(self._commit(rev), rule_id)
         if current is None:
             raise UnknownRevision(f"no rule {rule_id!r} at revision {rev}")
-        open_keys = dict(current)
+        following = {key: key for key in current}  # element as named now → its name in the commit examined
         last: dict[str, Revision] = {}
         for commit, parent in self._walk(rev):
-            before = (self._rule_elements(parent, rule_id) if parent else None) or {}
-            for key in [k for k, text in open_keys.items() if before.get(k) != text]:
-                last[key] = self._revision(commit, parent)
-                del open_keys[key]
-            if not open_keys:
+            here = self._rule_source(commit, rule_id)
+            before = self._rule_source(parent, rule_id) if parent else None
+            names = (matched_elements(before[1], here[1]).get(rule_id, {}) if before else {})
+            before_elements = self._rule_elements(parent, rule_id) if parent and before else {}
+            here_elements = self._rule_elements(commit, rule_id) or {}
+            for key, name in list(following.items()):
+                older = names.get(name)
+                if older is None or before_elements.get(older) != here_elements.get(name):
+                    last[key] = self._revision(commit, parent)
+                    del following[key]
+                else:
+                    following[key] = older
+            if not following:
                 break
         return [BlameEntry(key, last[key]) for key in current]
 
@@ -414,23 +425,26 @@ class RuleStore:
 
     def _rule_elements(self, commit: pygit2.Commit, rule_id: str) -> dict[str, str] | None:
         """The canonical text of each blame-able element of one rule at a commit (None: no such rule)."""
+        found = self._rule_source(commit, rule_id)
+        if found is None:
+            return None
+        return self._elements.by_blob[found[0]][rule_id]
+
+    def _rule_source(self, commit: pygit2.Commit, rule_id: str) -> tuple[str, dict[str, str]] | None:
+        """The blob id and {path: text} of the file holding a rule at a commit (None: no such rule)."""
         from .rulediff import elements
 
         with self._mutex:
-            blobs = _tree_blobs(commit.tree)
-            for path, blob_id in blobs.items():
+            for path, blob_id in _tree_blobs(commit.tree).items():
                 if path.startswith(TESTS_DIR + "/"):
                     continue
                 per_file = self._elements.by_blob.get(blob_id)
+                text = None
                 if per_file is None:
                     text = self._repo[blob_id].data.decode("utf-8")
-                    try:
-                        per_file = elements({path: text})
-                    except (RuleBookError, KamError):
-                        per_file = {}
-                    self._elements.by_blob[blob_id] = per_file
+                    per_file = self._elements.by_blob[blob_id] = elements({path: text})
                 if rule_id in per_file:
-                    return per_file[rule_id]
+                    return blob_id, {path: text if text is not None else self._repo[blob_id].data.decode("utf-8")}
         return None
 
 

@@ -54,10 +54,10 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     )
     store = RuleStore.open(cfg.data_dir, seed=cfg.rules_seed, require_approval=cfg.require_approval)
     app.extensions["kam"] = Services(cfg, store, LiveRules(store), TokenStore(cfg.data_dir / SERVICE_DB,
-                                                                              cfg.token_cache_s),
+                                                                              cfg.token_cache_s, cfg.token_memory_kib),
                                      DecisionLog.open(cfg.data_dir / DECISIONS_DB))
-    problems.register(app)
     api.register(app)
+    problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
     accesslog.register(app, log_lines=cfg.access_log)
     return app
 

@@ -57,10 +57,10 @@ class TokenStore:
     """Tokens look like `kam_<id>_<secret>`: the id finds the row, argon2 checks the secret. A verified token
     is remembered (by its SHA-256) for a short while, so a request costs a dictionary lookup, not an argon2 run."""
 
-    def __init__(self, path: Path, cache_seconds: float = 30.0):
+    def __init__(self, path: Path, cache_seconds: float = 30.0, memory_kib: int = 65536):
         self.path = path
         self.cache_seconds = cache_seconds
-        self._hasher = PasswordHasher()
+        self._hasher = PasswordHasher(memory_cost=memory_kib)
         self._verified: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
         with self._connect() as db:
@@ -105,7 +105,7 @@ class TokenStore:
             cached = self._verified.get(digest)
         if cached and now - cached[1] < self.cache_seconds:
             return cached[0]
-        parts = token.split("_")
+        parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "kam" or len(token) > 200:
             return None
         with self._connect() as db:

@@ -21,6 +21,7 @@ class Config:
     max_rows: int = 100_000  # accounts per evaluate request
     evaluate_timeout_s: float = 30.0
     token_cache_s: float = 30.0  # how long a verified token is trusted before its row is read again
+    token_memory_kib: int = 65536  # argon2 memory cost of new token hashes (the argon2-cffi default)
     access_log: bool = True
     testing: bool = False
 

@@ -86,8 +86,8 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
         evaluation = book.evaluate(accounts, as_of=as_of, progress=check_time)
         frame = evaluation.frame
     except EvaluationTimeout:
-        raise ApiProblem(503, "Evaluation took too long",
-                         f"stopped after {kam.config.evaluate_timeout_s:g} s; send fewer accounts per request") from None
+        detail = f"stopped after {kam.config.evaluate_timeout_s:g} s; send fewer accounts per request"
+        raise ApiProblem(503, "Evaluation took too long", detail) from None
     except InputError as e:
         raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
     ok = evaluation.ok

@@ -16,8 +16,18 @@ from .. import services
 from ..auth import authenticate, requires
 from ..encoding import plain
 from ..problems import ApiProblem, problem_dicts
-from ..schemas import (ChangeSet, ImpactRequest, ProblemSchema, RuleDelete, RuleDetail, RuleList, RuleQuery,
-                       RuleWrite, ValidateResult, WriteResult)
+from ..schemas import (
+    ChangeSet,
+    ImpactRequest,
+    ProblemSchema,
+    RuleDelete,
+    RuleDetail,
+    RuleList,
+    RuleQuery,
+    RuleWrite,
+    ValidateResult,
+    WriteResult,
+)
 
 blp = Blueprint("rules", __name__, url_prefix="/v1/rules", description="Read and change the rule book")
 

@@ -14,8 +14,14 @@ SHIPPED = Path(__file__).resolve().parents[2] / "rules"
 class Client:
     """The Flask test client with a role's bearer token on every request."""
 
-    def __init__(self, app, token=None):
-        self.app, self.raw, self.token = app, app.test_client(), token
+    def __init__(self, app, role=None):
+        self.app, self.raw, self.role, self._token = app, app.test_client(), role, None
+
+    @property
+    def token(self):
+        if self.role and self._token is None:
+            self._token = self.app.extensions["kam"].tokens.create(f"{self.role}-user", self.role)
+        return self._token
 
     def _headers(self, headers):
         headers = dict(headers or {})
@@ -44,12 +50,22 @@ def make_app(tmp_path, **config):
     if not seed.exists():
         shutil.copytree(SHIPPED, seed)
     return create_app({"data_dir": tmp_path / "data", "rules_seed": seed, "testing": True, "access_log": False,
+                       "token_memory_kib": 1024,  # cheap hashes: tests check who may do what, not argon2's cost
                        **config})
 
 
 def clients(app):
-    tokens = app.extensions["kam"].tokens
-    return {role: Client(app, tokens.create(f"{role}-user", role)) for role in ROLES} | {"anonymous": Client(app)}
+    return {role: Client(app, role) for role in ROLES} | {"anonymous": Client(app)}
+
+
+@pytest.fixture
+def new_app(tmp_path):
+    """`new_app(max_rows=3)`: an app with other settings, and its clients."""
+    def build(**config):
+        app = make_app(tmp_path, **config)
+        return app, clients(app)
+
+    return build
 
 
 @pytest.fixture
