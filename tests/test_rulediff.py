@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kamcore import RuleBook
+from kamcore import RuleBook, RuleBookError
 from kamcore.rulediff import diff_books, elements, matched_elements, thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,7 +242,7 @@ def test_hit_policy_inputs_outputs_defaults_labels_and_description():
                     '      - {when: {revenue: "[100..200)", margin: "< 0.2"}, then: D}')
     b_text = edited(b_text, '{when: {revenue: "[1000000..5000000)"}, then: B}',
                     '{when: {revenue: "[1000000..5000000)", margin: "[0..0.2)"}, then: B}')
-    with pytest.raises(Exception):  # noqa: B017 - the rows overlap under UNIQUE; the diff does not need a valid book
+    with pytest.raises(RuleBookError, match="overlap"):  # under UNIQUE; the diff does not need a valid book
         RuleBook.from_files({"fields.yaml": FIELDS, "tiering.yaml": b_text})
     diff = diff_books({"fields.yaml": FIELDS, "tiering.yaml": TIER}, {"fields.yaml": FIELDS, "tiering.yaml": b_text})
     rule = diff.rule("tier")
