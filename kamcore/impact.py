@@ -152,7 +152,7 @@ def impact(book_a: RuleBook, book_b: RuleBook, portfolio: Any, as_of: dt.date | 
     frame = to_frame(portfolio)
     day = dt.date.today() if as_of is None else as_of
     ev_a, ev_b = book_a.evaluate(frame, as_of=day), book_b.evaluate(frame, as_of=day)
-    ids = _account_ids(frame, book_a, book_b)
+    ids = _AccountIds(frame, book_a, book_b)
     kept = ev_a.ok & ev_b.ok
     sides = (_Side(book_a, ev_a, kept), _Side(book_b, ev_b, kept))
     names = (TIER, *WATCHED, "credit_limit", "exposure", "loyalty_points")
@@ -176,15 +176,17 @@ class _Side:
 
     def __init__(self, book: RuleBook, ev: Evaluation, kept: np.ndarray):
         self.book, self.ev, self.kept = book, ev, kept
+        self._columns: dict[str, pd.Series] = {}
 
     def has(self, name: str) -> bool:
         return name in self.book.outputs
 
     def column(self, name: str) -> pd.Series:
         """The output over the compared accounts (all empty when this book does not compute it)."""
-        if not self.has(name):
-            return pd.Series([None] * int(self.kept.sum()), dtype=object)
-        return self.ev.frame[name][self.kept].reset_index(drop=True)
+        if name not in self._columns:
+            self._columns[name] = self.ev.frame[name][self.kept].reset_index(drop=True) if self.has(name) \
+                else pd.Series([None] * int(self.kept.sum()), dtype=object)
+        return self._columns[name]
 
     def on_hold(self) -> np.ndarray | None:
         if not self.has("credit_status"):
@@ -210,12 +212,18 @@ def _total(sides: tuple[_Side, _Side], figure: Callable[[_Side], float | None]) 
     return None if base is None and change is None else Total(base, change)
 
 
-def _account_ids(frame: pd.DataFrame, *books: RuleBook) -> list[Any]:
-    """The account id of each row, from the column named account_id or any header the dictionary maps to it."""
-    for header in frame.columns:
-        if header == ACCOUNT_ID or any(b.dictionary.field_for_header(str(header)) == ACCOUNT_ID for b in books):
-            return [_plain(v) for v in frame[header].tolist()]
-    return [None] * len(frame)
+class _AccountIds:
+    """The account id of a row, from the column named account_id or any header the dictionary maps to it
+    (read only for the rows reported, which are few)."""
+
+    def __init__(self, frame: pd.DataFrame, *books: RuleBook):
+        self.column = next((frame[h] for h in frame.columns if h == ACCOUNT_ID or any(
+            b.dictionary.field_for_header(str(h)) == ACCOUNT_ID for b in books)), None)
+        if isinstance(self.column, pd.DataFrame):  # two headers for the id: the first one
+            self.column = self.column.iloc[:, 0]
+
+    def __getitem__(self, row: int) -> Any:
+        return None if self.column is None else _plain(self.column.iat[row])
 
 
 def _tier_order(*books: RuleBook) -> list[Any]:
@@ -232,7 +240,10 @@ def _tier_order(*books: RuleBook) -> list[Any]:
 def _migration(sides: tuple[_Side, _Side], order: list[Any]) -> TierMigration | None:
     if not (sides[0].has(TIER) or sides[1].has(TIER)):
         return None
-    pairs = Counter(zip(_values(sides[0].column(TIER)), _values(sides[1].column(TIER)), strict=True))
+    both = pd.DataFrame({"base": sides[0].column(TIER).astype(object), "change": sides[1].column(TIER).astype(object)})
+    pairs: Counter = Counter()
+    for (base, change), n in both.value_counts(dropna=False).items():
+        pairs[(_plain(base), _plain(change))] += int(n)
     seen = {t for pair in pairs for t in pair}
     labels = [t for t in order if t in seen]
     labels += sorted((t for t in seen if t is not None and t not in labels), key=str)
@@ -241,24 +252,33 @@ def _migration(sides: tuple[_Side, _Side], order: list[Any]) -> TierMigration | 
     return TierMigration(labels, counts)
 
 
-def _changed(name: str, sides: tuple[_Side, _Side], ids: list[Any], kept: np.ndarray) -> list[AccountChange] | None:
+def _changed(name: str, sides: tuple[_Side, _Side], ids: _AccountIds, kept: np.ndarray) -> list[AccountChange] | None:
     if not (sides[0].has(name) or sides[1].has(name)):
         return None
     rows = np.flatnonzero(kept)
+    old, new = sides[0].column(name).astype(object), sides[1].column(name).astype(object)
+    if name in LISTS:
+        # An empty list and no list are both "none"; the same items in another order are the same entitlements.
+        pairs = enumerate(zip(old.tolist(), new.tolist(), strict=True))
+        candidates = [k for k, (a, b) in pairs if (a or []) != (b or [])]
+    else:
+        empty = old.isna().to_numpy() & new.isna().to_numpy()
+        candidates = np.flatnonzero((old != new).to_numpy() & ~empty).tolist()
     out = []
-    for k, (old, new) in enumerate(zip(_values(sides[0].column(name)), _values(sides[1].column(name)),
-                                       strict=True)):
-        if name in LISTS:
-            before, after = Counter(old or []), Counter(new or [])
-            if before != after:
-                out.append(AccountChange(int(rows[k]), ids[rows[k]], name, old, new,
-                                         tuple((after - before).elements()), tuple((before - after).elements())))
-        elif old != new:
-            out.append(AccountChange(int(rows[k]), ids[rows[k]], name, old, new))
+    for k in candidates:
+        before, after = _plain(old.iat[k]), _plain(new.iat[k])
+        row = int(rows[k])
+        if name not in LISTS:
+            out.append(AccountChange(row, ids[row], name, before, after))
+            continue
+        gained, lost = Counter(after or []) - Counter(before or []), Counter(before or []) - Counter(after or [])
+        if gained or lost:
+            out.append(AccountChange(row, ids[row], name, before, after, tuple(gained.elements()),
+                                     tuple(lost.elements())))
     return out
 
 
-def _errors(base: list[RowError], change: list[RowError], ids: list[Any]) -> list[ImpactError]:
+def _errors(base: list[RowError], change: list[RowError], ids: _AccountIds) -> list[ImpactError]:
     def key(e: RowError) -> tuple:
         return (e.row, e.rule, e.field, e.message)
 
@@ -268,10 +288,6 @@ def _errors(base: list[RowError], change: list[RowError], ids: list[Any]) -> lis
     out += [ImpactError("change", e.row, ids[e.row], e.rule, e.field, e.message)
             for e in change if key(e) not in in_base]
     return sorted(out, key=lambda e: (e.row, SIDES.index(e.side) if e.side in SIDES else -1))
-
-
-def _values(column: pd.Series) -> list[Any]:
-    return [_plain(v) for v in column.tolist()]
 
 
 def _plain(v: Any) -> Any:

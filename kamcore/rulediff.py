@@ -158,7 +158,7 @@ class BookDiff:
                 for t in c.thresholds]
 
     def summary(self) -> dict[str, int]:
-        count = _counter()
+        count = _zero_counts()
         for r in self.rules:
             count[f"rules_{r.status}"] += 1
             for item in r.items:
@@ -183,7 +183,7 @@ class BookDiff:
         return self.text()
 
 
-def _counter() -> dict[str, int]:
+def _zero_counts() -> dict[str, int]:
     keys = [f"{what}_{status}" for what in ("rules", "rows", "fields")
             for status in ("added", "removed", "changed", "moved")]
     return dict.fromkeys(keys, 0)
@@ -211,6 +211,7 @@ class _Section:
     name: str
     items: list[_Item]
     element: str | None = None  # prefix of the blame element keys; None: part of the rule header
+    ordered: bool = True  # whether the order of the items means something (first matching row or band wins)
 
 
 @dataclass
@@ -355,7 +356,8 @@ def _table_shape(spec: dict) -> tuple[dict[str, Any], list[_Section]]:
         cells["note"] = row.get("note")
         rows.append(_Item(row.get("id"), row.get("id") or f"r{r + 1}", _compact(cells)))
     props = {"hit_policy": spec["hit_policy"], "aggregation": spec.get("aggregation")}
-    return props, [_Section("inputs", inputs), _Section("outputs", outputs), _Section("rows", rows, "row")]
+    return props, [_Section("inputs", inputs, ordered=False), _Section("outputs", outputs, ordered=False),
+                   _Section("rows", rows, "row")]
 
 
 def _input_name(s: dict) -> str:
@@ -371,7 +373,7 @@ def _scorecard_shape(spec: dict) -> tuple[dict[str, Any], list[_Section]]:
                                                         **_label("label", i.get("label")),
                                                         "missing_points": i.get("missing_points")}))
                   for i in spec["indicators"]]
-    sections = [_Section("indicators", indicators)]
+    sections = [_Section("indicators", indicators, ordered=False)]
     for ind in spec["indicators"]:
         bands = [_Item(None, str(b + 1), _compact({"when": cell_text(band["when"]).strip(), "points": band["points"],
                                                    "note": band.get("note")}))
@@ -402,7 +404,7 @@ def _formula_shape(spec: dict) -> tuple[dict[str, Any], list[_Section]]:
     formulas = [_Item(name, name, _compact({"expr": f["expr"], "type": f.get("type"), **_label("label", f.get("label")),
                                              "unit": f.get("unit"), "description": f.get("description")}))
                 for name, f in spec["formulas"].items()]
-    return {}, [_Section("formulas", formulas, "formula")]
+    return {}, [_Section("formulas", formulas, "formula", ordered=False)]
 
 
 _SHAPES = {"decision_table": _table_shape, "scorecard": _scorecard_shape, "ranking": _ranking_shape,
@@ -646,9 +648,9 @@ def _moved(pairs: list[tuple[int, int]]) -> set[int]:
     return {i for i, _ in ordered} - kept
 
 
-def _diff_items(section: str, a: list[_Item], b: list[_Item]) -> list[ItemDiff]:
+def _diff_items(section: str, a: list[_Item], b: list[_Item], ordered: bool = True) -> list[ItemDiff]:
     aligned = _align(a, b)
-    moved = _moved([(i, j) for i, j in aligned if i is not None and j is not None])
+    moved = _moved([(i, j) for i, j in aligned if i is not None and j is not None]) if ordered else set()
     out = []
     for i, j in aligned:
         if j is None:
@@ -665,13 +667,15 @@ def _diff_items(section: str, a: list[_Item], b: list[_Item]) -> list[ItemDiff]:
 
 def _diff_rule(a: _Rule, b: _Rule) -> RuleDiff | None:
     """What changed in a rule present in both books; None when nothing did."""
-    changes = _changes(a.props, b.props) if a.kind == b.kind else (Change("kind", a.kind, b.kind),)
+    changes = (Change("kind", a.kind, b.kind),) if a.kind != b.kind else ()
+    changes += _changes(a.props, b.props)
     items: list[ItemDiff] = []
     sections_a = {s.name: s for s in a.sections}
     sections_b = {s.name: s for s in b.sections}
     for name in list(sections_a) + [n for n in sections_b if n not in sections_a]:
+        section = sections_b.get(name) or sections_a[name]
         items += _diff_items(name, sections_a[name].items if name in sections_a else [],
-                             sections_b[name].items if name in sections_b else [])
+                             sections_b[name].items if name in sections_b else [], section.ordered)
     if not (changes or items or a.file != b.file):
         return None
     status = "changed" if changes or items else "moved"
@@ -691,8 +695,9 @@ def diff_books(files_a: Mapping[str, str], files_b: Mapping[str, str]) -> BookDi
     found = []
     for rule_id, rb in rules_b.items():
         ra = rules_a.get(rule_id)
-        found.append(RuleDiff(rule_id, rb.kind, "added", None, rb.file, rb.label) if ra is None else _diff_rule(ra, rb))
-    found += [RuleDiff(rule_id, ra.kind, "removed", ra.file, None, ra.label)
+        found.append(RuleDiff(rule_id, rb.kind, "added", None, rb.file, dict(rb.label)) if ra is None
+                     else _diff_rule(ra, rb))
+    found += [RuleDiff(rule_id, ra.kind, "removed", ra.file, None, dict(ra.label))
               for rule_id, ra in rules_a.items() if rule_id not in rules_b]
     rules = [r for r in found if r is not None]
 
@@ -702,7 +707,7 @@ def diff_books(files_a: Mapping[str, str], files_b: Mapping[str, str]) -> BookDi
 
     rules.sort(key=where)
     fields = _diff_items("fields", [item for path, item in first.fields if path not in skip],
-                         [item for path, item in second.fields if path not in skip])
+                         [item for path, item in second.fields if path not in skip], ordered=False)
     return BookDiff(tuple(rules), tuple(fields), tuple(_file_diffs(files_a, files_b)),
                     tuple(_unique(first.problems + second.problems)))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kamcore import RuleBook
+from kamcore import RuleBook, RuleBookError
 from kamcore.rulediff import diff_books, elements, matched_elements, thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,7 +242,7 @@ def test_hit_policy_inputs_outputs_defaults_labels_and_description():
                     '      - {when: {revenue: "[100..200)", margin: "< 0.2"}, then: D}')
     b_text = edited(b_text, '{when: {revenue: "[1000000..5000000)"}, then: B}',
                     '{when: {revenue: "[1000000..5000000)", margin: "[0..0.2)"}, then: B}')
-    with pytest.raises(Exception):  # noqa: B017 - the rows overlap under UNIQUE; the diff does not need a valid book
+    with pytest.raises(RuleBookError, match="overlap"):  # under UNIQUE; the diff does not need a valid book
         RuleBook.from_files({"fields.yaml": FIELDS, "tiering.yaml": b_text})
     diff = diff_books({"fields.yaml": FIELDS, "tiering.yaml": TIER}, {"fields.yaml": FIELDS, "tiering.yaml": b_text})
     rule = diff.rule("tier")
@@ -377,6 +377,24 @@ def test_data_dictionary_fields_added_removed_and_changed():
     assert [(c.field, c.old, c.new) for c in found[("changed", "revenue")].changes] == [("unit", "¥", "元")]
     assert found[("added", "region")].cells == {"type": "string", "label.zh": "区域", "label.en": "区域"}
     assert "Data dictionary:" in diff.text() and "数据字典" in diff.text("zh")
+    # the order of fields means nothing, nor does the order of a table's inputs
+    reordered = "fields:\n" + "".join(reversed(FIELDS.splitlines(keepends=True)[1:]))
+    swapped = edited(TIER, "inputs: [revenue, margin]", "inputs: [margin, revenue]")
+    assert diff_books(a_book, {"fields.yaml": reordered, "tiering.yaml": swapped}).rules == ()
+    assert diff_books(a_book, {"fields.yaml": reordered, "tiering.yaml": TIER}).fields == ()
+
+
+def test_a_rule_whose_kind_changes_keeps_its_label_changes():
+    a = {"fields.yaml": FIELDS,
+         "r.yaml": "rules:\n  - {id: big, kind: formula, label: Big, formulas: {big: revenue}}\n"}
+    b = {"fields.yaml": FIELDS, "r.yaml": "rules:\n  - id: big\n    kind: decision_table\n    label: Large\n"
+         "    inputs: [revenue]\n    outputs: [big]\n    rows:\n      - {when: {revenue: '> 5'}, then: 1}\n"}
+    RuleBook.from_files(b)
+    rule = diff_books(a, b).rule("big")
+    assert [(c.field, c.old, c.new) for c in rule.changes][:3] == [
+        ("kind", "formula", "decision_table"), ("label.zh", "Big", "Large"), ("label.en", "Big", "Large")]
+    assert {(i.section, i.status) for i in rule.items} == {("formulas", "removed"), ("inputs", "added"),
+                                                           ("outputs", "added"), ("rows", "added")}
 
 
 # --- raw text, rule tests, unreadable files, shape ---------------------------------------------------------
