@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/kam demo --rules rules/
+	$(BIN)/kam serve --demo --data .kam-data
 
 test: $(STAMP)
 	$(BIN)/ruff check kamcore server tests bench
