@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from ..errors import HitPolicyViolation, InputError, KamError, RuleBookError
 from ..kinds.decision_table import DecisionTableRule
 from ..rulebook import RuleBook
@@ -74,7 +76,7 @@ def evaluate(xml: str | bytes, decision: str, inputs: Mapping[str, Any], as_of: 
     target = model.decisions[decision]
     book = _book(model)
     account = {model.names[k]: v for k, v in _flatten(inputs).items() if k in model.names}
-    ev = book.evaluate([account], as_of=as_of)
+    ev = book.evaluate(pd.DataFrame({k: [v] for k, v in account.items()}, index=[0]), as_of=as_of)
     upstream = _upstream(book, target.rule_id)
     for e in ev.errors:
         if e.rule is not None and e.rule not in upstream:

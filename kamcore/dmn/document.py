@@ -104,6 +104,7 @@ class Document:
         self.lines = builder.lines
         tag = self.root.tag
         namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
+        self.namespace = namespace
         if local != "definitions":
             raise DMNError(f"not a DMN model: the root element is <{self.root.tag}>, not <definitions>",
                            self.where(self.root))
@@ -111,7 +112,6 @@ class Document:
             known = ", ".join(f"{v}: {k}" for k, v in NAMESPACES.items())
             raise DMNUnsupported(f"unknown DMN namespace {namespace or '(none)'!r}; KAM Rules reads DMN {known}",
                                  self.where(self.root))
-        self.namespace = namespace
         self.version = NAMESPACES[namespace]
 
     def tag(self, local: str) -> str:

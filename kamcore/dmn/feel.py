@@ -118,8 +118,8 @@ def literal(text: str, refuse: Refuse) -> tuple[bool, Any, Type | None]:
     null, and dates / times / durations written as `date("...")`, `@"..."` and the like."""
     try:
         node = parse_expression(text)
-    except ExpressionError as e:
-        raise refuse(f"{text.strip()!r} is outside the FEEL that KAM Rules evaluates: {e.message}") from None
+    except ExpressionError:
+        return False, None, None  # not a plain value (names with spaces, for one): the caller translates it
     negative = isinstance(node, ast.Negate) and isinstance(node.operand, ast.Literal)
     if negative:
         node = node.operand
