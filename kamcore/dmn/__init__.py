@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -69,12 +70,11 @@ def evaluate(xml: str | bytes, decision: str, inputs: Mapping[str, Any], as_of: 
     paths such as `Applicant.Age`), DMN-shaped: a value for one output, a dict for several, a list for COLLECT,
     RULE ORDER and OUTPUT ORDER, a number for an aggregation, None when nothing matched and there is no default.
     A UNIQUE overlap or an ANY conflict raises HitPolicyViolation; an unreadable or disallowed input InputError."""
-    model = read(xml, file)
+    model, book = _compiled(xml, file)
     if decision not in model.decisions:
         raise DMNError(f"no decision named {decision!r} in {model.file}; its decisions are: "
                        + ", ".join(repr(d) for d in model.decisions))
     target = model.decisions[decision]
-    book = _book(model)
     account = {model.names[k]: v for k, v in _flatten(inputs).items() if k in model.names}
     ev = book.evaluate(pd.DataFrame({k: [v] for k, v in account.items()}, index=[0]), as_of=as_of)
     upstream = _upstream(book, target.rule_id)
@@ -83,13 +83,13 @@ def evaluate(xml: str | bytes, decision: str, inputs: Mapping[str, Any], as_of: 
             continue
         name = next(d.name for d in model.decisions.values() if d.rule_id == e.rule) if e.rule else None
         if e.rule is not None and e.field is None:
-            rows = [m["row"] for m in ev.explain(0).step(e.rule)["matched"]]
+            rows = [m["row"] for m in book.rule(e.rule).explain(ev.state, 0)["matched"]]
             raise HitPolicyViolation(f"decision {name!r}: {e.message}", rule=name, rows=rows)
         if e.rule is None or e.field in book.rule(e.rule).input_names:
             raise InputError(f"decision {name or decision!r}: {e.field}: {e.message}")
         raise KamError(f"decision {name!r}: {e.field}: {e.message}")
     values = {dmn_name: ev.outputs(0)[f] for dmn_name, f in target.outputs.items()}
-    if not ev.explain(0).step(target.rule_id)["matched"] and all(v is None for v in values.values()):
+    if all(v is None for v in values.values()) and not book.rule(target.rule_id).explain(ev.state, 0)["matched"]:
         return None  # no rule matched and no default (DMN 1.5 §8.3.2)
     if target.single:
         return next(iter(values.values()))
@@ -99,6 +99,14 @@ def evaluate(xml: str | bytes, decision: str, inputs: Mapping[str, Any], as_of: 
             return None
         return [dict(zip(values, hit, strict=True)) for hit in zip(*lists, strict=True)]
     return values
+
+
+@lru_cache(maxsize=16)
+def _compiled(xml: str | bytes, file: str) -> tuple[Model, RuleBook]:
+    """The model and its rule book, kept for the next call with the same text: reading and compiling a model
+    takes far longer than evaluating one set of inputs. Both are only read afterwards."""
+    model = read(xml, file)
+    return model, _book(model)
 
 
 def _upstream(book: RuleBook, rule_id: str) -> set[str]:

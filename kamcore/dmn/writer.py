@@ -116,9 +116,11 @@ class _Writer:
                 self._el(col, "inputValues", text, id=self._id(f"inputValues_{rule.id}_{k + 1}"))
         for j, out in enumerate(spec["outputs"]):
             typ = rule.value_types[out["name"]]
-            name = out["name"]
-            if len(spec["outputs"]) > 1 and name.startswith(rule.id + "_"):
-                name = name[len(rule.id) + 1:]  # an imported DMN output: its own name again
+            name = None  # one output: the decision's name names its value (DMN 1.5 §8.3.3)
+            if len(spec["outputs"]) > 1:
+                name = out["name"]
+                if name.startswith(rule.id + "_"):
+                    name = name[len(rule.id) + 1:]  # an imported DMN output: its own name again
             col = self._el(table, "output", id=self._id(f"output_{rule.id}_{j + 1}"), name=name,
                            label=(out.get("label") or {}).get("en"), typeRef=out.get("type"))
             if out.get("values"):
