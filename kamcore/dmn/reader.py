@@ -163,10 +163,9 @@ class _Reader:
         return Model(doc.file, doc.version, name, fields, rules, self.decisions, self.names, self.places)
 
     def _language(self, el: Element) -> None:
-        for attr in ("expressionLanguage",):
-            lang = el.get(attr)
-            if lang is not None and lang.strip().lower() not in {x.lower() for x in FEEL}:
-                raise self.doc.unsupported(el, f"expression language {lang!r}: only FEEL is evaluated")
+        lang = el.get("expressionLanguage")
+        if lang is not None and lang.strip().lower() not in {x.lower() for x in FEEL}:
+            raise self.doc.unsupported(el, f"expression language {lang!r}: only FEEL is evaluated")
 
     def _name(self, el: Element) -> str:
         name = (el.get("name") or "").strip()
@@ -205,9 +204,10 @@ class _Reader:
             ref = self.doc.text(holder, "typeRef")  # DMN 1.1 writes it as a child element
         if ref is None or not ref.strip():
             return None, None
-        return self._named_type(ref.strip(), context, set())
+        return self._named_type(ref.strip(), context, frozenset())
 
-    def _named_type(self, ref: str, context: Element, seen: set[str]) -> tuple[Type | None | bool, str | None]:
+    def _named_type(self, ref: str, context: Element,
+                    seen: frozenset[str]) -> tuple[Type | None | bool, str | None]:
         bare = ref.split(":", 1)[1] if ":" in ref else ref
         key = " ".join(bare.split()).lower()
         if key in BUILTIN_TYPES:
@@ -219,7 +219,8 @@ class _Reader:
             raise self.doc.unsupported(context, f"unknown typeRef {ref!r} (neither a DMN type nor an itemDefinition)")
         if item.get("isCollection") == "true" or self.doc.children(item, "itemComponent"):
             return False, None
-        base, allowed = self._type(item, item)
+        base_ref = self._ref(item)
+        base, allowed = self._named_type(base_ref.strip(), item, seen | {bare}) if base_ref else (None, None)
         own = self.doc.text(self.doc.child(item, "allowedValues"))
         return base, (own.strip() if own and own.strip() else allowed)
 
@@ -239,7 +240,7 @@ class _Reader:
             ref = self._ref(comp)
         if not ref:
             return None
-        type_, _ = self._named_type(ref, context, set())
+        type_, _ = self._named_type(ref, context, frozenset())
         return type_ if type_ is not False else None
 
     def _ref(self, holder: Element | None) -> str | None:

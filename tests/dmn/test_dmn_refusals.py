@@ -102,3 +102,23 @@ def test_errors_inside_a_table_point_at_the_dmn_rule():
         dmn.load(xml, "approval.dmn")
     assert e.value.where.id == "DecisionRule_adult_high" and "cannot compare" in str(e.value)
     assert isinstance(e.value, KamError)
+
+
+def test_an_item_definition_that_names_itself_is_refused_not_looped():
+    xml = ('<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" name="m">'
+           '<itemDefinition name="tLoop" typeRef="tLoop"/>'
+           '<decision id="d" name="D"><decisionTable id="t"><input id="i"><inputExpression id="ie" typeRef="tLoop">'
+           '<text>X</text></inputExpression></input><output id="o" name="y"/></decisionTable></decision>'
+           '</definitions>')
+    with pytest.raises(UnsupportedFeature, match="unknown typeRef 'tLoop'"):
+        dmn.load(xml)
+
+
+def test_dmn_names_become_distinct_field_identifiers():
+    from kamcore.dmn.feel import identifier
+
+    assert identifier("Risk Category") == "Risk_Category"
+    assert identifier("Applicant.Monthly Income") == "Applicant_Monthly_Income"
+    assert identifier("2nd score") == "_2nd_score"
+    chinese = {identifier("年龄"), identifier("收入"), identifier("年龄 2")}
+    assert len(chinese) == 3 and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c) for c in chinese)

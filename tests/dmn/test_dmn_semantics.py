@@ -201,3 +201,23 @@ def test_load_is_a_rulebook_evaluating_many_accounts_at_once():
     ev = book.evaluate([{"Age": 30, "RiskCategory": "Low"}, {"Age": 30, "RiskCategory": "High"}, {"Age": 3}])
     assert list(ev.frame["Approval_Status"]) == ["Approved", "Declined", "Declined"]
     assert "DecisionRule_minor" in ev.explain(2).text()
+
+
+def test_names_in_other_scripts_and_with_spaces():
+    xml = """<definitions xmlns="https://www.omg.org/spec/DMN/20230324/MODEL/" name="审批模型">
+      <inputData id="i1" name="客户 年龄"><variable id="v1" name="客户 年龄" typeRef="number"/></inputData>
+      <inputData id="i2" name="Credit Limit"><variable id="v2" name="Credit Limit" typeRef="number"/></inputData>
+      <decision id="d1" name="审批">
+        <decisionTable id="t1" hitPolicy="FIRST">
+          <input id="c1"><inputExpression id="e1" typeRef="number"><text>客户 年龄</text></inputExpression></input>
+          <output id="o1" typeRef="string"/>
+          <rule id="r1"><inputEntry id="u1"><text>&gt;= 18</text></inputEntry><outputEntry id="l1"><text>"通过"</text></outputEntry></rule>
+          <rule id="r2"><inputEntry id="u2"><text>? &lt; Credit Limit</text></inputEntry><outputEntry id="l2"><text>"待定"</text></outputEntry></rule>
+        </decisionTable>
+      </decision>
+    </definitions>"""
+    assert dmn.evaluate(xml, "审批", {"客户 年龄": 30}) == "通过"
+    assert dmn.evaluate(xml, "审批", {"客户 年龄": 10, "Credit Limit": 50}) == "待定"
+    book = dmn.load(xml)
+    rule = dmn.read(xml).rules[0]
+    assert dmn.read(dmn.write(book, rule["id"])).rules[0] == rule
