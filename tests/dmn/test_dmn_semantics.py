@@ -211,8 +211,10 @@ def test_names_in_other_scripts_and_with_spaces():
         <decisionTable id="t1" hitPolicy="FIRST">
           <input id="c1"><inputExpression id="e1" typeRef="number"><text>客户 年龄</text></inputExpression></input>
           <output id="o1" typeRef="string"/>
-          <rule id="r1"><inputEntry id="u1"><text>&gt;= 18</text></inputEntry><outputEntry id="l1"><text>"通过"</text></outputEntry></rule>
-          <rule id="r2"><inputEntry id="u2"><text>? &lt; Credit Limit</text></inputEntry><outputEntry id="l2"><text>"待定"</text></outputEntry></rule>
+          <rule id="r1"><inputEntry id="u1"><text>&gt;= 18</text></inputEntry>
+            <outputEntry id="l1"><text>"通过"</text></outputEntry></rule>
+          <rule id="r2"><inputEntry id="u2"><text>? &lt; Credit Limit</text></inputEntry>
+            <outputEntry id="l2"><text>"待定"</text></outputEntry></rule>
         </decisionTable>
       </decision>
     </definitions>"""
