@@ -365,3 +365,51 @@ def blame_command(rule_id: str, data_dir: str) -> None:
     for b in entries:
         r = b.revision
         click.echo(f"{b.element:<24} {r.id[:10]}  {r.time:%Y-%m-%d}  {r.author:<16} {r.message.splitlines()[0]}")
+
+
+# --- DMN in and out ------------------------------------------------------------------------------------------------
+
+
+@main.command("import-dmn")
+@click.argument("dmn_file", metavar="FILE.dmn", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="folder for the YAML rule files (created if missing; existing files are never overwritten)")
+def import_dmn(dmn_file: str, out_dir: str) -> None:
+    """Write the decision tables of FILE.dmn (DMN 1.1-1.5) as YAML rule files: one per decision, plus the input
+    data as a data dictionary. Features outside the supported subset are refused with their line."""
+    from . import dmn
+
+    source = Path(dmn_file)
+    try:
+        model = dmn.read(source.read_bytes(), source.name)
+        dmn.load(source.read_bytes(), source.name)  # the same checks as evaluating it: refuse now, not later
+    except KamError as e:
+        raise click.ClickException(str(e)) from None
+    files = model.files()
+    target = Path(out_dir)
+    clashes = [name for name in files if (target / name).exists()]
+    if clashes:
+        raise click.ClickException(f"{', '.join(str(target / c) for c in clashes)} already exist(s); "
+                                   "choose another --out folder or move them")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (target / name).write_text(text, encoding="utf-8")
+        click.echo(str(target / name))
+    click.echo(f"{len(model.rules)} decision(s) from {source} (DMN {model.version}) written to {target}", err=True)
+
+
+@main.command("export-dmn")
+@click.argument("rule_id")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .dmn file to write")
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
+def export_dmn(rule_id: str, output: str, rules_dir: str) -> None:
+    """Write the decision_table rule RULE_ID as a DMN 1.5 model (decision, input data and diagram)."""
+    from . import dmn
+
+    book = _load(rules_dir)
+    try:
+        xml = dmn.write(book, rule_id)
+    except KamError as e:
+        raise click.ClickException(str(e)) from None
+    Path(output).write_text(xml, encoding="utf-8")
+    click.echo(f"{rule_id} written to {output} (DMN 1.5)", err=True)

@@ -126,7 +126,7 @@ class TableInput(Strict):
     name = fields.String(validate=_identifier)
     expr = Text(required=True)
     label = Label()
-    values = fields.List(fields.Raw())
+    values = Text()  # a list of values, or unary tests such as "[18..120]" (DMN's inputValues)
 
 
 class TableOutput(Strict):

@@ -27,7 +27,7 @@ class Node:
 
 @dataclass(eq=False)
 class Literal(Node):
-    value: Any  # float | str | bool | datetime.date | None
+    value: Any  # float | str | bool | date | time | datetime | timedelta | temporal.YearsMonths | None
     literal_type: Type = Type.NULL
 
 
@@ -100,6 +100,16 @@ class If(Node):
         yield self.cond
         yield self.then
         yield self.otherwise
+
+
+@dataclass(eq=False)
+class ListLiteral(Node):
+    """`[1, 2, 3]`: only meaningful as a test, where it matches any of its items."""
+
+    items: list[Node]
+
+    def children(self) -> Iterator[Node]:
+        yield from self.items
 
 
 @dataclass(eq=False)
@@ -185,7 +195,7 @@ def literal(value: Any, pos: int = 0) -> Literal:
         return Literal(pos, value, Type.BOOLEAN)
     if isinstance(value, int | float):
         return Literal(pos, float(value), Type.NUMBER)
-    if isinstance(value, dt.datetime):
+    if isinstance(value, dt.datetime):  # YAML reads 2024-01-31 00:00 as a datetime; Excel dates arrive so too
         return Literal(pos, value.date(), Type.DATE)
     if isinstance(value, dt.date):
         return Literal(pos, value, Type.DATE)

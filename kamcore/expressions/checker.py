@@ -9,12 +9,12 @@ from collections.abc import Callable
 from ..errors import ExpressionTypeError, UnknownName
 from . import ast
 from .functions import FUNCTIONS
-from .types import Type, unify
+from .types import DURATIONS, Type, unify
 
 # name -> type, or None when the name is unknown
 Resolver = Callable[[str], "Type | None"]
 
-_ORDERED = {Type.NUMBER, Type.STRING, Type.DATE}
+_ORDERED = {Type.NUMBER, Type.STRING, Type.DATE, Type.TIME, Type.DATE_TIME, Type.DAYS_DURATION, Type.YEARS_DURATION}
 
 
 class Checker:
@@ -58,9 +58,9 @@ class Checker:
 
     def _Negate(self, node: ast.Negate) -> Type:
         t = self.check(node.operand)
-        if t not in (Type.NUMBER, Type.NULL):
+        if t not in (Type.NUMBER, Type.NULL, *DURATIONS):
             raise self.fail(node, f"cannot negate {t.label}")
-        return Type.NUMBER
+        return Type.NUMBER if t == Type.NULL else t
 
     def _Not(self, node: ast.Not) -> Type:
         t = self.check(node.operand)
@@ -110,6 +110,10 @@ class Checker:
             raise self.fail(node, f"'then' gives {a.label} but 'else' gives {b.label}; both must be the same type")
         return result
 
+    def _ListLiteral(self, node: ast.ListLiteral) -> Type:
+        raise self.fail(node, "a list [...] only works as a test: in an input cell or after 'in'",
+                        'e.g. industry in ["finance", "retail"]')
+
     def _Call(self, node: ast.Call) -> Type:
         fn = FUNCTIONS.get(node.func)
         if fn is None:
@@ -147,8 +151,13 @@ class Checker:
         return Type.BOOLEAN
 
     def _ValueTest(self, node: ast.ValueTest) -> Type:
-        t = self.check(node.expr)
         inp = self._input(node)
+        if isinstance(node.expr, ast.ListLiteral):  # FEEL: the input is one of the list's items
+            node.expr.type = Type.LIST
+            for item in node.expr.items:
+                self._comparable(item, "=", inp, self.check(item))
+            return Type.BOOLEAN
+        t = self.check(node.expr)
         if node.uses_input:
             if t not in (Type.BOOLEAN, Type.NULL):
                 raise self.fail(node, f"a cell using '?' must be a condition (true/false), got {t.label}")
@@ -175,6 +184,8 @@ def arithmetic_type(op: str, a: Type, b: Type) -> Type | None:
         b = a if a != Type.DATE else Type.NUMBER
     if a == b == Type.NUMBER:
         return Type.NUMBER
+    if Type.TIME in (a, b) or Type.DATE_TIME in (a, b) or a in DURATIONS or b in DURATIONS:
+        return _temporal_type(op, a, b)
     if op == "+" and a == b == Type.STRING:
         return Type.STRING
     if op in "+-" and a == Type.DATE and b == Type.NUMBER:
@@ -184,6 +195,30 @@ def arithmetic_type(op: str, a: Type, b: Type) -> Type | None:
     if op == "-" and a == b == Type.DATE:
         return Type.NUMBER
     return None
+
+
+def _temporal_rules() -> dict[tuple[Type, str, Type], Type]:
+    """FEEL's arithmetic on times, dates and durations (DMN 1.5 §10.3.2.3.x): (left, op, right) → result."""
+    rules = {
+        (Type.DATE_TIME, "-", Type.DATE_TIME): Type.DAYS_DURATION,
+        (Type.TIME, "-", Type.TIME): Type.DAYS_DURATION,
+        (Type.TIME, "+", Type.DAYS_DURATION): Type.TIME,
+        (Type.TIME, "-", Type.DAYS_DURATION): Type.TIME,
+        (Type.DAYS_DURATION, "+", Type.TIME): Type.TIME,
+    }
+    for d in DURATIONS:
+        rules |= {(d, "+", d): d, (d, "-", d): d, (d, "/", d): Type.NUMBER,
+                  (d, "*", Type.NUMBER): d, (Type.NUMBER, "*", d): d, (d, "/", Type.NUMBER): d}
+        for t in (Type.DATE, Type.DATE_TIME):
+            rules |= {(t, "+", d): t, (t, "-", d): t, (d, "+", t): t}
+    return rules
+
+
+_TEMPORAL_ARITHMETIC = _temporal_rules()
+
+
+def _temporal_type(op: str, a: Type, b: Type) -> Type | None:
+    return _TEMPORAL_ARITHMETIC.get((a, op, b))
 
 
 def check(node: ast.Node, text: str, resolve: Resolver, known: list[str] | None = None,

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from . import ast
+from . import ast, temporal
 from . import vectors as V
 from .functions import FUNCTIONS
-from .types import Type
+from .types import DURATIONS, TEMPORAL, Type
 from .vectors import Vec
 
 
@@ -209,6 +209,8 @@ def choose(mask: np.ndarray, a: Vec, b: Vec) -> Vec:
 def arithmetic(op: str, type_: Type, a: Vec, b: Vec) -> Vec:
     if type_ == Type.NULL or Type.NULL in (a.type, b.type):
         return V.null(type_)
+    if a.type in TEMPORAL or b.type in TEMPORAL:
+        return _temporal_arithmetic(op, type_, a, b)
     with np.errstate(all="ignore"):
         if type_ == Type.NUMBER and a.type == Type.NUMBER:
             x, y = a.data, b.data
@@ -234,7 +236,37 @@ def arithmetic(op: str, type_: Type, a: Vec, b: Vec) -> Vec:
     return V.strings(joined) if left.ndim else V.string_scalar(joined[0])
 
 
+def _temporal_arithmetic(op: str, type_: Type, a: Vec, b: Vec) -> Vec:
+    """FEEL arithmetic with times, dates and times and durations; NaT / NaN carry nulls through."""
+    x, y = a.data, b.data
+    with np.errstate(all="ignore"):
+        if type_ == Type.NUMBER:  # duration / duration
+            r = (x / y).astype(np.float64)
+            return V.number(np.where(np.isfinite(r), r, np.nan))
+        if a.type in DURATIONS and b.type in DURATIONS:
+            return Vec(type_, x + y if op == "+" else x - y)
+        if op in "*/":
+            d, f = (a, b) if a.type in DURATIONS else (b, a)
+            if d.type == Type.DAYS_DURATION:
+                return Vec(type_, temporal.scale(d.data, f.data, divide=op == "/"))
+            r = d.data / f.data if op == "/" else d.data * f.data
+            return Vec(type_, np.where(np.isfinite(r), np.trunc(r), np.nan))
+        if a.type not in DURATIONS and b.type not in DURATIONS:  # time - time, date and time - date and time
+            return Vec(type_, x - y)
+        point, dur = (a, b) if b.type in DURATIONS else (b, a)
+        shift = -dur.data if op == "-" else dur.data
+        if dur.type == Type.YEARS_DURATION:
+            return Vec(type_, temporal.add_months(point.data, shift))
+        if point.type == Type.TIME:
+            return Vec(type_, (point.data + shift) % temporal.DAY)  # clock arithmetic wraps at midnight
+        if point.type == Type.DATE:  # FEEL: date + duration is the date part of midnight + duration
+            return V.date((point.data.astype("datetime64[us]") + shift).astype("datetime64[D]"))
+        return Vec(type_, point.data + shift)
+
+
 def negate(a: Vec) -> Vec:
+    if a.type in DURATIONS:
+        return Vec(a.type, -a.data)
     return V.null(Type.NUMBER) if a.type == Type.NULL else V.number(-a.data)
 
 
@@ -323,7 +355,7 @@ def _compile(node: ast.Node) -> Compiled:
     if isinstance(node, ast.Input):
         return InputRef(t)
     if isinstance(node, ast.Negate):
-        return Fn(Type.NUMBER, negate, compile_node(node.operand))
+        return Fn(t, negate, compile_node(node.operand))
     if isinstance(node, ast.Not):
         return NotOp(compile_node(node.operand))
     if isinstance(node, ast.Arithmetic):
@@ -350,14 +382,24 @@ def compile_tests(node: ast.UnaryTests) -> Compiled:
     literal_values: list[Vec] = []
     others: list[Compiled] = []
     for test in node.tests:
-        if isinstance(test, ast.ValueTest) and not test.is_condition and isinstance(test.expr, ast.Literal) \
-                and test.expr.value is not None and test.expr.literal_type == test.expr.type != Type.BOOLEAN:
-            literal_values.append(V.scalar(test.expr.value, test.expr.literal_type))
+        values = _literal_values(test)
+        if values is not None:
+            literal_values += [V.scalar(v.value, v.literal_type) for v in values]
         else:
             others.append(_compile_test(test))
     parts = ([Membership(literal_values)] if literal_values else []) + others
     combined = parts[0] if len(parts) == 1 else Junction("or", *parts)
     return NotOp(combined) if node.negated else combined
+
+
+def _literal_values(test: ast.Node) -> list[ast.Literal] | None:
+    """The plain literal values an equality test lists (`"a"`, `[1, 2]`), or None when it is something else."""
+    if not isinstance(test, ast.ValueTest) or test.is_condition:
+        return None
+    items = test.expr.items if isinstance(test.expr, ast.ListLiteral) else [test.expr]
+    plain = all(isinstance(v, ast.Literal) and v.value is not None and v.literal_type == v.type != Type.BOOLEAN
+                for v in items)
+    return items if plain and items else None
 
 
 def _compile_test(test: ast.Node) -> Compiled:
@@ -368,6 +410,11 @@ def _compile_test(test: ast.Node) -> Compiled:
         low = Comparison(">=" if test.low_closed else ">", inp, compile_node(test.low))
         high = Comparison("<=" if test.high_closed else "<", inp, compile_node(test.high))
         return Junction("and", low, high)
+    if isinstance(test, ast.ValueTest) and isinstance(test.expr, ast.ListLiteral):
+        parts = [Comparison("=", inp, compile_node(item)) for item in test.expr.items]
+        if not parts:
+            return Const(V.boolean(np.asarray(False)))  # the empty list holds nothing
+        return parts[0] if len(parts) == 1 else Junction("or", *parts)
     if isinstance(test, ast.ValueTest):
         expr = compile_node(test.expr)
         return expr if test.is_condition else Comparison("=", inp, expr)

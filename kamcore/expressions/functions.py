@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import temporal
 from . import vectors as V
 from .types import Type, unify
 from .vectors import Vec
@@ -144,6 +145,8 @@ def _date(args: list[Vec], as_of: np.datetime64) -> Vec:
     a = args[0]
     if a.type == Type.DATE:
         return a
+    if a.type == Type.DATE_TIME:
+        return V.date(a.data.astype("datetime64[D]"))
     parsed = np.array([_iso_date(c) for c in a.cats] + [np.datetime64("NaT")], dtype="datetime64[D]")
     return V.date(parsed[a.data])
 
@@ -158,7 +161,71 @@ def _iso_date(text: str) -> np.datetime64:
 def _date_sig(types: Sequence[Type]) -> Type | str:
     if len(types) == 3:
         return _fixed([{Type.NUMBER}] * 3, Type.DATE)(types)
-    return _fixed([{Type.STRING, Type.DATE}], Type.DATE)(types)
+    return _fixed([{Type.STRING, Type.DATE, Type.DATE_TIME}], Type.DATE)(types)
+
+
+def _parse_each(type_: Type) -> Callable[..., Vec]:
+    """time("10:30:00") / date and time("2024-01-31T10:30:00"): text parsed once per category; bad text is null."""
+    def parse(text: str) -> object:
+        try:
+            return temporal.to_numpy(temporal.parse(text, type_), type_)
+        except temporal.TemporalError:
+            return temporal.null_value(type_)
+
+    def impl(args: list[Vec], as_of: np.datetime64) -> Vec:
+        a = args[0]
+        if a.type == type_:
+            return a
+        if type_ == Type.TIME and a.type == Type.DATE_TIME:
+            return Vec(type_, a.data - a.data.astype("datetime64[D]").astype(a.data.dtype))
+        if type_ == Type.DATE_TIME and len(args) == 2:  # date and time(date, time)
+            return Vec(type_, a.data.astype("datetime64[us]") + args[1].data)
+        if a.type == Type.DATE:  # date and time(date): midnight
+            return Vec(type_, a.data.astype("datetime64[us]"))
+        lookup = np.array([parse(c) for c in a.cats] + [temporal.null_value(type_)], dtype=temporal.dtype(type_))
+        return Vec(type_, lookup[a.data])
+    return impl
+
+
+def _time_sig(types: Sequence[Type]) -> Type | str:
+    if len(types) == 3:
+        return _fixed([{Type.NUMBER}] * 3, Type.TIME)(types)
+    return _fixed([{Type.STRING, Type.TIME, Type.DATE_TIME}], Type.TIME)(types)
+
+
+def _time(args: list[Vec], as_of: np.datetime64) -> Vec:
+    if len(args) == 3:
+        h, m, s = (np.asarray(a.data, dtype=np.float64) for a in args)
+        ok = (h >= 0) & (h < 24) & (m >= 0) & (m < 60) & (s >= 0) & (s < 60)
+        with _errstate():
+            micros = np.where(ok, ((h * 60 + m) * 60 + s) * 1e6, 0).astype(np.int64)
+        return Vec(Type.TIME, np.where(ok, micros.astype("timedelta64[us]"), temporal.NAT_TD))
+    return _parse_each(Type.TIME)(args, as_of)
+
+
+def _date_time_sig(types: Sequence[Type]) -> Type | str:
+    if len(types) == 2:
+        return _fixed([{Type.DATE}, {Type.TIME}], Type.DATE_TIME)(types)
+    return _fixed([{Type.STRING, Type.DATE, Type.DATE_TIME}], Type.DATE_TIME)(types)
+
+
+def _years_months(args: list[Vec], as_of: np.datetime64) -> Vec:
+    a, b = (x.data.astype("datetime64[us]") for x in args)
+    return Vec(Type.YEARS_DURATION, temporal.whole_months(a, b))
+
+
+def _duration_sig(types: Sequence[Type]) -> str:
+    # duration("P1D") with its text written out is read as a literal by the parser; only other uses get here,
+    # and those are refused: whether the result is a days or a years duration depends on the text.
+    return 'needs its text written out, e.g. duration("P1D") or duration("P1Y2M")'
+
+
+def _duration(args: list[Vec], as_of: np.datetime64) -> Vec:
+    raise AssertionError("duration() is refused by its signature; the parser reads duration(\"...\") as a literal")
+
+
+_ORDERED = {Type.NUMBER, Type.DATE, Type.TIME, Type.DATE_TIME, Type.DAYS_DURATION, Type.YEARS_DURATION}
+_POINTS = {Type.DATE, Type.DATE_TIME}
 
 
 def _today(args: list[Vec], as_of: np.datetime64) -> Vec:
@@ -223,18 +290,25 @@ _NUM, _STR, _DATE = {Type.NUMBER}, {Type.STRING}, {Type.DATE}
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in [
-        Function("min", lambda t: _arity(t, 1, None) or _all_of(t, {Type.NUMBER, Type.DATE}),
-                 _min_max(np.minimum), "min(a, b, ...)"),
-        Function("max", lambda t: _arity(t, 1, None) or _all_of(t, {Type.NUMBER, Type.DATE}),
-                 _min_max(np.maximum), "max(a, b, ...)"),
+        Function("min", lambda t: _arity(t, 1, None) or _all_of(t, _ORDERED), _min_max(np.minimum),
+                 "min(a, b, ...)"),
+        Function("max", lambda t: _arity(t, 1, None) or _all_of(t, _ORDERED), _min_max(np.maximum),
+                 "max(a, b, ...)"),
         Function("abs", _numeric(1, 1), _unary_number(np.abs), "abs(x)"),
         Function("round", _numeric(1, 2), _round, "round(x) or round(x, digits)"),
         Function("floor", _numeric(1, 1), _unary_number(np.floor), "floor(x)"),
         Function("ceil", _numeric(1, 1), _unary_number(np.ceil), "ceil(x)"),
+        Function("ceiling", _numeric(1, 1), _unary_number(np.ceil), "ceiling(x)"),
         Function("coalesce", _coalesce_sig, _coalesce, "coalesce(a, b, ...)"),
         Function("is_null", lambda t: _arity(t, 1, 1) or Type.BOOLEAN, _is_null, "is_null(x)"),
         Function("date", _date_sig, _date, 'date("2024-01-31") or date(year, month, day)'),
         Function("today", lambda t: _arity(t, 0, 0) or Type.DATE, _today, "today()", deterministic=False),
+        Function("time", _time_sig, _time, 'time("10:30:00") or time(hour, minute, second)'),
+        Function("date and time", _date_time_sig, _parse_each(Type.DATE_TIME),
+                 'date and time("2024-01-31T10:30:00") or date and time(date, time)'),
+        Function("duration", _duration_sig, _duration, 'duration("P1D") or duration("P1Y2M")'),
+        Function("years and months duration", _fixed([_POINTS, _POINTS], Type.YEARS_DURATION), _years_months,
+                 "years and months duration(from, to)"),
         Function("days_between", _fixed([_DATE, _DATE], Type.NUMBER), _days_between, "days_between(from, to)"),
         Function("months_between", _fixed([_DATE, _DATE], Type.NUMBER), _months_between,
                  "months_between(from, to)"),

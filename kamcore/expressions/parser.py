@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from functools import lru_cache
 from importlib import resources
@@ -11,7 +10,7 @@ import lark
 from lark import Token, Tree
 
 from ..errors import ExpressionSyntaxError
-from . import ast
+from . import ast, temporal
 from .types import Type
 
 MAX_TEXT = 10_000  # one cell or formula; longer is certainly a mistake (and a cheap guard against abuse)
@@ -84,7 +83,7 @@ _READABLE = {
     "NUMBER": "a number", "STRING": 'text in "double quotes"', "NAME": "a field name", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "COMP_OP": "a comparison", "LSQB": "'['", "RSQB": "']'",
     "AT": '@"YYYY-MM-DD"', "QMARK": "'?'", "MINUS": "'-'", "PERCENT": "a percentage", "QUOTED_NAME": "a `name`",
-    "IF": "if", "NOT": "not", "TRUE": "true", "FALSE": "false", "NULL": "null",
+    "IF": "if", "NOT": "not", "TRUE": "true", "FALSE": "false", "NULL": "null", "FEEL_NAME": "a function",
 }
 
 
@@ -116,21 +115,44 @@ def _pos(tree: Tree | Token) -> int:
     return 0
 
 
-def _date(text: str, source: str, pos: int) -> dt.date:
+def _temporal(text: str, source: str, pos: int) -> ast.Literal:
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ExpressionSyntaxError(
-            f"{text!r} is not a date", source, pos, "write dates as YYYY-MM-DD, e.g. @\"2024-01-31\""
-        ) from None
+        type_, value = temporal.parse_literal(text)
+    except temporal.TemporalError as e:
+        raise ExpressionSyntaxError(str(e), source, pos, 'e.g. @"2024-01-31", @"10:30:00", @"P1D", @"P1Y2M"') from None
+    return ast.Literal(pos, value, type_)
+
+
+def _duration(args: list[ast.Node], source: str, pos: int) -> ast.Literal | None:
+    """`duration("P1D")` as a literal: whether it is a days or a years duration depends on the text itself."""
+    if len(args) != 1 or not isinstance(args[0], ast.Literal) or args[0].literal_type != Type.STRING:
+        return None
+    try:
+        type_, value = temporal.parse_duration(args[0].value)
+    except temporal.TemporalError as e:
+        raise ExpressionSyntaxError(str(e), source, args[0].pos, 'e.g. duration("P1D") or duration("P1Y2M")') from None
+    return ast.Literal(pos, value, type_)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 
 
 def _string(token: Token) -> str:
-    return re.sub(r"\\(.)", r"\1", token.value[1:-1])
+    # FEEL's escapes: \" \\ \n \t \r \uXXXX; any other escaped character stands for itself.
+    def unescape(m: re.Match) -> str:
+        if m.group(1):
+            return chr(int(m.group(1), 16))
+        return _ESCAPES.get(m.group(2), m.group(2))
+    return re.sub(r"\\(?:u([0-9a-fA-F]{4})|(.))", unescape, token.value[1:-1])
 
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _LOGICAL = {"and_": "and", "or_": "or"}
+
+
+def _as_test(node: ast.Node) -> ast.Node:
+    """A list after `in` is a test that matches any of its items."""
+    return ast.ValueTest(node.pos, node) if isinstance(node, ast.ListLiteral) else node
 
 
 def _convert(tree: Tree | Token, src: str) -> ast.Node:
@@ -147,7 +169,7 @@ def _convert(tree: Tree | Token, src: str) -> ast.Node:
     if kind == "string":
         return ast.Literal(pos, _string(c[0]), Type.STRING)
     if kind == "at_literal":
-        return ast.Literal(pos - 1, _date(_string(c[0]), src, pos), Type.DATE)
+        return _temporal(_string(c[0]), src, pos - 1)
     if kind in ("true", "false"):
         return ast.Literal(pos, kind == "true", Type.BOOLEAN)
     if kind == "null":
@@ -159,7 +181,10 @@ def _convert(tree: Tree | Token, src: str) -> ast.Node:
     if kind == "quoted_name":
         return ast.Name(pos, str(c[0])[1:-1].strip())
     if kind == "call":
-        return ast.Call(pos, str(c[0]), [_convert(a, src) for a in c[1:]])
+        func, args = " ".join(str(c[0]).split()), [_convert(a, src) for a in c[1:]]
+        return (_duration(args, src, pos) if func == "duration" else None) or ast.Call(pos, func, args)
+    if kind == "list":
+        return ast.ListLiteral(pos, [_convert(a, src) for a in c])
     if kind in ("if_expr", "if_call"):
         return ast.If(pos, *(_convert(a, src) for a in c))
     if kind in _BINARY:
@@ -178,7 +203,7 @@ def _convert(tree: Tree | Token, src: str) -> ast.Node:
         return ast.InTests(pos, x, ast.UnaryTests(lo.pos, [test]))
     if kind == "in_":
         target = c[1]  # `positive_tests` or `single_test`; both hold the tests as children
-        tests = [_convert(t, src) for t in target.children]
+        tests = [_as_test(_convert(t, src)) for t in target.children]
         return ast.InTests(pos, _convert(c[0], src), ast.UnaryTests(_pos(target), tests))
     if kind == "op_test":
         return ast.CompareTest(pos, str(c[0]), _convert(c[1], src))

@@ -1,4 +1,5 @@
-"""The type system of the expression language: number, text, boolean, date, and the type of `null`."""
+"""The type system of the expression language: number, text, boolean, date, time, date and time, the two FEEL
+duration kinds, and the type of `null`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ class Type(Enum):
     STRING = "string"
     BOOLEAN = "boolean"
     DATE = "date"
+    TIME = "time"
+    DATE_TIME = "date and time"
+    DAYS_DURATION = "days and time duration"
+    YEARS_DURATION = "years and months duration"
     NULL = "null"
     LIST = "list"
 
@@ -26,6 +31,10 @@ _LABELS = {
     Type.STRING: "text",
     Type.BOOLEAN: "true/false",
     Type.DATE: "a date",
+    Type.TIME: "a time",
+    Type.DATE_TIME: "a date and time",
+    Type.DAYS_DURATION: "a days and time duration",
+    Type.YEARS_DURATION: "a years and months duration",
     Type.NULL: "null",
     Type.LIST: "a list",
 }
@@ -43,8 +52,17 @@ TYPE_NAMES = {
     "boolean": Type.BOOLEAN,
     "bool": Type.BOOLEAN,
     "date": Type.DATE,
+    "time": Type.TIME,
+    "date and time": Type.DATE_TIME,
+    "datetime": Type.DATE_TIME,
+    "days and time duration": Type.DAYS_DURATION,
+    "years and months duration": Type.YEARS_DURATION,
     "list": Type.LIST,
 }
+
+
+TEMPORAL = (Type.TIME, Type.DATE_TIME, Type.DAYS_DURATION, Type.YEARS_DURATION)
+DURATIONS = (Type.DAYS_DURATION, Type.YEARS_DURATION)
 
 
 def unify(a: Type, b: Type) -> Type | None:

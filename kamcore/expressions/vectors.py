@@ -4,6 +4,8 @@
 - date:    datetime64[D], NaT is null
 - boolean: int8 with FALSE=0, NULL=1, TRUE=2, so Kleene `and` is `minimum`, `or` is `maximum`, `not` is 2-x
 - string:  int32 codes into sorted unique categories (`cats`), -1 is null; equality and ordering are integer ops
+- time, date and time, days and time duration: timedelta64[us] / datetime64[us] / timedelta64[us], NaT is null
+- years and months duration: float64 months, NaN is null (see temporal.py)
 
 A scalar (a literal) is a 0-d array and broadcasts; nothing is expanded to the column length until output.
 """
@@ -18,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .types import Type
+from . import temporal
+from .types import TEMPORAL, Type
 
 FALSE, NULL, TRUE = np.int8(0), np.int8(1), np.int8(2)
 _EMPTY_CATS = np.array([], dtype=object)
@@ -35,9 +38,9 @@ class Vec:
         return self.data.ndim == 0
 
     def nulls(self) -> np.ndarray:
-        if self.type == Type.NUMBER:
+        if self.type in (Type.NUMBER, Type.YEARS_DURATION):
             return np.isnan(self.data)
-        if self.type == Type.DATE:
+        if self.type in (Type.DATE, Type.TIME, Type.DATE_TIME, Type.DAYS_DURATION):
             return np.isnat(self.data)
         if self.type == Type.BOOLEAN:
             return self.data == NULL
@@ -74,6 +77,8 @@ class Vec:
             return None if v == NULL else bool(v == TRUE)
         if self.type == Type.DATE:
             return None if np.isnat(v) else v.astype(dt.date)
+        if self.type in TEMPORAL:
+            return temporal.from_numpy(v, self.type)
         if self.type == Type.LIST:
             return v
         return None
@@ -92,6 +97,10 @@ class Vec:
             return pd.Series(values, index=index)
         if self.type == Type.DATE:
             return pd.Series(full.data.astype("datetime64[s]"), index=index)
+        if self.type in (Type.DATE_TIME, Type.DAYS_DURATION):
+            return pd.Series(full.data, index=index)
+        if self.type in (Type.TIME, Type.YEARS_DURATION):  # no pandas dtype: plain time / YearsMonths objects
+            return pd.Series([full.value(i) for i in range(n)], index=index, dtype=object)
         if self.type == Type.LIST:
             return pd.Series(full.data, index=index, dtype=object)
         return pd.Series([None] * n, index=index, dtype=object)
@@ -136,6 +145,8 @@ def null(type_: Type) -> Vec:
         return Vec(Type.BOOLEAN, np.asarray(NULL, dtype=np.int8))
     if type_ == Type.STRING:
         return string_scalar(None)
+    if type_ in TEMPORAL:
+        return Vec(type_, np.asarray(temporal.null_value(type_), dtype=temporal.dtype(type_)))
     return Vec(type_, np.asarray(None, dtype=object))
 
 
@@ -151,6 +162,8 @@ def scalar(value: Any, type_: Type) -> Vec:
         return Vec(Type.BOOLEAN, np.asarray(TRUE if value else FALSE, dtype=np.int8))
     if type_ == Type.DATE:
         return date(np.datetime64(value, "D"))
+    if type_ in TEMPORAL:
+        return Vec(type_, np.asarray(temporal.to_numpy(value, type_), dtype=temporal.dtype(type_)))
     return Vec(type_, np.asarray(value, dtype=object))
 
 
@@ -165,6 +178,8 @@ def from_values(values: list[Any], type_: Type) -> Vec:
     if type_ == Type.DATE:
         return date(np.array([np.datetime64("NaT") if v is None else np.datetime64(v, "D") for v in values],
                              dtype="datetime64[D]"))
+    if type_ in TEMPORAL:
+        return Vec(type_, np.array([temporal.to_numpy(v, type_) for v in values], dtype=temporal.dtype(type_)))
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return Vec(type_, out)
@@ -237,6 +252,9 @@ def coerce(series: pd.Series, type_: Type) -> tuple[Vec, np.ndarray]:
         return _coerce_date(series)
     if type_ == Type.BOOLEAN:
         return _coerce_boolean(series)
+    if type_ in TEMPORAL:
+        values, bad = temporal.coerce(series, type_)
+        return Vec(type_, values), bad
     raise ValueError(f"cannot read a column as {type_}")
 
 

@@ -135,7 +135,7 @@ class DecisionTableRule(Rule):
             input_types.append(expr.type if expr else Type.NULL)
             allowed = None
             if expr and s.get("values"):
-                allowed = ctx.unary_test(cell_text(list(s["values"])), expr.type, ("inputs", k, "values"), scope)
+                allowed = ctx.unary_test(cell_text(s["values"]), expr.type, ("inputs", k, "values"), scope)
             self.allowed_inputs.append(allowed)
         cache: dict[tuple[int, str], UnaryTest | None] = {}
         for r, texts in enumerate(self.cell_texts):
@@ -260,16 +260,21 @@ class DecisionTableRule(Rule):
         return out
 
     def _priority(self, row_values: list[list[Vec]], n: int) -> np.ndarray:
-        """Rank (0 = highest priority) of each row's output, per account: rows × accounts. Priority is the
-        order of the first output's `values` list that has one; values not listed rank last."""
-        j = next(j for j, o in enumerate(self.output_specs) if o.get("values"))
-        order = self.output_specs[j]["values"]
-        typ = self.value_types[self.output_names[j]]
-        ranks = np.full((len(self.row_ids), n), len(order), dtype=np.int64)
-        for r, vec in enumerate(row_values[j]):
-            for k in reversed(range(len(order))):
-                ranks[r] = np.where(_equal(vec, V.scalar(order[k], typ)), k, ranks[r])
-        return ranks
+        """Rank (0 = highest priority) of each row's outputs, per account: rows × accounts. Priority is the order
+        of the first output's `values` list that has one, ties broken by the next output with values, and so on
+        (DMN 1.5 §8.2.11: output priorities come from the ordered output values); unlisted values rank last."""
+        combined = np.zeros((len(self.row_ids), n), dtype=np.int64)
+        for j, spec in enumerate(self.output_specs):
+            order = spec.get("values")
+            if not order:
+                continue
+            typ = self.value_types[self.output_names[j]]
+            ranks = np.full((len(self.row_ids), n), len(order), dtype=np.int64)
+            for r, vec in enumerate(row_values[j]):
+                for k in reversed(range(len(order))):
+                    ranks[r] = np.where(_equal(vec, V.scalar(order[k], typ)), k, ranks[r])
+            combined = combined * (len(order) + 1) + ranks
+        return combined
 
     def _select(self, matched: np.ndarray, row_values: list[list[Vec]],
                 state: State) -> tuple[np.ndarray, np.ndarray]:
@@ -332,21 +337,31 @@ class DecisionTableRule(Rule):
         return out
 
     def _aggregate(self, matched: np.ndarray, rows: list[Vec], state: State) -> Vec:
+        """COLLECT with an operator. DMN 1.5 §8.2.11 defines C+ as the sum of the *distinct* outputs and C# as the
+        number of *distinct* outputs (null counts as one value); no match gives the default, else 0 for C#
+        (the count of nothing) and null for the others. A null among the summed outputs makes the result null."""
         n = state.n
-        count = matched.sum(axis=0)
-        none = count == 0
         default = self.output_specs[0].get("default")
-        fallback = np.nan if default is None else float(default)
-        if self.aggregation == "COUNT":
-            return V.number(np.where(none, fallback, count.astype(np.float64)))
-        values = np.array([np.broadcast_to(v.data, (n,)) for v in rows], dtype=np.float64)
-        has_null = (matched & np.isnan(values)).any(axis=0)  # FEEL: sum/min/max of a list with null is null
-        if self.aggregation == "SUM":
-            out = np.where(matched, values, 0.0).sum(axis=0)
-        elif self.aggregation == "MIN":
-            out = np.where(matched, values, np.inf).min(axis=0)
+        empty = 0.0 if self.aggregation == "COUNT" else np.nan
+        fallback = empty if default is None else float(default)
+        if not rows:
+            return V.number(np.full(n, fallback))
+        none = ~matched.any(axis=0)
+        keys = _keys(rows, n)
+        has_null = (matched & np.isnan(keys)).any(axis=0)
+        if self.aggregation == "MIN":
+            out = np.where(matched, keys, np.inf).min(axis=0)
+        elif self.aggregation == "MAX":
+            out = np.where(matched, keys, -np.inf).max(axis=0)
         else:
-            out = np.where(matched, values, -np.inf).max(axis=0)
+            present = matched & ~np.isnan(keys)
+            ordered = np.sort(np.where(present, keys, np.inf), axis=0)  # each account's values first, then padding
+            first = np.zeros(ordered.shape, dtype=bool)  # where a value differs from the one before it
+            first[0] = present.any(axis=0)
+            first[1:] = (ordered[1:] != ordered[:-1]) & (np.arange(1, len(ordered))[:, None] < present.sum(axis=0))
+            if self.aggregation == "COUNT":
+                return V.number(np.where(none, fallback, (first.sum(axis=0) + has_null).astype(np.float64)))
+            out = np.where(first, ordered, 0.0).sum(axis=0)
         return V.number(np.where(none, fallback, np.where(has_null, np.nan, out)))
 
     def _collect(self, matched: np.ndarray, row_values: list[list[Vec]], invalid: np.ndarray, state: State) -> None:
@@ -387,6 +402,27 @@ class DecisionTableRule(Rule):
             "default_used": not matched and any(o.get("default") is not None for o in self.output_specs),
             "outputs": self.outputs_of(state, i),
         }
+
+
+def _keys(rows: list[Vec], n: int) -> np.ndarray:
+    """Each row's output as float64 keys (rows × accounts), NaN for null: equal values get equal keys."""
+    keys = np.empty((len(rows), n), dtype=np.float64)
+    strings = [v for v in rows if v.type == Type.STRING]
+    cats = np.unique(np.concatenate([v.cats for v in strings])).astype(object) if strings else None
+    for r, v in enumerate(rows):
+        data = np.broadcast_to(v.data, (n,))
+        if v.type == Type.NULL:
+            keys[r] = np.nan
+        elif v.type == Type.STRING:
+            codes = np.broadcast_to(V.remap_strings(v, cats), (n,))
+            keys[r] = np.where(codes < 0, np.nan, codes)
+        elif data.dtype.kind in "mM":  # dates, times, durations: their integer ticks
+            keys[r] = np.where(np.isnat(data), np.nan, data.astype(np.int64).astype(np.float64))
+        elif v.type == Type.BOOLEAN:
+            keys[r] = np.where(data == V.NULL, np.nan, data.astype(np.float64))
+        else:
+            keys[r] = data
+    return keys
 
 
 def _equal(a: Vec, b: Vec) -> np.ndarray:

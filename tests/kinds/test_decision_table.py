@@ -215,7 +215,7 @@ rules:
     ("SUM", [350, 100, None, None]),
     ("MIN", [100, 100, None, None]),
     ("MAX", [250, 100, None, None]),
-    ("COUNT", [2, 1, None, 1]),
+    ("COUNT", [2, 1, 0, 1]),  # no match: C# counts no outputs, 0 (DMN 1.5 §8.2.11)
 ])
 def test_collect_aggregations(agg, expected):
     b = book(AGGREGATE.format(agg=agg))
