@@ -46,18 +46,21 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="kam-decisions-", dir=args.dir))
     try:
         print(f"{args.decisions} decisions per run, median of {args.runs} runs; logs in {folder}")
-        rates: dict[tuple[int, bool], float] = {}
-        for durable in (True, False):
-            for batch in BATCHES:
-                evaluation = book.evaluate(synthetic_portfolio(batch, seed=batch), as_of=AS_OF)
-                runs = [write_rate(folder, evaluation, args.decisions, durable) for _ in range(args.runs)]
-                write = statistics.median(r[0] for r in runs)
-                verify = statistics.median(r[1] for r in runs)
-                rates[batch, durable] = write
-                sync = "synchronous=FULL  " if durable else "synchronous=NORMAL"
-                accounts = "1 account per decision   " if batch == 1 else f"{batch} accounts per decision"
-                print(f"{sync}  {accounts}: {write:8,.0f} decisions/s ({write * batch:9,.0f} accounts/s); "
-                      f"verify {verify:8,.0f} records/s")
+        cases = [(batch, durable) for durable in (True, False) for batch in BATCHES]
+        evaluations = {batch: book.evaluate(synthetic_portfolio(batch, seed=batch), as_of=AS_OF) for batch in BATCHES}
+        runs: dict[tuple[int, bool], list[tuple[float, float]]] = {case: [] for case in cases}
+        for _ in range(args.runs):  # the cases take turns, so a change in machine load touches them all alike
+            for batch, durable in cases:
+                runs[batch, durable].append(write_rate(folder, evaluations[batch], args.decisions, durable))
+        rates = {}
+        for batch, durable in cases:
+            write = statistics.median(r[0] for r in runs[batch, durable])
+            verify = statistics.median(r[1] for r in runs[batch, durable])
+            rates[batch, durable] = write
+            sync = "synchronous=FULL  " if durable else "synchronous=NORMAL"
+            accounts = "1 account per decision   " if batch == 1 else f"{batch} accounts per decision"
+            print(f"{sync}  {accounts}: {write:8,.0f} decisions/s ({write * batch:9,.0f} accounts/s); "
+                  f"verify {verify:8,.0f} records/s")
         for durable in (True, False):
             ratio = rates[1, durable] / rates[100, durable]
             print(f"{'FULL' if durable else 'NORMAL'}: 1-account decisions are written {ratio:.1f}x as fast as "
