@@ -534,6 +534,7 @@ def test_processes_writing_at_once_keep_the_chain_linear(tmp_path):
     writers = [start_writer(path, 30, seed) for seed in range(3)]
     for proc in writers:
         assert proc.wait(timeout=120) == 0
+        proc.stdout.close()
     assert_linear(path, 90)
 
 
@@ -547,6 +548,7 @@ def test_writers_killed_mid_write_leave_the_chain_intact(tmp_path):
         for proc in writers:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+            proc.stdout.close()
             assert proc.returncode == -signal.SIGKILL
         with DecisionLog.open(path) as opened:
             result = opened.verify()
