@@ -101,7 +101,7 @@ def test_explain_names_the_rule_rows_and_inputs(book):
 
 
 def test_explain_shows_row_errors(book):
-    ev = book.evaluate([{"revenue_12m": "n/a"}], as_of="2026-11-23")
+    ev = book.evaluate([{"revenue_12m": "lots"}], as_of="2026-11-23")
     assert ev.explain(0).errors[0].field == "revenue_12m"
     assert "!! input: revenue_12m" in ev.explain(0).text()
 

@@ -99,12 +99,12 @@ def test_written_csv_has_a_bom_so_excel_shows_chinese(tmp_path):
 
 
 def test_written_lists_become_comma_text_in_csv_but_stay_lists_in_json(tmp_path):
-    frame = pd.DataFrame({"perks": [["lounge", "gift"], []]})
+    frame = pd.DataFrame({"id": ["C1", "C2"], "perks": [["lounge", "gift"], []]})
     write_table(frame, tmp_path / "out.csv")
     write_table(frame, tmp_path / "out.json")
     assert read_table(tmp_path / "out.csv")["perks"].fillna("").tolist() == ["lounge, gift", ""]
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == [
-        {"perks": ["lounge", "gift"]}, {"perks": []}]
+        {"id": "C1", "perks": ["lounge", "gift"]}, {"id": "C2", "perks": []}]
 
 
 def test_xlsx_written_with_openpyxl_is_read(tmp_path, book):

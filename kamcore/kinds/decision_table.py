@@ -192,7 +192,9 @@ class DecisionTableRule(Rule):
         cells = [[t.tree for t in row] for row in self.tests]
         literal_outputs = [[table_analysis.UNKNOWN if c.is_expression else c.raw for c in row]
                            for row in self.out_cells]
-        needs_coverage = any(o.get("default") is None for o in self.output_specs)
+        # A list table (COLLECT, RULE ORDER, OUTPUT ORDER) that matches no row has simply nothing to list.
+        lists = self.hit_policy in LIST_POLICIES and not self.aggregation
+        needs_coverage = not lists and any(o.get("default") is None for o in self.output_specs)
         for f in table_analysis.analyse(self.hit_policy, input_types, cells, self.row_ids, literal_outputs,
                                         needs_coverage, self.input_names):
             r = self.row_ids.index(f.rows[-1]) if f.rows else None
