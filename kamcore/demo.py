@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dictionary import Dictionary
+from .portfolio import labelled
+
 AS_OF = "2026-11-23"
 MEDIAN = 12.3  # log-yuan of the median account
 
@@ -124,3 +127,14 @@ def _places(rng: np.random.Generator, names: np.ndarray, n: int) -> tuple[np.nda
         rows = np.flatnonzero(r == j)
         city[rows] = rng.choice(np.array(REGIONS[code][1], dtype=object), len(rows))
     return np.array(regions, dtype=object)[r], (pd.Series(city) + pd.Series(names)).to_numpy()
+
+
+def as_sheet(frame: pd.DataFrame, dictionary: Dictionary, lang: str) -> pd.DataFrame:
+    """The portfolio as an account manager keeps it: headers and industry / region names in `lang`, whole
+    numbers without a trailing `.0`."""
+    out = frame.copy()
+    for col in out.columns:
+        values = out[col]
+        if values.dtype.kind == "f" and np.array_equal(values.dropna(), values.dropna().round()):
+            out[col] = values.astype("Int64")
+    return labelled(out, dictionary, lang)

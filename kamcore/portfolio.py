@@ -28,6 +28,7 @@ from .expressions.vectors import Vec
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 FORMATS = ("csv", "xlsx", "json")
 HEADER_SCAN = 30  # the header row is looked for among this many rows at the top of a sheet
+YES_NO = {"zh": ("是", "否"), "en": ("yes", "no")}  # read back as true / false
 TOTALS_COLUMNS = 3  # a totals row says so in one of its first cells
 BLANK_TEXT = ("", " ", "  ", "\u3000", "\t")  # cells that only look filled
 TOTAL_WORDS = frozenset({"合计", "总计", "小计", "汇总", "总合计", "total", "totals", "grandtotal", "subtotal", "sum"})
@@ -332,6 +333,9 @@ def labelled(frame: pd.DataFrame, dictionary: Dictionary, lang: str,
         definition = dictionary.fields.get(col)
         if definition is not None and definition.values:
             out[col] = _values_labelled(out[col], col, dictionary, lang)
+        elif definition is not None and definition.type == Type.BOOLEAN:
+            yes, no = YES_NO.get(lang, YES_NO["en"])
+            out[col] = out[col].astype(object).map({True: yes, False: no})
     return out.rename(columns=renames)
 
 

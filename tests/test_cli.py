@@ -42,7 +42,7 @@ def copy_of_rules(tmp_path):
 def test_rules_check_on_the_shipped_book_exits_0():
     result = kam("rules", "check", RULES)
     assert result.exit_code == 0, result.output
-    assert re.search(r": 10 rules OK$", result.stdout.strip())
+    assert re.search(r": 22 rules OK$", result.stdout.strip())
 
 
 def test_rules_check_on_a_broken_book_exits_1_naming_every_file(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_rules_check_on_a_broken_book_exits_1_naming_every_file(tmp_path, monkey
 def test_rules_check_prints_warnings_but_exits_0(tmp_path):
     folder = copy_of_rules(tmp_path)
     tiering = folder / "tiering.yaml"
-    tiering.write_text(tiering.read_text(encoding="utf-8").replace("weight: 40%", "weight: 30%"), encoding="utf-8")
+    tiering.write_text(tiering.read_text(encoding="utf-8").replace("weight: 25%", "weight: 15%"), encoding="utf-8")
     result = kam("rules", "check", folder)
     assert result.exit_code == 0, result.output
     assert re.search(r"tiering\.yaml:\d+:\d+: account_score: warning: weights add up to 0\.9", result.stdout)
@@ -111,8 +111,9 @@ def test_evaluate_writes_good_rows_and_the_bad_row_to_an_errors_file(tmp_path):
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out, encoding="utf-8-sig")
     assert written["account_id"].tolist() == ["C1", "C2", "C4", "C5"]
-    assert written["tier"].tolist() == ["A", "D", "C", "B"]
-    assert {"credit_limit", "credit_status", "value_grade", "pareto_class", "loyalty_points"} <= set(written.columns)
+    assert written["tier"].tolist() == ["A", "C", "C", "B"]
+    assert {"credit_limit", "credit_status", "value_grade", "pareto_class", "loyalty_points", "segment",
+            "entitlements", "next_actions"} <= set(written.columns)
     errors = pd.read_csv(tmp_path / "result.errors.csv", encoding="utf-8-sig")
     assert errors[["row", "line", "field"]].values.tolist() == [[3, 4, "revenue_12m"]]
     assert "'abc'" in errors["message"][0]
@@ -136,12 +137,12 @@ def test_evaluate_explain_adds_an_explanation_column(tmp_path):
     result = kam("evaluate", accounts_csv(tmp_path), "-o", out, "--rules", RULES, "--explain", "--lang", "zh")
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out, encoding="utf-8-sig")
-    assert written.columns[-1] == "explanation"
-    first = written["explanation"][0]
+    assert written.columns[-1] == "说明"
+    first = written["说明"][0]
     assert "客户等级 [tier]: tier = A" in first
-    assert "命中 行 r1 (大客户且高毛利)" in first
+    assert "命中 行 r1 (300万以上，毛利≥15%，回款≤90天)" in first
     assert len(written) == 4  # one explanation per written (good) row
-    assert written["explanation"].notna().all()
+    assert written["说明"].notna().all()
 
 
 def test_evaluate_without_explain_has_no_explanation_column(tmp_path):
@@ -156,8 +157,9 @@ def test_evaluate_writes_xlsx_readable_by_pandas(tmp_path):
     assert result.exit_code == 0, result.output
     written = pd.read_excel(out)
     assert written["account_id"].tolist() == ["C1", "C2", "C4", "C5"]
-    assert written["tier"].tolist() == ["A", "D", "C", "B"]
-    assert written["credit_limit"].tolist() == [3_000_000, 0, 90_000, 1_800_000]
+    assert written["tier"].tolist() == ["A", "C", "C", "B"]
+    # A: 50% of ¥12M; C scoring 50 and paying in 100 days: 17% × 0.7; C scoring 90: 30%; B: 23% of ¥15M capped at ¥3M
+    assert written["credit_limit"].tolist() == [6_000_000, 238_000, 180_000, 3_000_000]
 
 
 def test_evaluate_refuses_an_unknown_output_format(tmp_path):
