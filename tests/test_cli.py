@@ -172,6 +172,75 @@ def test_evaluate_refuses_an_unknown_output_format(tmp_path):
 # --- demo --------------------------------------------------------------------------------------------------------
 
 
+def test_evaluate_names_the_true_line_below_a_title_and_warns_of_the_totals_row(tmp_path):
+    source = tmp_path / "ledger.csv"
+    source.write_text("2026年客户台账,,,\n\n客户编号,近12个月销售额,近12个月毛利,平均回款天数\nC1,1200万,360万,45\n"
+                      "C2,lots,1,1\n合计,1200万,360万,\n", encoding="utf-8")
+    out = tmp_path / "result.csv"
+    result = kam("evaluate", source, "-o", out, "--rules", RULES, "--as-of", "2026-01-01")
+    assert result.exit_code == 0, result.output
+    assert f"{source}:6: warning: totals row skipped ('合计')" in result.stderr
+    assert f"{source}:5: input/revenue_12m: 'lots' is not a number (column '近12个月销售额')" in result.stderr
+    errors = pd.read_csv(tmp_path / "result.errors.csv", encoding="utf-8-sig")
+    assert errors[["row", "line"]].values.tolist() == [[2, 5]]
+    assert "1 of 2 accounts written" in result.stderr
+    assert pd.read_csv(out, encoding="utf-8-sig")["tier"].tolist() == ["A"]
+
+
+def test_evaluate_with_lang_writes_labelled_headers_and_values(tmp_path):
+    for lang, tier, status, entitlement in (("zh", "客户等级", "信用状态", "专属客户经理"),
+                                            ("en", "Tier", "Credit status", "Dedicated account manager")):
+        out = tmp_path / f"result-{lang}.xlsx"
+        result = kam("evaluate", accounts_csv(tmp_path), "-o", out, "--rules", RULES, "--lang", lang,
+                     "--as-of", "2026-01-01")
+        assert result.exit_code == 0, result.output
+        written = pd.read_excel(out)
+        assert written[tier].tolist() == ["A", "C", "C", "B"]
+        assert set(written[status]) <= {"正常", "预警", "暂停供货", "需提供担保", "OK", "Warning", "On hold",
+                                         "Guarantee required"}
+        assert written.iloc[0, 0] == "C1" and written.columns[0] == {"zh": "客户编号", "en": "Account ID"}[lang]
+        assert entitlement in written.iloc[0][{"zh": "服务权益", "en": "Entitlements"}[lang]]
+
+
+def test_evaluate_replaces_result_columns_of_an_earlier_run(tmp_path):
+    first = tmp_path / "first.csv"
+    assert kam("evaluate", accounts_csv(tmp_path), "-o", first, "--rules", RULES, "--lang", "zh").exit_code == 0
+    again = tmp_path / "again.csv"
+    assert kam("evaluate", first, "-o", again, "--rules", RULES, "--lang", "zh").exit_code == 0
+    columns = pd.read_csv(again, encoding="utf-8-sig").columns.tolist()
+    assert columns.count("客户等级") == 1 and len(columns) == len(set(columns))
+    assert columns == pd.read_csv(first, encoding="utf-8-sig").columns.tolist()
+
+
+def test_demo_data_writes_a_sheet_that_evaluates_cleanly(tmp_path):
+    for lang, ext, header in (("zh", "csv", "近12个月销售额"), ("en", "xlsx", "Revenue (12m)")):
+        sheet = tmp_path / f"demo-{lang}.{ext}"
+        result = kam("demo-data", "--accounts", 150, "--seed", 4, "--lang", lang, "--rules", RULES, "-o", sheet)
+        assert result.exit_code == 0, result.output
+        assert "150 accounts written" in result.stderr
+        frame = pd.read_csv(sheet, encoding="utf-8-sig") if ext == "csv" else pd.read_excel(sheet)
+        assert len(frame) == 150 and header in frame.columns
+        assert frame[frame.columns[1]].str.contains("有限公司|集团").any()  # company names
+        out = tmp_path / f"scored-{lang}.csv"
+        result = kam("evaluate", sheet, "-o", out, "--rules", RULES, "--as-of", "2026-11-23")
+        assert result.exit_code == 0, result.output
+        assert "150 of 150 accounts written" in result.stderr and "note: no column" not in result.stderr
+    zh = pd.read_csv(tmp_path / "scored-zh.csv", encoding="utf-8-sig")
+    en = pd.read_csv(tmp_path / "scored-en.csv", encoding="utf-8-sig")
+    assert zh["行业"].iloc[:3].tolist() != en["Industry"].iloc[:3].tolist()  # 制造业 vs Manufacturing ...
+    pd.testing.assert_frame_equal(zh.iloc[:, 17:], en.iloc[:, 17:])  # ... the same results
+
+
+def test_demo_data_is_reproducible_and_refuses_an_unknown_format(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path in (a, b):
+        assert kam("demo-data", "--accounts", 30, "--seed", 1, "--rules", RULES, "-o", path).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    result = kam("demo-data", "--accounts", 30, "--rules", RULES, "-o", tmp_path / "a.parquet")
+    assert result.exit_code == 1 and "unknown format 'parquet'" in result.stderr
+    assert kam("demo-data", "--accounts", 0, "--rules", RULES, "-o", a).exit_code == 2
+
+
 def test_demo_prints_the_customer_pyramid():
     result = kam("demo", "--accounts", 300, "--rules", RULES)
     assert result.exit_code == 0, result.output
@@ -180,6 +249,10 @@ def test_demo_prints_the_customer_pyramid():
     tiers = re.findall(r"^  ([ABCD])\s+(\d+)\s+[\d.]+%\s+█+$", result.stdout, re.MULTILINE)
     assert [t for t, _ in tiers] == ["A", "B", "C", "D"]
     assert sum(int(n) for _, n in tiers) == 300
+    segments = re.search(r"^客户分群: (.*)$", result.stdout, re.MULTILINE).group(1)
+    assert {"忠诚客户", "快速成长客户", "休眠客户", "值得培养客户", "无"} <= set(re.findall(r"(\S+) \d+", segments))
+    status = re.search(r"^信用状态: (.*)$", result.stdout, re.MULTILINE).group(1)
+    assert sum(int(n) for n in re.findall(r" (\d+)", status)) == 300
 
 
 def test_demo_in_english():
@@ -187,3 +260,5 @@ def test_demo_in_english():
     assert result.exit_code == 0, result.output
     assert "Customer pyramid (tier / accounts / revenue):" in result.stdout
     assert re.search(r"Pareto: [\d.]+% of accounts make [\d.]+% of revenue", result.stdout)
+    assert re.search(r"^Segments: .*Loyal \d+", result.stdout, re.MULTILINE)
+    assert re.search(r"^Credit status: .*OK \d+", result.stdout, re.MULTILINE)
