@@ -18,13 +18,13 @@ MEDIAN = 12.3  # log-yuan of the median account
 #                 orders per ¥100k of revenue, words in the company name)
 INDUSTRIES = {
     "manufacturing": (0.24, 0.0, 0.19, 0, 1.0, ["精密机械", "智能装备", "机电设备", "五金制品"]),
-    "automotive": (0.12, 0.4, 0.14, 5, 0.8, ["汽车零部件", "汽车部件", "车辆配件"]),
+    "automotive": (0.12, 0.4, 0.16, 5, 0.8, ["汽车零部件", "汽车部件", "车辆配件"]),
     "electronics": (0.12, 0.2, 0.20, 0, 1.2, ["电子科技", "微电子", "光电科技", "电子"]),
     "energy": (0.08, 0.3, 0.22, 10, 0.5, ["新能源", "能源科技", "电力设备", "光伏科技"]),
     "healthcare": (0.08, 0.0, 0.30, 20, 0.9, ["医疗器械", "生物医药", "医药"]),
-    "construction": (0.10, 0.1, 0.15, 30, 0.6, ["建设工程", "新型建材", "建筑装饰"]),
-    "retail": (0.10, -0.2, 0.12, -12, 2.2, ["商贸", "连锁超市", "百货"]),
-    "logistics": (0.08, -0.1, 0.13, 0, 1.6, ["物流", "供应链管理", "国际货运"]),
+    "construction": (0.10, 0.1, 0.17, 30, 0.6, ["建设工程", "新型建材", "建筑装饰"]),
+    "retail": (0.10, -0.2, 0.14, -12, 2.2, ["商贸", "连锁超市", "百货"]),
+    "logistics": (0.08, -0.1, 0.15, 0, 1.6, ["物流", "供应链管理", "国际货运"]),
     "finance": (0.04, 0.1, 0.28, -5, 0.4, ["融资租赁", "金融服务", "资产管理"]),
     "government": (0.04, 0.1, 0.24, 40, 0.4, ["水务集团", "燃气集团", "公交集团", "市政工程"]),
 }
@@ -57,7 +57,7 @@ def synthetic_portfolio(n: int, seed: int = 7, null_rate: float = 0.01, as_of: s
     shift, typical_margin, slower, order_rate = (np.array([s[c] for s in spec])[k] for c in (1, 2, 3, 4))
     size = rng.normal(MEDIAN, 1.45, n) + shift  # log-yuan: median ≈ ¥220k, a long tail of ¥3M+ accounts
     revenue = np.round(np.maximum(np.exp(size), 5_000), -2)
-    margin = np.clip(typical_margin + rng.normal(0, 0.06, n) - 0.02 * (size - MEDIAN), -0.05, 0.6)
+    margin = np.clip(typical_margin + rng.normal(0, 0.05, n) - 0.01 * (size - MEDIAN), -0.05, 0.6)
     years = np.clip(rng.gamma(2.0, 2.2, n) + 0.3 * (size - MEDIAN), 0.1, 25)  # large accounts are older ones
     new = rng.random(n) < 0.02  # first order placed in the last weeks, nothing invoiced yet
     years = np.where(new, rng.uniform(0.02, 0.15, n), years)
