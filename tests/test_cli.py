@@ -4,6 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 from click.testing import CliRunner
 
@@ -262,3 +263,21 @@ def test_demo_in_english():
     assert re.search(r"Pareto: [\d.]+% of accounts make [\d.]+% of revenue", result.stdout)
     assert re.search(r"^Segments: .*Loyal \d+", result.stdout, re.MULTILINE)
     assert re.search(r"^Credit status: .*OK \d+", result.stdout, re.MULTILINE)
+
+
+def test_the_readme_tour_shows_what_evaluate_prints(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("accounts.xlsx:2002:", 1)[1].split("```", 1)[0]
+    shown = ("accounts.xlsx:2002:" + shown).strip().splitlines()
+    monkeypatch.chdir(tmp_path)
+    assert kam("demo-data", "--accounts", 2000, "--lang", "zh", "--rules", RULES, "-o", "accounts.xlsx").exit_code == 0
+    sheet_book = openpyxl.load_workbook("accounts.xlsx")
+    sheet = sheet_book.active
+    revenue = [c.value for c in sheet[1]].index("近12个月销售额") + 1
+    sheet.cell(row=17, column=revenue, value="lots")
+    sheet.append(["合计"])
+    sheet_book.save("accounts.xlsx")
+    result = kam("evaluate", "accounts.xlsx", "-o", "scored.xlsx", "--lang", "zh", "--as-of", "2026-11-23",
+                 "--rules", RULES)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == shown
