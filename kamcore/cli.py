@@ -104,8 +104,8 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     if explain:
         result = result.assign(explanation=[ev.explain(i).text(lang or "en") for i in range(len(result))])
     good = ev.ok
-    result = result[good]
-    write_table(labelled(result, book.dictionary, lang, output_labels(book)) if lang else result, output)
+    written = result[good]
+    write_table(labelled(written, book.dictionary, lang, output_labels(book)) if lang else written, output)
     errors_path = Path(output).with_suffix(".errors.csv")
     if not good.all():
         bad = pd.DataFrame([{"row": e.row + 1, "line": int(sheet.lines[e.row]), "rule": e.rule, "field": e.field,
@@ -117,7 +117,7 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
         click.echo(f"{input_path}:{sheet.lines[e.row]}: {e.rule or 'input'}/{e.field or '-'}: {e.message}", err=True)
     if ev.missing_fields:
         click.echo(f"note: no column for {', '.join(ev.missing_fields)}; treated as empty", err=True)
-    summary = f"{int(good.sum())} of {len(result) + int((~good).sum())} accounts written to {output}"
+    summary = f"{int(good.sum())} of {len(result)} accounts written to {output}"
     if not good.all():
         summary += f"; {int((~good).sum())} with errors in {errors_path}"
     click.echo(summary, err=True)

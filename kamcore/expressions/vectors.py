@@ -228,7 +228,8 @@ def object_values(vec: Vec) -> np.ndarray:
 
 _TRUE_WORDS = {"true", "t", "yes", "y", "1", "是", "对", "真", "√", "✓"}
 _FALSE_WORDS = {"false", "f", "no", "n", "0", "否", "错", "假", "×", "✗"}
-NULL_WORDS = frozenset({"", "-", "--", "---", "—", "——", "–", "/", "n/a", "na", "#n/a", "null", "none", "nan"})
+DASHES = frozenset({"", "-", "--", "---", "—", "——", "–", "－"})  # an empty cell, also in text (`NA` may be a code)
+NULL_WORDS = DASHES | {"/", "n/a", "na", "#n/a", "null", "none", "nan"}  # an empty number or date
 _SEPARATORS = re.compile(r"[,\s']")  # thousands separators and padding (NFKC has made ，and full-width spaces ASCII)
 _CURRENCY = re.compile(r"rmb|cny|人民币|[¥$€£元]")
 _MAGNITUDES = {"千": 3, "万": 4, "百万": 6, "亿": 8, "%": -2, "‰": -3}
@@ -342,7 +343,7 @@ def _coerce_string(series: pd.Series) -> Vec:
     u = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
     if pd.api.types.infer_dtype(u, skipna=False) == "string":
         stripped = u.str.strip()
-        if not ((stripped != u) | (stripped == "")).any():  # clean text: the categories are ready
+        if not ((stripped != u) | stripped.isin(DASHES)).any():  # clean text: the categories are ready
             return Vec(Type.STRING, codes.astype(np.int32), u.to_numpy(dtype=object))
     # Messy cells (numbers, padding, blanks): clean each distinct value once, then re-deduplicate.
     cleaned = np.array([_as_text(v) or None for v in u], dtype=object)
@@ -361,7 +362,8 @@ def _as_text(value: Any) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # account ids read from Excel as 1001.0
-    return str(value).strip()
+    text = str(value).strip()
+    return None if text in DASHES else text
 
 
 def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:

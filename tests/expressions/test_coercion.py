@@ -105,8 +105,14 @@ def test_each_distinct_cell_is_read_once_and_spread_to_its_rows():
 
 
 def test_text_keeps_its_content_and_drops_padding():
-    vec, bad = V.coerce(pd.Series([" 华东 ", 1001.0, None, "ＡＢ"], dtype=object), Type.STRING)
-    assert [vec.value(i) for i in range(4)] == ["华东", "1001", None, "ＡＢ"] and not bad.any()
+    vec, bad = V.coerce(pd.Series([" 华东 ", 1001.0, None, "ＡＢ", "NA"], dtype=object), Type.STRING)
+    assert [vec.value(i) for i in range(5)] == ["华东", "1001", None, "ＡＢ", "NA"] and not bad.any()
+
+
+@pytest.mark.parametrize("cell", ["-", " — ", "--", "－", "", "  "])
+def test_a_dash_or_blank_in_a_text_column_is_empty(cell):
+    vec, bad = V.coerce(pd.Series(["华东", cell], dtype=object), Type.STRING)
+    assert [vec.value(i) for i in range(2)] == ["华东", None] and not bad.any()
 
 
 def test_boolean_words():
