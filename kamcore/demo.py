@@ -67,7 +67,7 @@ def synthetic_portfolio(n: int, seed: int = 7, null_rate: float = 0.01, as_of: s
     orders = rng.poisson(np.clip(revenue / 100_000 * order_rate, 1, 500)) + 1
     orders = np.where(sleeping, np.maximum(orders // 4, 1), orders)
     idle = np.minimum(rng.exponential(365 / orders), 180)
-    idle = np.where(sleeping, rng.uniform(181, 600, n), idle)
+    idle = np.minimum(np.where(sleeping, rng.uniform(181, 600, n), idle), years * 365.25)  # not before the first
     # Large buyers negotiate longer terms, so they pay later; DSO is what receivables are made of.
     dso = np.clip(rng.gamma(5.0, 7.0, n) + 6 * (size - MEDIAN) + slower, 7, 365).round()
     score = np.clip(84 - 0.2 * dso + 2 * (size - MEDIAN) + rng.normal(0, 8, n), 20, 100).round()
@@ -96,7 +96,8 @@ def synthetic_portfolio(n: int, seed: int = 7, null_rate: float = 0.01, as_of: s
     })
     frame["region"], frame["account_name"] = _places(rng, frame["account_name"].to_numpy(), n)
     first_order = np.round(np.exp(size[new]) * rng.uniform(0.05, 0.2, new.sum()), -2)
-    frame.loc[new, ["revenue_12m", "gross_profit_12m", "receivables", "order_count_12m"]] = 0.0
+    frame.loc[new, ["revenue_12m", "gross_profit_12m", "receivables"]] = 0.0
+    frame.loc[new, "order_count_12m"] = 1.0
     frame.loc[new, ["dso_days", "credit_score"]] = np.nan  # no payments yet, not rated yet
     frame.loc[new, "open_orders"] = first_order
     for col in OPTIONAL:

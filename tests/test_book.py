@@ -140,3 +140,12 @@ def test_one_account_explained_in_both_languages(book, accounts):
     zh, en = ev.explain(0).text("zh"), ev.explain(0).text("en")
     assert "客户分群 [segment]" in zh and "Segment [segment]" in en
     assert "信用状态 [credit_status]" in zh and "Next-best actions [next_actions]" in en
+
+
+def test_the_demo_dates_hang_together():
+    frame = synthetic_portfolio(2000, seed=2)
+    ordered = frame.dropna(subset=["last_order_date"])
+    assert (ordered["last_order_date"] >= ordered["first_order_date"]).all()
+    new = frame["revenue_12m"] == 0  # a first order placed, nothing invoiced yet
+    assert new.any() and (frame.loc[new, "open_orders"].dropna() > 0).all()
+    assert (frame.loc[new, "order_count_12m"].dropna() == 1).all()

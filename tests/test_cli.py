@@ -281,3 +281,11 @@ def test_the_readme_tour_shows_what_evaluate_prints(tmp_path, monkeypatch):
                  "--rules", RULES)
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().splitlines() == shown
+
+
+def test_the_readme_shows_what_make_run_prints():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = "演示客户组合" + readme.split("演示客户组合", 1)[1].split("```", 1)[0]
+    result = kam("demo", "--rules", RULES)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(shown)
