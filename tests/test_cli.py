@@ -43,7 +43,7 @@ def copy_of_rules(tmp_path):
 def test_rules_check_on_the_shipped_book_exits_0():
     result = kam("rules", "check", RULES)
     assert result.exit_code == 0, result.output
-    assert re.search(r": 22 rules OK$", result.stdout.strip())
+    assert re.search(r": 23 rules OK$", result.stdout.strip())
 
 
 def test_rules_check_on_a_broken_book_exits_1_naming_every_file(tmp_path, monkeypatch):
@@ -197,7 +197,7 @@ def test_evaluate_with_lang_writes_labelled_headers_and_values(tmp_path):
         assert result.exit_code == 0, result.output
         written = pd.read_excel(out)
         assert written[tier].tolist() == ["A", "C", "C", "B"]
-        assert set(written[status]) <= {"正常", "预警", "暂停供货", "需提供担保", "OK", "Warning", "On hold",
+        assert set(written[status]) <= {"正常", "预警", "信用冻结", "需提供担保", "OK", "Warning", "On hold",
                                          "Guarantee required"}
         assert written.iloc[0, 0] == "C1" and written.columns[0] == {"zh": "客户编号", "en": "Account ID"}[lang]
         assert entitlement in written.iloc[0][{"zh": "服务权益", "en": "Entitlements"}[lang]]

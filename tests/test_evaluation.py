@@ -41,7 +41,8 @@ def test_results_do_not_depend_on_batch_size(book):
     frame = synthetic_portfolio(40, seed=11)
     whole = book.evaluate(frame, as_of="2026-11-23")
     # Rankings depend on the other accounts; nothing else may (next actions read no rank on purpose).
-    portfolio_relative = {"pareto_class", "order_class", "order_class_in_industry", "credit_class"}
+    portfolio_relative = {"pareto_class", "order_class", "order_class_in_industry", "credit_class",
+                          "credit_class_in_industry"}
     for i in (0, 17, 39):
         single = book.evaluate(frame.iloc[[i]].reset_index(drop=True), as_of="2026-11-23")
         a, b = whole.outputs(i), single.outputs(0)
