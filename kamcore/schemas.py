@@ -85,7 +85,7 @@ class FieldValueSchema(Strict):
     aliases = fields.List(fields.String(), load_default=list)
 
 
-class FieldValue(fields.Field):
+class FieldValueSpec(fields.Field):
     """A value of a field's vocabulary: `manufacturing`, or `{value: manufacturing, label: {zh: 制造业, ...},
     aliases: [制造]}`."""
 
@@ -104,7 +104,7 @@ class FieldSchema(Strict):
     label = Label()
     description = fields.String()
     aliases = fields.List(fields.String(), load_default=list)
-    values = fields.List(FieldValue())
+    values = fields.List(FieldValueSpec())
 
 
 class FieldsFileSchema(Strict):
