@@ -14,10 +14,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import ruletests
-from .decisions import DATA_DIR, BookProvider, DecisionLog, DecisionLogError, log_path
+from .decisions import BookProvider, DecisionLog, DecisionLogError, log_path
+from .dictionary import Dictionary
 from .errors import InputError, KamError, Problem, RuleBookError
-from .portfolio import format_of, read_table, write_table
+from .portfolio import format_of, labelled, read_sheet, read_table, write_table
 from .rulebook import RuleBook
+from .store import DATA_DIR
 
 if TYPE_CHECKING:
     from .store import RuleStore
@@ -85,36 +87,41 @@ def rules_test(folder: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="csv, xlsx or json")
 @click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
 @click.option("--explain", is_flag=True, help="add an `explanation` column with each account's trace")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
+@click.option("--lang", type=click.Choice(["zh", "en"]),
+              help="head result columns with their 中文 / English labels and show coded values as labels "
+                   "(default: field names and codes, for machines)")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
-def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str, as_of: dt.datetime | None) -> None:
-    """Evaluate the accounts in INPUT; write every good row to OUTPUT and the bad ones, with their errors,
-    to OUTPUT's name + `.errors.csv`."""
+def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str | None,
+             as_of: dt.datetime | None) -> None:
+    """Evaluate the accounts in INPUT (a sheet may have title rows above its headers and a totals row); write
+    every good row to OUTPUT and the bad ones, with their errors, to OUTPUT's name + `.errors.csv`."""
     book = _load(rules_dir)
     try:
         format_of(output)
-        frame = read_table(input_path)
+        sheet = read_sheet(input_path, dictionary=book.dictionary)
     except InputError as e:
         raise click.ClickException(str(e)) from None
+    for warning in sheet.warnings:
+        click.echo(str(warning), err=True)
+    frame = sheet.frame
     bar = tqdm(total=len(book.rules), desc="rules", unit="rule", disable=len(frame) < PROGRESS_FROM, file=sys.stderr)
     ev = book.evaluate(frame, as_of=as_of.date() if as_of else None, progress=lambda _: bar.update())
     bar.close()
-    result = ev.frame
+    result = results_frame(ev.frame, book)
     if explain:
-        result = result.assign(explanation=[ev.explain(i).text(lang) for i in range(len(result))])
+        result = result.assign(explanation=[ev.explain(i).text(lang or "en") for i in range(len(result))])
     good = ev.ok
-    write_table(result[good], output)
+    written = result[good]
+    write_table(labelled(written, book.dictionary, lang, output_labels(book)) if lang else written, output)
     errors_path = Path(output).with_suffix(".errors.csv")
-    header_lines = 1 if format_of(input_path) in ("csv", "xlsx") else 0
     if not good.all():
-        bad = pd.DataFrame([{"row": e.row + 1, "line": e.row + 1 + header_lines, "rule": e.rule, "field": e.field,
+        bad = pd.DataFrame([{"row": e.row + 1, "line": int(sheet.lines[e.row]), "rule": e.rule, "field": e.field,
                              "message": e.message} for e in ev.errors])
         write_table(bad, errors_path, "csv")
     elif errors_path.exists():
         errors_path.unlink()  # a stale errors file from an earlier run would mislead
     for e in ev.errors[:20]:
-        line = e.row + 1 + header_lines
-        click.echo(f"{input_path}:{line}: {e.rule or 'input'}/{e.field or '-'}: {e.message}", err=True)
+        click.echo(f"{input_path}:{sheet.lines[e.row]}: {e.rule or 'input'}/{e.field or '-'}: {e.message}", err=True)
     if ev.missing_fields:
         click.echo(f"note: no column for {', '.join(ev.missing_fields)}; treated as empty", err=True)
     summary = f"{int(good.sum())} of {len(result)} accounts written to {output}"
@@ -123,29 +130,46 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     click.echo(summary, err=True)
 
 
+def results_frame(frame: pd.DataFrame, book: RuleBook) -> pd.DataFrame:
+    """The evaluated table without the sheet's own columns that hold an output under another header (`客户等级`
+    from an earlier run): the new results replace them rather than sit beside them."""
+    stale = [c for c in frame.columns if c not in book.outputs and book.dictionary.field_for_header(c) in book.outputs]
+    return frame.drop(columns=stale)
+
+
+def output_labels(book: RuleBook) -> dict[str, dict[str, str]]:
+    """Each output's labels as its rule gives them (for outputs the data dictionary does not list)."""
+    labels = {name: dict(rule.outputs[name].label) for name, rule in book.outputs.items()}
+    labels["explanation"] = {"zh": "说明", "en": "Explanation"}
+    return labels
+
+
 @main.command()
 @click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
 @click.option("--accounts", default=2000, show_default=True, help="size of the synthetic demo portfolio")
+@click.option("--seed", default=7, show_default=True)
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-def demo(rules_dir: str, accounts: int, lang: str) -> None:
-    """Evaluate the rule book on a synthetic demo portfolio and print the tier summary."""
-    from .demo import synthetic_portfolio
+def demo(rules_dir: str, accounts: int, seed: int, lang: str) -> None:
+    """Evaluate the rule book on a synthetic demo portfolio and print its tiers, segments and credit status."""
+    from .demo import AS_OF, synthetic_portfolio
 
     book = _load(rules_dir)
-    frame = synthetic_portfolio(accounts)
-    ev = book.evaluate(frame, as_of="2026-11-23")
-    click.echo(demo_summary(ev.frame, lang))
+    frame = synthetic_portfolio(accounts, seed)
+    ev = book.evaluate(frame, as_of=AS_OF)
+    click.echo(demo_summary(ev.frame, lang, book.dictionary))
     top = int(frame["revenue_12m"].idxmax())
     click.echo(f"\n— {frame.loc[top, 'account_name']} ({frame.loc[top, 'account_id']}) —")
     click.echo(ev.explain(top).text(lang))
 
 
-def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
-    """The customer pyramid, the Pareto share and credit status counts of an evaluated portfolio."""
+def demo_summary(result: pd.DataFrame, lang: str = "en", dictionary: Dictionary | None = None) -> str:
+    """The customer pyramid, the Pareto share, and the segment and credit-status counts of an evaluated
+    portfolio, values shown by their labels in `lang` where the dictionary has them."""
     zh = lang == "zh"
     n = len(result)
     total = result["revenue_12m"].sum()
-    lines = [f"{'演示客户组合' if zh else 'Demo portfolio'}: {n:,} {'个客户' if zh else 'accounts'}", ""]
+    lines = [f"{'演示客户组合' if zh else 'Demo portfolio'}: {n:,} {'个客户' if zh else 'accounts'}, "
+             + (f"年销售额 {total / 1e8:,.2f} 亿元" if zh else f"revenue ¥{total / 1e6:,.1f}M"), ""]
     lines.append("客户金字塔 (等级 / 客户数 / 销售额占比):" if zh else "Customer pyramid (tier / accounts / revenue):")
     by_tier = result.groupby("tier", observed=True)["revenue_12m"].agg(["count", "sum"])
     for tier, row in by_tier.sort_index().iterrows():
@@ -157,10 +181,11 @@ def demo_summary(result: pd.DataFrame, lang: str = "en") -> str:
         lines.append("")
         lines.append(f"帕累托: {key.mean():.1%} 的客户贡献了 {share:.1%} 的销售额" if zh
                      else f"Pareto: {key.mean():.1%} of accounts make {share:.1%} of revenue")
-    if "credit_status" in result:
-        counts = result["credit_status"].value_counts()
-        lines.append("")
-        lines.append(("信用状态: " if zh else "Credit status: ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    for name, title in (("segment", ("客户分群", "Segments")), ("credit_status", ("信用状态", "Credit status"))):
+        if name in result:
+            counts = result[name].astype(object).fillna("-").value_counts()
+            shown = ", ".join(f"{_value(dictionary, name, k, lang)} {v:,}" for k, v in counts.items())
+            lines += ["", f"{title[0] if zh else title[1]}: {shown}"]
     return "\n".join(lines)
 
 
@@ -413,3 +438,34 @@ def export_dmn(rule_id: str, output: str, rules_dir: str) -> None:
         raise click.ClickException(str(e)) from None
     Path(output).write_text(xml, encoding="utf-8")
     click.echo(f"{rule_id} written to {output} (DMN 1.5)", err=True)
+
+
+def _value(dictionary: Dictionary | None, name: str, value: str, lang: str) -> str:
+    if value == "-":
+        return "无" if lang == "zh" else "none"
+    return str(dictionary.value_label(name, value, lang)) if dictionary else value
+
+
+# --- demo data ---------------------------------------------------------------------------------------------
+
+
+@main.command("demo-data")
+@click.option("--accounts", default=2000, show_default=True, type=click.IntRange(min=1), help="how many accounts")
+@click.option("--seed", default=7, show_default=True, help="the same seed writes the same accounts")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="headers and industry / region names in 中文 or English")
+@click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False),
+              help="the rule book whose data dictionary names the columns")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="csv or xlsx (or json)")
+def demo_data(accounts: int, seed: int, lang: str, rules_dir: str, output: str) -> None:
+    """Write a realistic demo account sheet (Chinese company names, seven sales regions, ten industries, a long
+    tail of small accounts under a few large ones) to try `kam evaluate` on."""
+    from .demo import as_sheet, synthetic_portfolio
+
+    book = _load(rules_dir)
+    try:
+        format_of(output)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    write_table(as_sheet(synthetic_portfolio(accounts, seed), book.dictionary, lang), output)
+    click.echo(f"{accounts:,} accounts written to {output}", err=True)

@@ -1,9 +1,13 @@
-"""Account tables in and out: csv / xlsx / json files, headers in 中文 or English mapped to fields, cells
-coerced to each field's type with a row error for every cell that cannot be read."""
+"""Account tables in and out: csv / xlsx / json files as people keep them (a title above the headers, a totals
+row, headers in 中文 or English), cells coerced to each field's type with a row error for every cell that cannot
+be read, and results written back with headers and values in the reader's language."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import io
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,16 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openpyxl
 import pandas as pd
 
-from .dictionary import Dictionary
-from .errors import InputError, RowError
+from .dictionary import Dictionary, HeaderMatch, header_key
+from .errors import InputError, Problem, RowError
 from .expressions import vectors as V
+from .expressions.compiler import choose
 from .expressions.types import Type
 from .expressions.vectors import Vec
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 FORMATS = ("csv", "xlsx", "json")
+HEADER_SCAN = 30  # the header row is looked for among this many rows at the top of a sheet
+YES_NO = {"zh": ("是", "否"), "en": ("yes", "no")}  # read back as true / false
+TOTALS_COLUMNS = 3  # a totals row says so in one of its first cells
+BLANK_TEXT = ("", " ", "  ", "\u3000", "\t")  # cells that only look filled
+TOTAL_WORDS = frozenset({"合计", "总计", "小计", "汇总", "总合计", "total", "totals", "grandtotal", "subtotal", "sum"})
 
 
 def to_frame(accounts: Any) -> pd.DataFrame:
@@ -51,52 +62,69 @@ class Columns:
 def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
     """Find each needed field in the table (by name or any header alias) and read it as its type."""
     n = len(frame)
-    by_field: dict[str, list[str]] = {}
-    for header in frame.columns:
-        name = header if header in needed else dictionary.field_for_header(str(header))
-        if name in needed:
-            by_field.setdefault(name, []).append(header)
+    sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
+    for position, header in enumerate(frame.columns):
+        match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
+        if match is not None and match.field in needed:
+            sources.setdefault(match.field, []).append((position, match))
     values: dict[str, Vec] = {}
     errors: list[RowError] = []
     excluded = np.zeros(n, dtype=bool)
     missing = []
     for name, type_ in needed.items():
         type_ = type_ or Type.STRING
-        headers = by_field.get(name)
-        if not headers:
+        found = sources.get(name)
+        if not found:
             missing.append(name)
             values[name] = V.null(type_).full(n)
             continue
-        column, names, source = _combined(frame, headers)
-        vec, bad = V.coerce(column, type_)
-        values[name] = vec.full(n)
+        vec, bad, source = _read_field(frame, found, type_)
+        vocabulary = dictionary.canonical_values(name) if type_ == Type.STRING else None
+        if vocabulary:  # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
+            vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
+        values[name] = vec
         for i in np.flatnonzero(bad):
-            errors.append(RowError(int(i), None, name, f"{column.iloc[i]!r} is not {type_.label} "
-                                   f"(column {names[source[i]]!r})"))
+            position = found[source[i]][0]
+            errors.append(RowError(int(i), None, name, f"{frame.iat[i, position]!r} is not {type_.label} "
+                                   f"(column {str(frame.columns[position])!r})"))
         excluded |= bad
     errors.sort(key=lambda e: (e.row, e.field or ""))
-    return Columns(values, errors, excluded, missing, {k: str(v[0]) for k, v in by_field.items()})
+    return Columns(values, errors, excluded, missing,
+                   {k: str(frame.columns[v[0][0]]) for k, v in sources.items()})
 
 
-def _combined(frame: pd.DataFrame, headers: list[str]) -> tuple[pd.Series, list[str], np.ndarray]:
-    """One column from every header that means the same field (records of one batch may spell it
-    differently, e.g. `近12个月销售额` and `Revenue (12m)`): the first non-empty value wins. Also returns the
-    headers and, per row, the index of the header its value came from (for error messages)."""
-    columns = []
-    for h in dict.fromkeys(headers):
-        part = frame[h]
-        columns.extend(part.items() if isinstance(part, pd.DataFrame) else [(h, part)])
-    names = [str(h) for h, _ in columns]
-    column = columns[0][1]
-    source = np.zeros(len(frame), dtype=np.int16)
-    for k, (_, other) in enumerate(columns[1:], start=1):
-        take = (column.isna() & other.notna()).to_numpy()
-        column = column.astype(object).where(~take, other.astype(object))
+def _read_field(frame: pd.DataFrame, found: list[tuple[int, HeaderMatch]],
+                type_: Type) -> tuple[Vec, np.ndarray, np.ndarray]:
+    """One field from every column that means it (records of one batch may spell it differently, e.g.
+    `近12个月销售额` and `Revenue (12m)`): the first non-empty cell wins. Also returns the unreadable cells and,
+    per row, the index into `found` of the column its value came from (for error messages)."""
+    n = len(frame)
+    vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
+    for k, (position, match) in enumerate(found):
+        part, part_bad = V.coerce(frame.iloc[:, position], type_, match.exponent)
+        part = part.full(n)
+        if vec is None:
+            vec, bad = part, part_bad
+            continue
+        take = vec.nulls() & ~bad & (~part.nulls() | part_bad)
+        vec = choose(take, part, vec)
+        bad = np.where(take, part_bad, bad)
         source[take] = k
-    return column, names, source
+    return vec, bad, source
 
 
 # --- files -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sheet:
+    """An account table read from a file: one row per account, the line (csv) or sheet row (xlsx) each came
+    from, and what was skipped on the way (a totals row)."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray  # 1-based; for JSON the record number
+    warnings: list[Problem] = field(default_factory=list)
+    header_line: int | None = None
 
 
 def format_of(path: str | Path, fmt: str | None = None) -> str:
@@ -107,8 +135,15 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
     return fmt
 
 
-def read_table(source: str | Path | bytes, fmt: str | None = None) -> pd.DataFrame:
+def read_table(source: str | Path | bytes, fmt: str | None = None,
+               dictionary: Dictionary | None = None) -> pd.DataFrame:
     """Read an account table from a file path or raw bytes (csv in UTF-8 or GBK, xlsx, or JSON records)."""
+    return read_sheet(source, fmt, dictionary).frame
+
+
+def read_sheet(source: str | Path | bytes, fmt: str | None = None, dictionary: Dictionary | None = None) -> Sheet:
+    """Read an account table, finding its header row below any title rows (with `dictionary`, the row naming
+    the most fields), dropping empty rows and skipping totals rows (`合计`, `总计`, `Total`) with a warning."""
     if isinstance(source, bytes):
         data, name = source, "<upload>"
         if fmt is None:
@@ -123,14 +158,14 @@ def read_table(source: str | Path | bytes, fmt: str | None = None) -> pd.DataFra
     fmt = format_of(name, fmt)
     try:
         if fmt == "csv":
-            return pd.read_csv(io.StringIO(_decode(data, name)), dtype=object, keep_default_na=False,
-                               na_values=[""], skipinitialspace=True)
+            return _read_csv(data, name, dictionary)
         if fmt == "xlsx":
-            return pd.read_excel(io.BytesIO(data), engine="openpyxl")
-        return _read_json(data, name)
+            return _read_xlsx(data, name, dictionary)
+        frame = _read_json(data, name)
+        return Sheet(frame, np.arange(1, len(frame) + 1))
     except InputError:
         raise
-    except (ValueError, KeyError, OSError, pd.errors.ParserError) as e:
+    except (ValueError, KeyError, OSError, pd.errors.ParserError, csv.Error) as e:
         raise InputError(f"{name}: cannot read as {fmt}: {e}") from None
 
 
@@ -141,6 +176,109 @@ def _decode(data: bytes, name: str) -> str:
         except UnicodeDecodeError:
             continue
     raise InputError(f"{name}: not UTF-8 or GBK text")
+
+
+def _read_csv(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
+    text = _decode(data, name)
+    top = list(itertools.islice(csv.reader(io.StringIO(text)), HEADER_SCAN))
+    at = _header_index(top, dictionary)
+    # The fast reader takes it from the header row on; blank lines are kept (as empty rows) so lines stay true.
+    raw = pd.read_csv(io.StringIO(text), header=None, skiprows=at, dtype=object, keep_default_na=False,
+                      na_values=[""], skip_blank_lines=False, skipinitialspace=True)
+    if raw.empty:
+        raise InputError(f"{name}: no header row")
+    body = raw.iloc[1:].reset_index(drop=True)
+    return _sheet(list(raw.iloc[0]), body, at + 2, name)
+
+
+def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # some writers record a wrong used range; read what is really there
+        rows = [list(r) for r in sheet.iter_rows(min_row=1, min_col=1, values_only=True)]
+    finally:
+        book.close()
+    if not rows:
+        raise InputError(f"{name}: the first sheet is empty")
+    at = _header_index(rows[:HEADER_SCAN], dictionary)
+    width = max(len(r) for r in rows)
+    body = pd.DataFrame([r + [None] * (width - len(r)) for r in rows[at + 1:]], columns=range(width), dtype=object)
+    return _sheet(rows[at] + [None] * (width - len(rows[at])), body, at + 2, name)
+
+
+def _empty(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, float) and np.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+
+
+def _header_index(rows: list[list[Any]], dictionary: Dictionary | None) -> int:
+    """Which of the top rows holds the headers: the one naming the most dictionary fields (two at least), else
+    the first that is mostly text and about as wide as the table. A title row, merged across the columns,
+    has one filled cell and is passed over."""
+    filled = [[c for c in row if not _empty(c)] for row in rows]
+    if dictionary is not None:
+        known = [sum(dictionary.match_header(c) is not None for c in cells if isinstance(c, str)) for cells in filled]
+        if max(known, default=0) >= 2:
+            return known.index(max(known))
+    widest = max((len(cells) for cells in filled), default=0)
+    for i, cells in enumerate(filled):
+        if len(cells) >= max(2, widest / 2) and sum(isinstance(c, str) for c in cells) >= 0.8 * len(cells):
+            return i
+    return 0
+
+
+def _sheet(header: list[Any], body: pd.DataFrame, first_line: int, name: str) -> Sheet:
+    """Name the columns, drop empty rows and unnamed empty columns, skip totals rows."""
+    names = _column_names(header)
+    blank = (body.isna() | body.isin(BLANK_TEXT)).to_numpy()
+    keep_columns = [k for k, h in enumerate(header) if not _empty(h) or not blank[:, k].all()]
+    lines = np.arange(first_line, first_line + len(body))
+    rows = ~blank.all(axis=1) if len(body) else np.zeros(0, dtype=bool)
+    frame = body.iloc[rows, keep_columns].set_axis([names[k] for k in keep_columns], axis=1)
+    lines = lines[rows]
+    totals = _totals(frame)
+    warnings = [Problem(f"totals row skipped ({label!r})", name, int(line), severity="warning")
+                for line, label in zip(lines[totals], _total_labels(frame, totals), strict=True)]
+    frame = frame[~totals].reset_index(drop=True).infer_objects()
+    return Sheet(frame, lines[~totals], warnings, first_line - 1)
+
+
+def _column_names(header: list[Any]) -> list[str]:
+    """Header cells as unique column names: blanks as `Unnamed: k`, a repeat as `name.1` (as pandas does)."""
+    names, seen = [], {}
+    for k, cell in enumerate(header):
+        if _empty(cell):
+            text = f"Unnamed: {k}"
+        elif isinstance(cell, float) and cell.is_integer():
+            text = str(int(cell))
+        elif isinstance(cell, dt.date):  # a month or date as a header, e.g. in a sheet of monthly sales
+            text = cell.strftime("%Y-%m-%d")
+        else:
+            text = str(cell).strip()
+        count = seen.get(text, 0)
+        seen[text] = count + 1
+        names.append(text if count == 0 else f"{text}.{count}")
+    return names
+
+
+def _is_total(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 20 and header_key(value) in TOTAL_WORDS
+
+
+def _totals(frame: pd.DataFrame) -> np.ndarray:
+    mask = np.zeros(len(frame), dtype=bool)
+    for k in range(min(TOTALS_COLUMNS, frame.shape[1])):
+        column = frame.iloc[:, k]
+        if column.dtype == object:
+            words = [u for u in pd.unique(column.dropna()) if _is_total(u)]
+            if words:
+                mask |= column.isin(words).to_numpy()
+    return mask
+
+
+def _total_labels(frame: pd.DataFrame, totals: np.ndarray) -> list[str]:
+    head = frame.iloc[totals, :TOTALS_COLUMNS]
+    return [next(str(v) for v in row if _is_total(v)) for row in head.itertuples(index=False)]
 
 
 def _read_json(data: bytes, name: str) -> pd.DataFrame:
@@ -165,6 +303,45 @@ def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     if fmt == "csv":
         out.to_csv(path, index=False, encoding="utf-8-sig")
     elif fmt == "xlsx":
-        out.to_excel(path, index=False, engine="openpyxl")
+        with pd.ExcelWriter(path, engine="openpyxl", datetime_format="yyyy-mm-dd", date_format="yyyy-mm-dd") as xl:
+            out.to_excel(xl, index=False, sheet_name="accounts")
+            sheet = xl.sheets["accounts"]
+            sheet.freeze_panes = "A2"  # headers stay in view while scrolling a long portfolio
+            for k, header in enumerate(out.columns, start=1):
+                wide = sum(2 if ord(ch) > 0x2E80 else 1 for ch in str(header))  # a Chinese character is two wide
+                sheet.column_dimensions[openpyxl.utils.get_column_letter(k)].width = min(max(10, wide + 2), 40)
     else:
         path.write_text(out.to_json(orient="records", force_ascii=False, date_format="iso"), encoding="utf-8")
+
+
+# --- results for people --------------------------------------------------------------------------------------
+
+
+def labelled(frame: pd.DataFrame, dictionary: Dictionary, lang: str,
+             labels: Mapping[str, Mapping[str, str]] | None = None) -> pd.DataFrame:
+    """The columns named by a field, headed by its label in `lang` (`tier` → `客户等级`) and with its values as
+    labels where the field has a vocabulary (`loyal` → `忠诚客户`, item by item in lists). `labels` gives
+    labels for fields the dictionary lacks. Other columns, the sheet's own, are left as they are."""
+    out = frame.copy()
+    renames = {}
+    for col in out.columns:
+        if not isinstance(col, str) or (col not in dictionary and col not in (labels or {})):
+            continue
+        header = dictionary.label(col, lang) or (labels or {}).get(col, {}).get(lang)
+        if header:
+            renames[col] = header
+        definition = dictionary.fields.get(col)
+        if definition is not None and definition.values:
+            out[col] = _values_labelled(out[col], col, dictionary, lang)
+        elif definition is not None and definition.type == Type.BOOLEAN:
+            yes, no = YES_NO.get(lang, YES_NO["en"])
+            out[col] = out[col].astype(object).map({True: yes, False: no})
+    return out.rename(columns=renames)
+
+
+def _values_labelled(column: pd.Series, name: str, dictionary: Dictionary, lang: str) -> pd.Series:
+    def one(v: Any) -> Any:
+        if isinstance(v, list):
+            return [dictionary.value_label(name, item, lang) for item in v]
+        return v if v is None or (isinstance(v, float) and np.isnan(v)) else dictionary.value_label(name, v, lang)
+    return column.astype(object).map(one)

@@ -163,7 +163,10 @@ class _Loader:
                 self.problems.append(positions.problem(("fields", i, "name"),
                                                        f"field {spec['name']!r} is defined twice"))
                 continue
-            self.dictionary.add(field_def(spec, positions.file, positions.at(("fields", i))[0]))
+            for clash in self.dictionary.add(field_def(spec, positions.file, positions.at(("fields", i))[0])):
+                self.problems.append(positions.problem(("fields", i, "name"), f"header {clash}; a sheet column "
+                                                       f"with it is read as that field", severity="warning",
+                                                       hint=f"remove it from {spec['name']}'s label or aliases"))
 
     def _read_rule(self, doc: Any, path: tuple, positions: yamlsource.Positions, area: str) -> None:
         if not isinstance(doc, dict):

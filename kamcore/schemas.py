@@ -79,6 +79,24 @@ class Strict(Schema):
         unknown = RAISE
 
 
+class FieldValueSchema(Strict):
+    value = fields.Raw(required=True)
+    label = Label()
+    aliases = fields.List(fields.String(), load_default=list)
+
+
+class FieldValueSpec(fields.Field):
+    """A value of a field's vocabulary: `manufacturing`, or `{value: manufacturing, label: {zh: 制造业, ...},
+    aliases: [制造]}`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return FieldValueSchema().load(value)
+        if isinstance(value, str | int | float | bool):
+            return {"value": value, "aliases": []}
+        raise ValidationError("must be a value, or {value: ..., label: {zh: ..., en: ...}, aliases: [...]}")
+
+
 class FieldSchema(Strict):
     name = fields.String(required=True, validate=_identifier)
     type = TypeName(required=True)
@@ -86,7 +104,7 @@ class FieldSchema(Strict):
     label = Label()
     description = fields.String()
     aliases = fields.List(fields.String(), load_default=list)
-    values = fields.List(fields.Raw())
+    values = fields.List(FieldValueSpec())
 
 
 class FieldsFileSchema(Strict):

@@ -7,14 +7,13 @@ from typing import Any
 
 from flask import Flask
 
-from kamcore.decisions import DecisionLog
+from kamcore.decisions import DecisionLog, log_path
 from kamcore.store import RuleStore
 
 from .auth import TokenStore
 from .config import Config
 from .live import LiveRules
 
-DECISIONS_DB = "decisions.sqlite3"
 SERVICE_DB = "service.sqlite3"
 
 
@@ -55,7 +54,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     store = RuleStore.open(cfg.data_dir, seed=cfg.rules_seed, require_approval=cfg.require_approval)
     app.extensions["kam"] = Services(cfg, store, LiveRules(store), TokenStore(cfg.data_dir / SERVICE_DB,
                                                                               cfg.token_cache_s, cfg.token_memory_kib),
-                                     DecisionLog.open(cfg.data_dir / DECISIONS_DB))
+                                     DecisionLog.open(log_path(cfg.data_dir)))
     api.register(app)
     problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
     accesslog.register(app, log_lines=cfg.access_log)

@@ -145,8 +145,14 @@ def test_a_dataframe_keeps_its_column_order_duplicate_headers_and_types(log):
                          columns=["近12个月销售额", "account_id", "Revenue (12m)"])
     frame = pd.concat([frame, frame[["近12个月销售额"]]], axis=1)  # the same header twice
     frame["last_order_date"] = pd.to_datetime(["2026-01-02", None])
+    frame["order_count_12m"] = np.array([3, 2**53 + 1], dtype=np.int64)
+    frame["vip"] = [True, False]
+    frame["credit_score"] = [70.5, 80.0]
     got = log.get(log.record("bob", "r1", frame, frame[["account_id"]], as_of=AS_OF)).inputs
-    assert list(got.columns) == ["近12个月销售额", "account_id", "Revenue (12m)", "近12个月销售额", "last_order_date"]
+    assert list(got.columns) == ["近12个月销售额", "account_id", "Revenue (12m)", "近12个月销售额", "last_order_date",
+                                 "order_count_12m", "vip", "credit_score"]
+    assert [type(v) for v in got["order_count_12m"]] == [int, int] and got["order_count_12m"][1] == 2**53 + 1
+    assert got["vip"].tolist() == [True, False] and got["credit_score"].tolist() == [70.5, 80.0]
     assert got.iloc[:, 0].tolist()[0] == 3000000.0 and math.isnan(got.iloc[:, 0].tolist()[1])
     assert got.iloc[:, 2].tolist()[0] is None or math.isnan(got.iloc[:, 2].tolist()[0])
     assert got["last_order_date"].tolist() == [dt.datetime(2026, 1, 2), None]
@@ -180,6 +186,10 @@ def test_tables_are_stored_compressed(log):
 def test_a_value_that_cannot_be_recorded_is_named_by_row_and_column(log):
     with pytest.raises(DecisionLogError, match=r"inputs: row 1, column 'tags': cannot record set value"):
         log.record("alice", "r1", [{"tags": ["a"]}, {"tags": {"a"}}], [], as_of=AS_OF)
+    with pytest.raises(DecisionLogError, match=r"inputs: row 2, column 'tags': cannot record object value"):
+        log.record("alice", "r1", [{"tags": ["a"]}, {"tags": []}, {"tags": ["b", [object()]]}], [], as_of=AS_OF)
+    with pytest.raises(DecisionLogError, match=r"inputs: column name 1: cannot record frozenset"):
+        log.record("alice", "r1", [{"a": 1, frozenset("b"): 2}], [], as_of=AS_OF)
     with pytest.raises(DecisionLogError, match=r"outputs: row 0, column 'delay': cannot record Timedelta"):
         log.record("alice", "r1", [{}], pd.DataFrame({"delay": pd.to_timedelta(["1 day"])}), as_of=AS_OF)
     with pytest.raises(DecisionLogError, match="must be a DataFrame or a list"):
@@ -524,6 +534,7 @@ def test_processes_writing_at_once_keep_the_chain_linear(tmp_path):
     writers = [start_writer(path, 30, seed) for seed in range(3)]
     for proc in writers:
         assert proc.wait(timeout=120) == 0
+        proc.stdout.close()
     assert_linear(path, 90)
 
 
@@ -537,6 +548,7 @@ def test_writers_killed_mid_write_leave_the_chain_intact(tmp_path):
         for proc in writers:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+            proc.stdout.close()
             assert proc.returncode == -signal.SIGKILL
         with DecisionLog.open(path) as opened:
             result = opened.verify()

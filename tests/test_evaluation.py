@@ -40,7 +40,9 @@ def test_a_wrong_typed_cell_in_row_7_fails_row_7_only(book):
 def test_results_do_not_depend_on_batch_size(book):
     frame = synthetic_portfolio(40, seed=11)
     whole = book.evaluate(frame, as_of="2026-11-23")
-    portfolio_relative = {"pareto_class", "order_class"}
+    # Rankings depend on the other accounts; nothing else may (next actions read no rank on purpose).
+    portfolio_relative = {"pareto_class", "order_class", "order_class_in_industry", "credit_class",
+                          "credit_class_in_industry"}
     for i in (0, 17, 39):
         single = book.evaluate(frame.iloc[[i]].reset_index(drop=True), as_of="2026-11-23")
         a, b = whole.outputs(i), single.outputs(0)
@@ -88,11 +90,11 @@ def test_explain_names_the_rule_rows_and_inputs(book):
     ev = book.evaluate([GOOD], as_of="2026-11-23")
     trace = ev.explain(0)
     tier = trace.step("tier")
-    assert tier["hit"][0]["row"] == "r1" and tier["hit"][0]["note"] == "大客户且高毛利"
+    assert tier["hit"][0]["row"] == "r1" and tier["hit"][0]["note"] == "300万以上，毛利≥15%，回款≤90天"
     assert tier["inputs"]["revenue_12m"] == 12_000_000 and tier["outputs"] == {"tier": "A"}
     assert [s["rule"] for s in trace.steps] == [r.id for r in book.rules]
     score = trace.step("account_score")
-    assert {i["indicator"] for i in score["indicators"]} == {"revenue", "profit", "growth", "credit"}
+    assert {i["indicator"] for i in score["indicators"]} == {"revenue", "profit", "growth", "strategic", "credit"}
     json.dumps(trace.to_dict(), ensure_ascii=False)  # the service sends it as JSON
     assert "客户等级 [tier]: tier = A" in trace.text("zh")
     assert "Account tier [tier]: tier = A" in trace.text("en")
@@ -101,7 +103,7 @@ def test_explain_names_the_rule_rows_and_inputs(book):
 
 
 def test_explain_shows_row_errors(book):
-    ev = book.evaluate([{"revenue_12m": "n/a"}], as_of="2026-11-23")
+    ev = book.evaluate([{"revenue_12m": "lots"}], as_of="2026-11-23")
     assert ev.explain(0).errors[0].field == "revenue_12m"
     assert "!! input: revenue_12m" in ev.explain(0).text()
 

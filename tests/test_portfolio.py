@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kamcore import InputError, RuleBook
-from kamcore.portfolio import read_table, write_table
+from kamcore.portfolio import labelled, read_sheet, read_table, write_table
 
 AS_OF = "2026-01-01"
 FIELDS = """
@@ -99,12 +99,12 @@ def test_written_csv_has_a_bom_so_excel_shows_chinese(tmp_path):
 
 
 def test_written_lists_become_comma_text_in_csv_but_stay_lists_in_json(tmp_path):
-    frame = pd.DataFrame({"perks": [["lounge", "gift"], []]})
+    frame = pd.DataFrame({"id": ["C1", "C2"], "perks": [["lounge", "gift"], []]})
     write_table(frame, tmp_path / "out.csv")
     write_table(frame, tmp_path / "out.json")
     assert read_table(tmp_path / "out.csv")["perks"].fillna("").tolist() == ["lounge, gift", ""]
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == [
-        {"perks": ["lounge", "gift"]}, {"perks": []}]
+        {"id": "C1", "perks": ["lounge", "gift"]}, {"id": "C2", "perks": []}]
 
 
 def test_xlsx_written_with_openpyxl_is_read(tmp_path, book):
@@ -246,3 +246,149 @@ def test_excel_serial_number_beside_text_dates_in_one_column(tmp_path, book):
     sheet_book.save(tmp_path / "mixed.xlsx")
     got = outputs(book, read_table(tmp_path / "mixed.xlsx"))
     assert [o["last"] for o in got] == [dt.date(2023, 3, 15), dt.date(2024, 2, 3)]
+
+
+# --- sheets as people keep them ------------------------------------------------------------------------------
+
+
+def ledger_xlsx(path, body_rows, *, totals=("合计",)):
+    """An account ledger as finance keeps it: a merged title, a unit line, a blank row, the headers, the
+    accounts, a totals row."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    headers = ["客户编号", "近12个月销售额（万元）", "最近下单日期", "备注", "内部编码"]
+    ws.append(["2026年重点客户台账"])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
+    ws.append(["单位：万元", None, None, None, "制表：财务部"])
+    ws.append([])
+    ws.append(headers)
+    for row in body_rows:
+        ws.append(list(row))
+    for label in totals:
+        ws.append([label, sum(r[1] for r in body_rows if isinstance(r[1], int | float)), None, None, None])
+    wb.save(path)
+    return path
+
+
+ROWS = [("C1", 120.5, dt.datetime(2026, 3, 1), "老客户", "00123"),
+        ("C2", "1.2万", "2026/3/2", None, "00456"),
+        ("C3", "lots", "2026年3月3日", "待核实", "00789")]
+
+
+def test_xlsx_ledger_with_merged_title_unit_headers_and_totals_row(tmp_path, book):
+    sheet = read_sheet(ledger_xlsx(tmp_path / "ledger.xlsx", ROWS), dictionary=book.dictionary)
+    assert sheet.header_line == 4
+    assert sheet.lines.tolist() == [5, 6, 7]  # the sheet rows the accounts stand on
+    assert [(w.line, w.severity) for w in sheet.warnings] == [(8, "warning")]
+    assert "totals row skipped ('合计')" in str(sheet.warnings[0])
+    assert str(sheet.warnings[0]).startswith(f"{tmp_path / 'ledger.xlsx'}:8: warning:")
+    ev = book.evaluate(sheet.frame, as_of=AS_OF)
+    got = [ev.outputs(i) for i in range(3)]
+    # the header's unit scales the column; a cell with its own unit (1.2万) keeps it
+    assert [(o["acct"], o["rev"], o["last"]) for o in got[:2]] == [
+        ("C1", 1_205_000, dt.date(2026, 3, 1)), ("C2", 12_000, dt.date(2026, 3, 2))]
+    [error] = ev.errors
+    assert (error.row, error.field, sheet.lines[error.row]) == (2, "revenue_12m", 7)
+    assert error.message == "'lots' is not a number (column '近12个月销售额（万元）')"
+
+
+def test_unknown_columns_pass_through_untouched(tmp_path, book):
+    sheet = read_sheet(ledger_xlsx(tmp_path / "ledger.xlsx", ROWS), dictionary=book.dictionary)
+    result = book.evaluate(sheet.frame, as_of=AS_OF).frame
+    assert result["内部编码"].tolist() == ["00123", "00456", "00789"]  # text stays text: leading zeros kept
+    assert result["备注"].tolist()[0] == "老客户" and pd.isna(result["备注"][1])
+    assert list(result.columns[:5]) == ["客户编号", "近12个月销售额（万元）", "最近下单日期", "备注", "内部编码"]
+
+
+@pytest.mark.parametrize("label", ["合计", "总计", "Total", "TOTAL:", "合 计", "小计", "Grand total"])
+def test_totals_rows_in_csv_are_skipped_with_a_warning(tmp_path, label):
+    path = tmp_path / "accounts.csv"
+    path.write_text(f"客户编号,近12个月销售额\nC1,100\n{label},100\nC2,200\n", encoding="utf-8")
+    sheet = read_sheet(path)
+    assert sheet.frame["客户编号"].tolist() == ["C1", "C2"]
+    assert sheet.lines.tolist() == [2, 4]
+    assert [w.line for w in sheet.warnings] == [3] and repr(label) in sheet.warnings[0].message
+
+
+def test_a_company_named_like_a_total_is_no_totals_row(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text("客户编号,客户名称\nC1,总计科技有限公司\n", encoding="utf-8")
+    assert read_sheet(path).warnings == [] and len(read_sheet(path).frame) == 1
+
+
+def test_csv_title_rows_are_found_without_a_dictionary(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text("重点客户清单,,\n截至2026-11-23,,\n\n客户编号,销售额,区域\nC1,100,华东\n\nC2,200,华南\n",
+                    encoding="utf-8")
+    sheet = read_sheet(path)
+    assert list(sheet.frame.columns) == ["客户编号", "销售额", "区域"]
+    assert sheet.frame["客户编号"].tolist() == ["C1", "C2"]
+    assert sheet.lines.tolist() == [5, 7]  # the blank line between them is not an account
+    assert sheet.header_line == 4
+
+
+def test_the_dictionary_picks_the_header_row_over_a_wide_title_row(tmp_path, book):
+    path = tmp_path / "accounts.csv"
+    path.write_text("华东区,2026年,第四季度\n客户编号,近12个月销售额,最近下单日期\nC1,100,2026-01-01\n",
+                    encoding="utf-8")
+    assert read_sheet(path).header_line == 1  # without a dictionary the wide title looks like headers
+    assert read_sheet(path, dictionary=book.dictionary).header_line == 2
+
+
+def test_blank_and_repeated_headers_get_names_and_empty_columns_go(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["客户编号", None, "备注", "备注", None])
+    ws.append(["C1", "x", "a", "b", None])
+    wb.save(tmp_path / "a.xlsx")
+    frame = read_table(tmp_path / "a.xlsx")
+    assert list(frame.columns) == ["客户编号", "Unnamed: 1", "备注", "备注.1"]
+    assert frame.iloc[0].tolist() == ["C1", "x", "a", "b"]
+
+
+def test_a_row_with_more_cells_than_headers_is_an_input_error(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text("客户编号,销售额\nC1,100\nC2,200,extra\n", encoding="utf-8")
+    with pytest.raises(InputError, match="cannot read as csv"):
+        read_sheet(path)
+
+
+def test_every_unreadable_cell_is_its_own_row_error(book):
+    ev = book.evaluate(pd.DataFrame({"客户编号": ["C1", "C2", "C3"], "销售额": ["1万", "abc", "(5)"],
+                                     "最近下单日期": ["2026-02-30", "2026/1/2", "x"]}), as_of=AS_OF)
+    assert [(e.row, e.field) for e in ev.errors] == [(0, "last_order"), (1, "revenue_12m"), (2, "last_order")]
+    assert [e.message for e in ev.errors] == ["'2026-02-30' is not a date (column '最近下单日期')",
+                                              "'abc' is not a number (column '销售额')",
+                                              "'x' is not a date (column '最近下单日期')"]
+    assert ev.ok.tolist() == [False, False, False]
+
+
+@pytest.mark.parametrize("header", ["近12个月销售额（万元）", "近12个月销售额(万元)", "Revenue (12m) (万元)",
+                                    "近12个月销售额（单位：万元）", "REVENUE（12M）（万）"])
+def test_a_money_header_may_carry_its_unit(book, header):
+    ev = book.evaluate(pd.DataFrame({header: [12.34]}), as_of=AS_OF)
+    assert ev.outputs(0)["rev"] == 123_400 and ev.headers["revenue_12m"] == header
+
+
+def test_a_unit_on_a_text_header_does_not_match(book):
+    ev = book.evaluate(pd.DataFrame({"客户编号（万元）": ["C1"]}), as_of=AS_OF)
+    assert "account_id" in ev.missing_fields
+
+
+def test_results_labelled_in_chinese_and_english(book):
+    frame = pd.DataFrame({"account_id": ["C1"], "flag": [True], "seg": [["loyal", "other"]], "sheet column": [1]})
+    dictionary = RuleBook.from_files({"f.yaml": """
+fields:
+  - {name: account_id, type: string, label: {zh: 客户编号, en: Account ID}}
+  - {name: flag, type: boolean, label: {zh: 假大客户, en: False big account}}
+  - name: seg
+    type: list
+    label: {zh: 分群, en: Segments}
+    values: [{value: loyal, label: {zh: 忠诚客户, en: Loyal}}]
+"""}).dictionary
+    zh = labelled(frame, dictionary, "zh")
+    assert list(zh.columns) == ["客户编号", "假大客户", "分群", "sheet column"]
+    assert zh.iloc[0].tolist() == ["C1", "是", ["忠诚客户", "other"], 1]
+    assert labelled(frame, dictionary, "en").iloc[0].tolist() == ["C1", "yes", ["Loyal", "other"], 1]
+    assert list(labelled(frame.rename(columns={"sheet column": "x"}), dictionary, "en", {"x": {"en": "X"}})
+                .columns) == ["Account ID", "False big account", "Segments", "X"]

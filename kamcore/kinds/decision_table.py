@@ -192,7 +192,9 @@ class DecisionTableRule(Rule):
         cells = [[t.tree for t in row] for row in self.tests]
         literal_outputs = [[table_analysis.UNKNOWN if c.is_expression else c.raw for c in row]
                            for row in self.out_cells]
-        needs_coverage = any(o.get("default") is None for o in self.output_specs)
+        # A list table (COLLECT, RULE ORDER, OUTPUT ORDER) that matches no row has simply nothing to list.
+        lists = self.hit_policy in LIST_POLICIES and not self.aggregation
+        needs_coverage = not lists and any(o.get("default") is None for o in self.output_specs)
         for f in table_analysis.analyse(self.hit_policy, input_types, cells, self.row_ids, literal_outputs,
                                         needs_coverage, self.input_names):
             r = self.row_ids.index(f.rows[-1]) if f.rows else None
@@ -373,14 +375,20 @@ class DecisionTableRule(Rule):
             ranks = self._priority(row_values, n)[rows_idx, acc_idx]
             order = np.lexsort((rows_idx, ranks, acc_idx))
         rows_idx, acc_idx = rows_idx[order], acc_idx[order]
-        bounds = np.cumsum(np.bincount(acc_idx, minlength=n))[:-1]
+        ends = np.cumsum(np.bincount(acc_idx, minlength=n)).tolist()
+        starts = [0, *ends[:-1]]
         for j, name in enumerate(self.output_names):
-            per_row = row_values[j]
-            flat = [per_row[r].value(0 if per_row[r].is_scalar else a) for r, a in zip(rows_idx, acc_idx, strict=True)]
+            # Each row's value is looked up once for all the accounts it matched (a literal is one value), and
+            # the accounts' lists are slices of one flat list: Python work per match, not per match and call.
+            flat = np.empty(len(rows_idx), dtype=object)
+            for r, vec in enumerate(row_values[j]):
+                at = rows_idx == r
+                if at.any():
+                    flat[at] = vec.value(0) if vec.is_scalar else [vec.value(a) for a in acc_idx[at]]
+            flat = flat.tolist()
             default = self.output_specs[j].get("default")
-            lists = np.empty(n, dtype=object)
-            for i, chunk in enumerate(np.split(np.array(flat + [None], dtype=object)[:-1], bounds)):
-                lists[i] = list(chunk) if len(chunk) else ([default] if default is not None else None)
+            lists = np.fromiter((flat[a:b] if b > a else ([default] if default is not None else None)
+                                 for a, b in zip(starts, ends, strict=True)), dtype=object, count=n)
             lists[invalid] = None
             state.columns[name] = Vec(Type.LIST, lists)
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from kamcore.decisions import UnknownDecision
+from kamcore.decisions import DecisionLogError, UnknownDecision
 
 from .. import services
 from ..auth import requires
@@ -63,3 +63,5 @@ def _decision(decision_id: str) -> Any:
         return services().decisions.get(decision_id)
     except UnknownDecision:
         raise ApiProblem(404, "Not found", f"no decision {decision_id!r}") from None
+    except DecisionLogError as e:  # the stored record no longer matches its hash
+        raise ApiProblem(409, "The decision record fails its integrity check", str(e)) from None
