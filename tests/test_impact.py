@@ -231,8 +231,8 @@ def shipped(**edits: tuple[str, str]) -> RuleBook:
 
 def test_the_shipped_book_with_the_tier_a_revenue_threshold_lowered():
     base = shipped()
-    change = shipped(tiering=('{when: {revenue_12m: "[5000000..10000000)", gross_margin: ">= 0.2", dso_days: "<= 60"}',
-                              '{when: {revenue_12m: "[4000000..10000000)", gross_margin: ">= 0.2", dso_days: "<= 60"}'))
+    change = shipped(tiering=('{when: {revenue_12m: ">= 3000000", gross_margin: ">= 0.15", dso_days: "<= 90"}',
+                              '{when: {revenue_12m: ">= 2500000", gross_margin: ">= 0.15", dso_days: "<= 90"}'))
     frame = synthetic_portfolio(3000, seed=11)
     imp = impact(base, change, frame, as_of="2026-11-23")
     ev_a, ev_b = base.evaluate(frame, as_of="2026-11-23"), change.evaluate(frame, as_of="2026-11-23")
@@ -288,8 +288,8 @@ def test_kam_impact_prints_the_diff_and_the_impact(tmp_path):
 
 
 def test_kam_impact_json_and_zh(tmp_path):
-    change = changed_file(tmp_path, "tiering.yaml", 'revenue_12m: "[5000000..10000000)", gross_margin: ">= 0.1"',
-                          'revenue_12m: "[4000000..10000000)", gross_margin: ">= 0.1"')
+    change = changed_file(tmp_path, "tiering.yaml", 'revenue_12m: ">= 3000000", gross_margin: ">= 0.15"',
+                          'revenue_12m: ">= 2500000", gross_margin: ">= 0.15"')
     portfolio = portfolio_csv(tmp_path)
     result = kam("impact", "--change", change, "--portfolio", portfolio, "--rules", ROOT / "rules", "--as-of",
                  "2026-11-23", "--json")
@@ -298,7 +298,7 @@ def test_kam_impact_json_and_zh(tmp_path):
     assert doc["diff"]["summary"]["thresholds_moved"] == 1
     assert doc["impact"]["accounts"] == 500 and doc["impact"]["as_of"] == "2026-11-23"
     zh = kam("impact", "--change", change, "--portfolio", portfolio, "--rules", ROOT / "rules", "--lang", "zh")
-    assert "阈值 >= 5000000 → 4000000: 下调, 匹配范围扩大" in zh.stdout and "客户等级迁移" in zh.stdout
+    assert "阈值 >= 3000000 → 2500000: 下调, 匹配范围扩大" in zh.stdout and "客户等级迁移" in zh.stdout
 
 
 def test_kam_impact_refuses_a_change_that_breaks_the_book_and_adds_a_new_file(tmp_path):

@@ -493,17 +493,17 @@ def shipped() -> dict[str, str]:
 
 def test_the_shipped_book_with_one_threshold_edited():
     a = shipped()
-    b = dict(a, **{"tiering.yaml": edited(a["tiering.yaml"], '{when: {revenue_12m: "[5000000..10000000)", '
-                                                                 'gross_margin: ">= 0.1"}',
-                                          '{when: {revenue_12m: "[4000000..10000000)", gross_margin: ">= 0.1"}')})
+    b = dict(a, **{"tiering.yaml": edited(a["tiering.yaml"], '{when: {revenue_12m: ">= 3000000", '
+                                                                 'gross_margin: ">= 0.15"',
+                                          '{when: {revenue_12m: ">= 2500000", gross_margin: ">= 0.15"')})
     RuleBook.from_files(b)
     diff = diff_books(a, b)
     (rule,) = diff.rules
     (row,) = rule.items
-    assert (rule.rule, row.label, row.changes[0].field) == ("tier", "r6", "when.revenue_12m")
+    assert (rule.rule, row.label, row.changes[0].field) == ("tier", "r1", "when.revenue_12m")
     ((rule_id, _, _, t),) = diff.thresholds
-    assert (rule_id, t.op, t.old, t.new, t.direction) == ("tier", ">=", 5000000, 4000000, "lowered")
+    assert (rule_id, t.op, t.old, t.new, t.direction) == ("tier", ">=", 3000000, 2500000, "lowered")
     ea, eb = elements(a), elements(b)
     assert set(ea) == {r.id for r in RuleBook.load(ROOT / "rules").rules}
-    assert [k for k in ea["tier"] if ea["tier"][k] != eb["tier"][k]] == ["row:r6"]
+    assert [k for k in ea["tier"] if ea["tier"][k] != eb["tier"][k]] == ["row:r1"]
     assert diff_books(a, a).empty

@@ -66,15 +66,14 @@ def test_explain_gives_a_trace_per_account(as_):
 
 def test_evaluate_at_an_earlier_revision(app, as_):
     first = head(app)
-    rule = as_["editor"].get("/v1/rules/points_multiplier").json["rule"]
-    rule["rows"][0]["then"] = 7
-    r = as_["editor"].put("/v1/rules/points_multiplier", json={"rule": rule, "message": "x"},
-                          headers={"If-Match": f'"{first}"'})
-    assert r.status_code in (200, 422), r.json  # 422 if a rule test pins the multiplier
-    if r.status_code == 200:
-        now = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(3)}).json
-        then = as_["viewer"].post(f"/v1/evaluate?rev={first}", json={"accounts": accounts(3)}).json
-        assert then["rules_version"] == first and now["rules_version"] == r.json["revision"]
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    rule["description"] = "Relabelled for the test"
+    r = as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "x"}, headers={"If-Match": f'"{first}"'})
+    assert r.status_code == 200, r.json
+    now = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(3)}).json
+    then = as_["viewer"].post(f"/v1/evaluate?rev={first}", json={"accounts": accounts(3)}).json
+    assert then["rules_version"] == first and now["rules_version"] == r.json["revision"] != first
+    assert as_["viewer"].post("/v1/evaluate?rev=abcdef12", json={"accounts": accounts(1)}).status_code == 404
 
 
 @pytest.mark.parametrize("body, status", [
