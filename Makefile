@@ -24,6 +24,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/http.py
+	$(BIN)/python bench/store.py
+	$(BIN)/python bench/decisions.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kamcore server tests bench

@@ -61,3 +61,27 @@ def test_sigkill_during_commits_leaves_a_sound_repository(tmp_path, seed, price_
         commits.append(assert_sound(data_dir))
     # writers kept committing after earlier writers died mid-write (no stale lock blocked them)
     assert commits[-1] > commits[len(commits) // 2] > 1
+
+
+def race(data_dir, base, factor, barrier, outcomes, price_change):
+    store = RuleStore.open(data_dir, seed=None)
+    barrier.wait()
+    try:
+        store.commit(price_change(factor), base, f"writer{factor}", "Race")
+        outcomes.put("won")
+    except StaleBase:
+        outcomes.put("stale")
+
+
+def test_two_writer_processes_with_the_same_base_exactly_one_wins(tmp_path, seed, price_change):
+    data_dir = tmp_path / "data"
+    base = RuleStore.open(data_dir, seed=seed).head()
+    fork = multiprocessing.get_context("fork")
+    barrier, outcomes = fork.Barrier(2), fork.Queue()
+    writers = [fork.Process(target=race, args=(data_dir, base, f, barrier, outcomes, price_change)) for f in (3, 4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    assert sorted(outcomes.get(timeout=5) for _ in writers) == ["stale", "won"]
+    assert len(RuleStore.open(data_dir, seed=None).history()) == 2
