@@ -129,10 +129,11 @@ class _Reader:
             spec = schema.EventRulesFile().load(data)
         except ValidationError as e:
             for rel, message in book_schemas.flatten(e.messages):
-                rel = tuple("fields" if p == "fields_" else p for p in rel)
+                rel = _document_path(rel)
+                hint = book_schemas.hint_for(rel, message, _schema_at(rel))
                 self.problems.append(positions.problem(
                     rel, book_schemas.plain(rel, message), rule=_rule_id(data, rel),
-                    hint=book_schemas.hint_for(rel, message, _schema_at(rel)),
+                    hint=hint.replace("fields_", "fields") if hint else None,
                     at_key=message.startswith("Unknown field")))
             return
         for name, t in spec["events"].items():
@@ -229,6 +230,13 @@ class _Reader:
                                                    rule=rid))
             return None
         return expr
+
+
+def _document_path(rel: Path) -> Path:
+    """A marshmallow error path as a path into the document: mappings of names (events, fields) report their
+    entries as `<name>, "value"`, which the document does not have."""
+    return tuple(p for i, p in enumerate(rel)
+                 if not (p in ("value", "key") and i >= 2 and rel[i - 2] in ("events", "fields")))
 
 
 def _rule_id(data: Any, rel: Path) -> str | None:

@@ -74,8 +74,10 @@ class EventRule(Strict):
 
     @validates_schema
     def _streak(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if ("count" in data) != ("within_days" in data):
-            raise ValidationError("count: and within_days: go together (e.g. the 3rd order within 30 days)")
+        for have, need in (("count", "within_days"), ("within_days", "count")):
+            if have in data and need not in data:
+                raise ValidationError({need: [f"is needed with {have}: (e.g. count: 3, within_days: 30 for the "
+                                              "third order within 30 days)"]})
 
 
 class Timer(Strict):
