@@ -10,6 +10,7 @@ expressions, evaluated in the actions, never Python from the YAML.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class Session:
     events: int = 0
     lines: dict[LineKey, Line] = field(default_factory=dict)
     timers: dict[tuple[str, str, str], _Armed] = field(default_factory=dict)
+    queue: list[tuple[int, tuple[str, str, str]]] = field(default_factory=list)  # heap; re-armed entries go stale
     live: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
     last_at: dict[str, int] = field(default_factory=dict)
 
@@ -82,8 +84,18 @@ class Session:
             return True
         return self.fired_until is not None and event.at_us <= self.fired_until
 
+    def arm(self, key: tuple[str, str, str], armed: _Armed) -> None:
+        self.timers[key] = armed
+        heapq.heappush(self.queue, (armed.due_us, key))
+
     def next_due(self) -> int | None:
-        return min((t.due_us for t in self.timers.values()), default=None)
+        while self.queue and not self._current(*self.queue[0]):
+            heapq.heappop(self.queue)
+        return self.queue[0][0] if self.queue else None
+
+    def _current(self, due_us: int, key: tuple[str, str, str]) -> bool:
+        armed = self.timers.get(key)
+        return armed is not None and armed.due_us == due_us
 
     def total(self, measure: str) -> float:
         return sum(line.amount for line in self.lines.values() if line.measure == measure)
@@ -202,7 +214,7 @@ class Engine:
     def _arm(self, closure: Any, t: TimerRule) -> None:
         step = self._step
         due = step.at_us + round(t.after_days * eventtime.US_PER_DAY)
-        step.session.timers[(t.id, "", "")] = _Armed(due, t.id, step.event_id, "", step.snapshot)
+        step.session.arm((t.id, "", ""), _Armed(due, t.id, step.event_id, "", step.snapshot))
 
     def _due(self, closure: Any, t: TimerRule) -> None:
         step = self._step
@@ -238,8 +250,8 @@ class Engine:
         if line.measure == "points" and line.rule != POINTS_EXPIRY and line.amount > 0 and \
                 self.rules.expire_after_months:
             due = eventtime.add_months(line.at_us, self.rules.expire_after_months)
-            step.session.timers[(POINTS_EXPIRY, line.event_id, line.rule)] = _Armed(
-                due, POINTS_EXPIRY, line.event_id, line.rule, {})
+            step.session.arm((POINTS_EXPIRY, line.event_id, line.rule),
+                             _Armed(due, POINTS_EXPIRY, line.event_id, line.rule, {}))
 
     def _evaluate(self, expr: Expression, values: dict[str, Any], at_us: int) -> Any:
         types = self._scopes[id(expr)]
@@ -287,11 +299,10 @@ class Engine:
         """Fire the session's timers due before `until_us` (or at it, when inclusive), earliest first."""
         out: list[Line] = []
         while True:
-            due = [(t.due_us, k) for k, t in session.timers.items()
-                   if t.due_us < until_us or (inclusive and t.due_us == until_us)]
-            if not due:
+            due = session.next_due()
+            if due is None or due > until_us or (due == until_us and not inclusive):
                 return out
-            _, key = min(due)
+            _, key = heapq.heappop(session.queue)
             armed = session.timers.pop(key)
             step = _Step(session, armed.anchor, armed.due_us, {"ref": armed.ref}, armed.snapshot, out)
             fact = {"sid": session.account_id, "id": f"{TIMER}:{armed.rule}:{armed.anchor}:{armed.ref}",
