@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import KamError, RowError
@@ -36,6 +38,7 @@ STATE_FIELDS = ("tier", "points_multiplier", "credit_limit", "exposure", "credit
 SWEPT_UNTIL = "swept_until"
 PORTFOLIO = "portfolio_generation"  # moves whenever an account row is registered or changed
 MAX_LINES = 10_000  # per ledger request
+MEASURES = ("points", "exposure", "alert")
 
 
 class UnknownAccount(KamError):
@@ -234,6 +237,8 @@ class EventLedger:
     def ledger(self, account_id: str, measure: str | None = None, after_line: int = 0,
                limit: int = MAX_LINES) -> list[dict[str, Any]]:
         """The account's ledger lines in the order they were written (page with `after_line`)."""
+        if measure is not None and measure not in MEASURES:
+            raise ValueError(f"measure must be one of {', '.join(MEASURES)}")
         with self._lock:
             self._account(account_id)
             rows = self.store.lines(account_id, measure, after_line, max(1, min(limit, MAX_LINES)))
@@ -330,7 +335,7 @@ class EventLedger:
         sweep. With `frozen`, single-event rules keep the lines booked for each event (but the `fresh` one)
         instead of running again."""
         session = self.engine.open(account_id)
-        self._sessions.pop(account_id, None)
+        self._sessions.pop(account_id, None)  # opening cleared its durable-rules state; it is rebuilt when next used
         for stored in self.store.events_of(account_id):
             thawed = frozen is None or stored.event.id == fresh
             lines = None if thawed else frozen.get(stored.event.id, [])
@@ -425,20 +430,12 @@ def _amount(line: Line | None) -> float:
 
 def _plain(value: Any) -> Any:
     """A value as JSON can hold it: numpy scalars to Python, NaN/NaT to None, dates to ISO text."""
-    if value is None:
+    if value is None or value is pd.NaT:
         return None
-    if isinstance(value, float) and value != value:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
         return None
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.date):  # datetimes and pandas Timestamps too
         return value.isoformat()
     return value
-
