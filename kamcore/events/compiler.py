@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import durable_rules_engine
 import numpy as np
 from durable import engine
 from durable.lang import c, m, pri, when_all
@@ -30,6 +31,10 @@ from .rules import POINTS_EXPIRY, Effect, EventRule, EventRules, TimerRule
 
 TIMER = "$timer"  # fact type of a due timer; event types are identifiers, so it cannot clash
 EPSILON = 1e-9  # amounts closer than this are equal (sums of decimal amounts in floating point)
+# Accounts whose facts durable-rules holds at once. Its C engine has room for 1,024 sessions per ruleset, ~80 KB
+# each, and keeps that memory after its ruleset is deleted; the other accounts keep their facts in their Session
+# and are put back when next used.
+RESIDENT = 256
 
 LineKey = tuple[str, str, str, str]  # event id, rule id, measure, ref (the accrual rule an expiry is for)
 
@@ -112,6 +117,7 @@ class _Step:
     snapshot: dict[str, Any]
     out: list[Line]
     frozen: bool = False
+    restoring: bool = False  # putting an evicted account's facts back: they already did what they do
     consumed: set[str] = field(default_factory=set)
 
 
@@ -129,9 +135,12 @@ _names = itertools.count()
 class Engine:
     """The compiled ruleset of one revision, applying events and timers to account sessions."""
 
-    def __init__(self, rules: EventRules, revision: str):
+    def __init__(self, rules: EventRules, revision: str, resident: int = RESIDENT):
         self.rules = rules
         self.revision = revision
+        self.capacity = resident
+        self._resident: OrderedDict[str, Session] = OrderedDict()
+        self.closed = False
         self.windows: dict[str, float] = {}
         for r in rules.rules:
             if r.is_streak:
@@ -184,6 +193,8 @@ class Engine:
     def _action(self, body: Callable[[Any, Any], None], rule: Any) -> Callable[[Any], None]:
         def action(closure: Any) -> None:
             # durable-rules swallows exceptions raised in actions; keep the first to raise it after the assert.
+            if self._step.restoring:
+                return
             try:
                 body(closure, rule)
             except Exception as e:  # re-raised by _assert
@@ -263,11 +274,38 @@ class Engine:
 
     def open(self, account_id: str) -> Session:
         """A fresh session (durable-rules state of the account cleared)."""
+        self._forget(account_id)
+        return Session(account_id)
+
+    def close(self) -> None:
+        """Free the ruleset in the durable-rules engine (it lives in C until deleted). Closing twice is fine."""
+        if self.closed:
+            return
+        durable_rules_engine.delete_ruleset(self.host.get_ruleset(self.name)._handle)
+        self._resident.clear()
+        self.closed = True
+
+    def _forget(self, account_id: str) -> None:
+        self._resident.pop(account_id, None)
         try:
             self.host.delete_state(self.name, account_id)
         except Exception:  # noqa: S110 - the engine raises when the account has no state yet
             pass
-        return Session(account_id)
+
+    def _enter(self, session: Session) -> None:
+        """Make the session's facts present in durable-rules, evicting the account used longest ago."""
+        current = self._resident.get(session.account_id)
+        if current is session:
+            self._resident.move_to_end(session.account_id)
+            return
+        if current is not None:  # a rebuilt session replaces this one: its facts are stale
+            self._forget(session.account_id)
+        while len(self._resident) >= self.capacity:
+            self._forget(next(iter(self._resident)))
+        self._resident[session.account_id] = session
+        restoring = _Step(session, "", 0, {}, {}, [], restoring=True)
+        for fact in sorted((f for live in session.live.values() for f in live), key=lambda f: f["seq"]):
+            self._assert(restoring, fact)
 
     def apply(self, session: Session, event: Event, snapshot: dict[str, Any],
               frozen: list[Line] | None = None) -> list[Line]:
@@ -312,6 +350,8 @@ class Engine:
             session.fired_until = max(session.fired_until or armed.due_us, armed.due_us)
 
     def _assert(self, step: _Step, fact: dict[str, Any]) -> None:
+        if not step.restoring:
+            self._enter(step.session)
         self._step, self._error = step, None
         try:
             self.host.assert_fact(self.name, fact)

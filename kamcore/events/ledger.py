@@ -102,6 +102,7 @@ class EventLedger:
         self.clock = clock
         self.store = EventStore(path)
         self._lock = threading.RLock()
+        self.engine: Engine | None = None
         self.use_book(book)
 
     def use_book(self, book: RuleBook) -> None:
@@ -113,14 +114,18 @@ class EventLedger:
             self.book = book
             self.rules: EventRules = rules
             self.revision = revision_of(book)
-            self.engine = Engine(rules, self.revision)
+            retired, self.engine = self.engine, Engine(rules, self.revision)
+            if retired is not None:
+                retired.close()
             self.single_rules = {r.id for r in rules.rules if not r.is_streak}
             self._sessions: dict[str, Session] = {}
             self._contexts: dict[str, dict[str, Any]] = {}
             self._generation: str | None = None
 
     def close(self) -> None:
-        self.store.close()
+        with self._lock:
+            self.engine.close()
+            self.store.close()
 
     # --- accounts ---
 

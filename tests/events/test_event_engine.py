@@ -2,6 +2,7 @@
 consume their facts, timers armed by rules and fired as `$timer` facts; the facts a streak may still use are in
 durable-rules' working memory."""
 
+import pytest
 from durable import engine as durable_engine
 
 from kamcore.events.compiler import TIMER, Engine
@@ -63,3 +64,40 @@ def test_timers_fire_only_when_the_callers_clock_says(book):
     fired = compiled.fire_due(session, due)
     assert [(ln.rule, ln.event_id, ln.detail["level"]) for ln in fired] == [("sleeping_account", "o1", "follow_up")]
     assert session.fired_until == due
+
+
+def test_accounts_beyond_what_durable_rules_holds_are_evicted_and_put_back_unchanged(book):
+    # durable-rules' C engine holds at most 1,024 sessions per ruleset; the engine keeps fewer resident
+    rules = book.event_rules
+    days = ["2026-01-01", "2026-01-05", "2026-01-09", "2026-01-13", "2026-01-17", "2026-01-21", "2026-01-25"]
+    events = [event(rules, id=f"{a}-{d}", account_id=a, type="order_placed", at=d, amount=1000)
+              for d in days for a in ("A", "B", "C", "D", "E")]
+
+    def run(resident):
+        compiled = Engine(rules, "rev-1", resident=resident)
+        sessions = {}
+        for e in events:
+            session = sessions.setdefault(e.account_id, compiled.open(e.account_id))
+            compiled.apply(session, e, {"points_multiplier": 1})
+        booked = sorted((ln.event_id, ln.rule, ln.amount) for s in sessions.values() for ln in s.lines.values())
+        resident_now = len(compiled._resident)
+        compiled.close()
+        return booked, resident_now
+
+    roomy, _ = run(100)
+    tight, held = run(2)
+    assert tight == roomy
+    assert held == 2
+    assert sum(rule == "order_streak" for _, rule, _ in roomy) == 10  # two streaks per account
+
+
+def test_a_ruleset_holds_no_more_than_1024_sessions_which_is_why_accounts_are_evicted(book):
+    compiled = Engine(book.event_rules, "rev-1", resident=2000)
+    try:
+        with pytest.raises(MemoryError):
+            for i in range(1100):
+                session = compiled.open(f"X{i}")
+                compiled.apply(session, event(book.event_rules, id=f"p{i}", account_id=f"X{i}",
+                                              type="payment_received", at="2026-01-01", amount=1), {})
+    finally:
+        compiled.close()
