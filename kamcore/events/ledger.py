@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ SWEPT_UNTIL = "swept_until"
 PORTFOLIO = "portfolio_generation"  # moves whenever an account row is registered or changed
 MAX_LINES = 10_000  # per ledger request
 MEASURES = ("points", "exposure", "alert")
+SESSIONS = 10_000  # accounts whose working memory is kept between requests; others are rebuilt from the log
 
 
 class UnknownAccount(KamError):
@@ -118,7 +119,7 @@ class EventLedger:
             if retired is not None:
                 retired.close()
             self.single_rules = {r.id for r in rules.rules if not r.is_streak}
-            self._sessions: dict[str, Session] = {}
+            self._sessions: OrderedDict[str, Session] = OrderedDict()
             self._contexts: dict[str, dict[str, Any]] = {}
             self._generation: str | None = None
 
@@ -197,7 +198,7 @@ class EventLedger:
         self.store.add_event(event, snapshot, self.revision, now)
         if session.is_late(event):
             session, lines = self._rederive(account, event)
-            self._sessions[account.account_id] = session
+            self._keep(session)
         else:
             lines = self.engine.apply(session, event, snapshot)
         self.store.add_lines(account.account_id, lines, event.id, now)
@@ -306,13 +307,20 @@ class EventLedger:
         process wrote to the account since."""
         session = self._sessions.get(account.account_id)
         if session is not None and session.version == account.version:
+            self._sessions.move_to_end(account.account_id)
             return session
         stored = self.store.net_lines(account.account_id)
         session = self._replay(account.account_id, frozen=self._frozen(stored, None))
         session.lines = stored  # the stored ledger is the record; the replay restores timers and streak progress
         session.version = account.version
-        self._sessions[account.account_id] = session
+        self._keep(session)
         return session
+
+    def _keep(self, session: Session) -> None:
+        self._sessions[session.account_id] = session
+        self._sessions.move_to_end(session.account_id)
+        while len(self._sessions) > SESSIONS:
+            self._sessions.popitem(last=False)
 
     def _rederive(self, account: AccountRow, late: Event) -> tuple[Session, list[Line]]:
         """Derive the account again with a late event in its place; return the new session and the corrections."""
