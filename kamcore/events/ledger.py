@@ -159,12 +159,14 @@ class EventLedger:
         outcomes: list[EventOutcome | None] = [None] * len(raws)
         ready: list[tuple[int, Event]] = []
         first: dict[str, tuple[int, Event]] = {}
+        repeats: list[tuple[int, int]] = []  # (a repeat, the event it repeats) within this batch
         for i, raw in enumerate(raws):
             event, errors = read_event(raw, i, self.rules)
             if event is None:
                 outcomes[i] = EventOutcome(i, errors[0].event_id, "rejected", errors)
             elif event.id in first:
                 outcomes[i] = self._repeat(i, event, first[event.id][1], "earlier in this batch")
+                repeats.append((i, first[event.id][0]))
             else:
                 first[event.id] = (i, event)
                 ready.append((i, event))
@@ -175,6 +177,10 @@ class EventLedger:
                 with self.store.transaction():
                     for i, event in ready:
                         outcomes[i] = self._apply(i, event, now, touched)
+                    for i, j in repeats:  # a repeat of an event that was rejected is rejected for the same reasons
+                        if outcomes[i].status == "duplicate" and outcomes[j].status == "rejected":
+                            outcomes[i] = EventOutcome(i, outcomes[i].event_id, "rejected", [
+                                EventError(i, e.event_id, e.field, e.message) for e in outcomes[j].errors])
                     for o in outcomes:
                         if o.status == "rejected":
                             self.store.add_rejected(raws[o.index], [e.to_dict() for e in o.errors], now)

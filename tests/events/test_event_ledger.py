@@ -48,6 +48,9 @@ def test_a_repeat_within_one_batch_is_a_duplicate_and_a_reused_id_with_other_con
                          order("o1", "2026-01-05", 99999)])
     assert [o.status for o in sub.outcomes] == ["applied", "duplicate", "rejected"]
     assert sub.outcomes[2].errors[0].field == "id"
+    unknown = ledger.submit([order("x1", "2026-01-05", 1, account="NOBODY"), order("x1", "2026-01-05", 1,
+                                                                                 account="NOBODY")])
+    assert [(o.status, o.errors[0].field) for o in unknown.outcomes] == [("rejected", "account_id")] * 2
     later = ledger.submit([order("o1", "2026-02-01", 5)])
     assert later.outcomes[0].status == "rejected"
     assert "different event" in later.outcomes[0].errors[0].message
