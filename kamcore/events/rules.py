@@ -89,10 +89,6 @@ class EventRules:
     account_types: dict[str, Type]  # the batch book's fields and outputs, which event rules may read
     account_reads: frozenset[str]  # those the expressions read
 
-    def rule_ids(self) -> list[str]:
-        ids = [r.id for r in self.rules] + [t.id for t in self.timers]
-        return ids + ([POINTS_EXPIRY] if self.expire_after_months else [])
-
     def __len__(self) -> int:
         return len(self.rules) + len(self.timers)
 
@@ -159,10 +155,10 @@ class _Reader:
         self.types[name] = EventType(name, spec["label"], fields_)
 
     def _claim(self, rule_id: str, path: Path, positions: Positions) -> bool:
-        if rule_id in self.ids or rule_id == POINTS_EXPIRY:
-            self.problems.append(positions.problem(path + ("id",), f"rule id {rule_id!r} is used twice"
-                                                   if rule_id != POINTS_EXPIRY else f"{POINTS_EXPIRY!r} is reserved",
-                                                   rule=rule_id))
+        if rule_id == POINTS_EXPIRY or rule_id in self.ids:
+            message = (f"{POINTS_EXPIRY!r} is reserved: ledger lines of expired points name it"
+                       if rule_id == POINTS_EXPIRY else f"rule id {rule_id!r} is used twice")
+            self.problems.append(positions.problem(path + ("id",), message, rule=rule_id))
             return False
         self.ids.add(rule_id)
         return True
