@@ -63,6 +63,8 @@ def rules_check(folder: str) -> None:
     for p in book.problems:
         click.echo(_shown(p, folder))
     warnings = f", {len(book.problems)} warning(s)" if book.problems else ""
+    if book.event_rules:
+        click.echo(f"{folder}: {len(book.event_rules)} event rules OK")
     click.echo(f"{folder}: {len(book.rules)} rules OK{warnings}")
 
 

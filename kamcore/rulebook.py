@@ -14,6 +14,8 @@ from marshmallow import ValidationError
 from . import schemas, yamlsource
 from .dictionary import Dictionary, field_def
 from .errors import Problem, RuleBookError
+from .events.rules import EventRules
+from .events.schema import KIND as EVENT_RULES
 from .expressions.types import Type
 from .kinds.base import Context, Rule, Scope
 from .kinds.decision_table import DecisionTableRule
@@ -44,8 +46,9 @@ class RuleBook:
     """Compiled rules in evaluation order, the data dictionary, and any warnings found while loading."""
 
     def __init__(self, rules: list[Rule], dictionary: Dictionary, problems: list[Problem],
-                 files: list[SourceFile], revision: str | None = None):
+                 files: list[SourceFile], revision: str | None = None, event_rules: EventRules | None = None):
         self.rules = rules
+        self.event_rules = event_rules  # from `kind: event_rules` files, applied by kamcore.events
         self.dictionary = dictionary
         self.problems = problems
         self.files = files
@@ -117,6 +120,7 @@ class _Loader:
         self.problems: list[Problem] = []
         self.dictionary = Dictionary()
         self.rules: list[Rule] = []
+        self.event_documents: list[tuple[Any, yamlsource.Positions]] = []
 
     def build(self, revision: str | None) -> RuleBook:
         for f in self.files:
@@ -124,9 +128,18 @@ class _Loader:
         self._check_outputs()
         ordered = self._order()
         self._compile(ordered)
+        event_rules = self._event_rules()
         if any(p.is_error for p in self.problems):
             raise RuleBookError(self.problems)
-        return RuleBook(ordered, self.dictionary, self.problems, self.files, revision)
+        return RuleBook(ordered, self.dictionary, self.problems, self.files, revision, event_rules)
+
+    def _event_rules(self) -> EventRules | None:
+        """Event-rule files are checked by their own reader, against the fields and outputs of the batch rules."""
+        if not self.event_documents:
+            return None
+        types = {name: d.type for name, d in self.dictionary.fields.items()}
+        types |= {name: out.type or Type.NULL for r in self.rules for name, out in r.outputs.items()}
+        return EventRules.read(self.event_documents, types, self.problems)
 
     def _read_file(self, f: SourceFile) -> None:
         try:
@@ -135,6 +148,9 @@ class _Loader:
             self.problems.append(e.problem)
             return
         if data is None:
+            return
+        if isinstance(data, dict) and data.get("kind") == EVENT_RULES:
+            self.event_documents.append((data, positions))
             return
         if not isinstance(data, dict) or not ({"rules", "fields"} & set(data)):
             self.problems.append(positions.problem((), "a rule file holds `rules:` (a list of rules) "

@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from . import schemas, yamlsource
 from .errors import Problem
+from .events.schema import TEST_KIND as EVENT_TESTS
 from .rulebook import TESTS_DIR, RuleBook, SourceFile
 
 
@@ -97,10 +98,18 @@ def run(book: RuleBook, files: list[SourceFile]) -> TestRun:
     for f in files:
         try:
             data, positions = yamlsource.load(f.text, f.path)
-            doc = _TestFile().load(data if isinstance(data, dict) else {})
         except yamlsource.YamlError as e:
             problems.append(e.problem)
             continue
+        if isinstance(data, dict) and data.get("kind") == EVENT_TESTS:
+            from .events import ruletests as event_tests  # imports this module's TestResult
+
+            found, unread = event_tests.run_file(book, data, positions)
+            results += found
+            problems += unread
+            continue
+        try:
+            doc = _TestFile().load(data if isinstance(data, dict) else {})
         except ValidationError:
             problems.append(Problem("a test file holds `tests:`, a list of test cases", f.path, 1, 1))
             continue
