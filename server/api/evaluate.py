@@ -16,7 +16,7 @@ from kamcore.portfolio import read_table
 from .. import services
 from ..auth import authenticate, requires
 from ..encoding import plain, records
-from ..problems import ApiProblem
+from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import EvaluateQuery, EvaluateRequest, EvaluateResponse, ProblemSchema
 
 blp = Blueprint("evaluate", __name__, url_prefix="/v1", description="Evaluate accounts against the rule book")
@@ -38,8 +38,8 @@ class Evaluate(MethodView):
         "text/csv": {"schema": {"type": "string"}},
         XLSX: {"schema": {"type": "string", "format": "binary"}}}})
     @blp.response(200, EvaluateResponse)
-    @blp.alt_response(413, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, query: dict[str, Any]):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
         `errors`. Keys / headers may be field names or sheet headers in 中文 or English."""

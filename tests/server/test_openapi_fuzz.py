@@ -1,0 +1,72 @@
+"""Schemathesis over every operation of /openapi.json with an admin token: no 5xx, answers as documented, and
+every error a problem+json document."""
+
+import os
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+EXAMPLES = int(os.environ.get("KAM_FUZZ_EXAMPLES", "12"))  # per operation and mode; raise it to hunt by hand
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def problem_json(ctx, response, case):
+    """Every error answer is a problem document."""
+    if response.status_code >= 400:
+        content_type = (response.headers.get("content-type") or ["(none)"])[0]
+        assert content_type.startswith("application/problem+json"), \
+            f"{response.status_code} answered as {content_type}"
+
+
+@pytest.fixture(scope="module")
+def admin(module_app):
+    return module_app.extensions["kam"].tokens.create("fuzzer", "admin")
+
+
+@pytest.fixture(scope="module")
+def api(module_app):
+    return schemathesis.openapi.from_wsgi("/openapi.json", module_app)
+
+
+def fuzz(operation, store, token):
+    """Hypothesis over one operation, schema-valid and schema-breaking requests alike; half the changes carry the
+    live head as `If-Match`, so they get past the precondition into validation."""
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not os.environ.get("KAM_FUZZ_RANDOM"),
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases, live_base=st.booleans())
+    def run(case, live_base):
+        if live_base and "if-match" in {k.lower() for k in (case.headers or {})}:
+            case.headers = {k: v for k, v in case.headers.items() if k.lower() != "if-match"}
+            case.headers["If-Match"] = store.head()
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS,
+                               additional_checks=[problem_json])
+
+    run()
+
+
+def test_every_operation_answers_without_a_server_error(module_app, api, admin):
+    store = module_app.extensions["kam"].store
+    failures, tested = [], set()
+    for result in api.get_all_operations():
+        operation = result.ok()
+        tested.add((operation.method.upper(), operation.path))
+        try:
+            fuzz(operation, store, admin)
+        except (Exception, FailureGroup) as e:  # every operation's failures, not only the first one's
+            failures.append(f"{operation.method.upper()} {operation.path}: {e}")
+    routes = {(m, r.rule.replace("<", "{").replace(">", "}")) for r in module_app.url_map.iter_rules()
+              if not r.rule.startswith(("/docs", "/static", "/openapi")) for m in r.methods - {"HEAD", "OPTIONS"}}
+    assert routes <= tested, f"not in the OpenAPI document: {sorted(routes - tested)}"
+    assert not failures, "\n\n".join(failures)
