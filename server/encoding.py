@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from flask.json.provider import DefaultJSONProvider
 
 
@@ -27,7 +25,7 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
-    if value != value:  # pandas NaT / NA
+    if pd.api.types.is_scalar(value) and pd.isna(value):  # pandas NaT / NA (whose `!=` has no truth value)
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -48,8 +46,6 @@ class JSONProvider(DefaultJSONProvider):
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a result frame as JSON-ready dicts, converting column by column (fast for 10k-row batches)."""
-    import pandas as pd
-
     columns: dict[str, list[Any]] = {}
     for name in frame.columns:
         col = frame[name]
@@ -60,7 +56,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             columns[name] = [None if v != v else (int(v) if v.is_integer() and abs(v) < 2**53 else v)
                              for v in values.tolist()]
         elif pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
-            columns[name] = col.tolist()
+            # nullable dtypes ("boolean" outputs) hold pandas NA for a null
+            columns[name] = [None if v is pd.NA else v for v in col.tolist()] if col.hasnans else col.tolist()
         else:
             columns[name] = [plain(v) for v in col.tolist()]
     names = list(columns)

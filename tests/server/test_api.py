@@ -100,6 +100,21 @@ def test_limits(new_app):
     assert r.status_code == 415
 
 
+def test_a_null_boolean_output_is_json_null(app, as_):
+    rule = {"id": "big_account", "kind": "formula", "label": {"zh": "大客户", "en": "Big account"},
+            "formulas": {"big_account": "revenue_12m >= 10000000"}}
+    r = as_["editor"].post("/v1/rules", json={"rule": rule, "message": "Flag big accounts", "file": "extra.yaml"},
+                           headers={"If-Match": head(app)})
+    assert r.status_code == 201, r.json
+    rows = accounts(2)
+    rows[1]["revenue_12m"] = None  # a boolean output of a null is null: pandas NA in a nullable column
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": rows})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert [res["big_account"] for res in r.json["results"]] == [rows[0]["revenue_12m"] >= 10_000_000, None]
+    decision = as_["auditor"].get(f"/v1/decisions/{r.json['decision_id']}").json
+    assert decision["outputs"][1]["big_account"] is None
+
+
 # --- auth ---
 
 def test_every_endpoint_but_healthz_needs_a_token(app, as_):
@@ -186,6 +201,50 @@ def test_put_as_yaml_source_post_and_delete(app, as_):
     r = editor.delete("/v1/rules/big_account", json={"message": "Not needed"}, headers={"If-Match": head(app)})
     assert r.status_code == 200, r.json
     assert as_["viewer"].get("/v1/rules/big_account").status_code == 404
+
+
+def test_put_keeps_the_rule_id_of_its_url(app, as_):
+    editor = as_["editor"]
+    rule = editor.get("/v1/rules/tier").json["rule"]
+    r = editor.put("/v1/rules/tier", json={"rule": dict(rule, id="grade"), "message": "rename"},
+                   headers={"If-Match": head(app)})
+    assert r.status_code == 422 and r.json["errors"] == {"rule": {"id": ["must be 'tier'"]}}
+    unnamed = {k: v for k, v in rule.items() if k != "id"} | {"label": {"zh": "等级", "en": "Grade"}}
+    r = editor.put("/v1/rules/tier", json={"rule": unnamed, "message": "relabel"}, headers={"If-Match": head(app)})
+    assert r.status_code == 200, r.json
+    assert as_["viewer"].get("/v1/rules/tier").json["label"]["en"] == "Grade"
+
+
+@pytest.mark.parametrize("body", [
+    {"rule": {"id": ["tier"], "kind": "formula"}},
+    {"rule": {"id": {"a": 1}}},
+    {"source": "- id: [tier]\n  kind: formula\n"},
+])
+def test_a_rule_id_that_is_not_text_is_refused(app, as_, body):
+    r = as_["editor"].post("/v1/rules", json={**body, "message": "x"}, headers={"If-Match": head(app)})
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    assert r.json["errors"] == {"rule": {"id": ["must be text"]}}
+
+
+@pytest.mark.parametrize("if_match", ["HEAD", '"HEAD"', "*", "HEAD~0"])
+def test_if_match_must_name_a_revision_not_whatever_the_head_is(app, as_, if_match):
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    r = as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "blind"}, headers={"If-Match": if_match})
+    assert r.status_code == 428 and "commit id" in r.json["detail"]
+
+
+def test_control_characters_in_yaml_are_a_problem_with_its_position(app, as_):
+    source = as_["editor"].get("/v1/rules/tier").json["source"]
+    pasted = source.replace("Account tier", "Account\x08tier", 1)
+    r = as_["editor"].put("/v1/rules/tier", json={"source": pasted, "message": "x"}, headers={"If-Match": head(app)})
+    assert r.status_code == 422, r.get_data(as_text=True)
+    (problem,) = r.json["problems"]
+    line = pasted[:pasted.index("\x08")].count("\n") + 1
+    assert "U+0008" in problem["message"] and problem["line"] == line
+    text = app.extensions["kam"].store.read("credit.yaml")
+    r = as_["editor"].post("/v1/rules/validate", json={"changes": {"credit.yaml": "\x1f" + text}})
+    assert r.status_code == 200 and not r.json["ok"]
+    assert r.json["problems"][0]["file"] == "credit.yaml" and r.json["problems"][0]["line"] == 1
 
 
 def test_validate(app, as_):
