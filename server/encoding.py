@@ -1,4 +1,5 @@
-"""JSON for evaluation results: ISO dates, numpy scalars as numbers, NaN as null, Chinese text unescaped."""
+"""JSON for evaluation results: ISO dates, numpy scalars as numbers, NaN and ±Infinity as null, Chinese text
+unescaped."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
-        return None if math.isnan(value) else value
+        return value if math.isfinite(value) else None  # JSON has no NaN or Infinity: a strict parser refuses them
     if isinstance(value, np.generic):
         return plain(value.item())
     if isinstance(value, (dt.datetime, dt.date)):
@@ -53,7 +54,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             columns[name] = [None if pd.isna(v) else v.date().isoformat() for v in col]
         elif pd.api.types.is_float_dtype(col.dtype):
             values = col.to_numpy()
-            columns[name] = [None if v != v else (int(v) if v.is_integer() and abs(v) < 2**53 else v)
+            columns[name] = [(int(v) if v.is_integer() and abs(v) < 2**53 else v) if math.isfinite(v) else None
                              for v in values.tolist()]
         elif pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
             # nullable dtypes ("boolean" outputs) hold pandas NA for a null

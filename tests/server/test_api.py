@@ -115,6 +115,30 @@ def test_a_null_boolean_output_is_json_null(app, as_):
     assert decision["outputs"][1]["big_account"] is None
 
 
+def test_a_list_or_mapping_in_a_text_field_fails_only_its_row(as_):
+    rows = accounts(3)
+    rows[0]["industry"], rows[2]["account_id"] = ["retail"], {"id": 7}
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": rows})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert [res["row"] for res in r.json["results"]] == [1]
+    assert [(e["row"], e["field"]) for e in r.json["errors"]] == [(0, "industry"), (2, "account_id")]
+    assert "is not text" in r.json["errors"][0]["message"]
+
+
+def test_the_answer_is_strict_json_even_for_infinite_values(as_):
+    rows = accounts(2)
+    rows[0]["revenue_12m"] = "__inf__"
+    body = json.dumps({"accounts": rows}).replace('"__inf__"', "Infinity")  # Python's JSON reader takes it
+    r = as_["viewer"].post("/v1/evaluate", data=body, content_type="application/json")
+    assert r.status_code == 200
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    result = json.loads(r.get_data(as_text=True), parse_constant=refuse)["results"][0]
+    assert result["credit_limit"] is None
+
+
 # --- auth ---
 
 def test_every_endpoint_but_healthz_needs_a_token(app, as_):

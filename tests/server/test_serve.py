@@ -130,7 +130,8 @@ def test_first_start_on_an_empty_data_dir_creates_the_repository_and_databases(s
 
 def test_kam_token_create_finds_the_data_dir_in_KAM_DATA_DIR_too(server):
     done = subprocess.run([KAM, "token", "create", "--name", "from-env", "--role", "viewer"], capture_output=True,
-                          text=True, timeout=60, check=True, env=dict(os.environ, KAM_DATA_DIR=str(server.data)))
+                          text=True, timeout=60, check=True, env=dict(os.environ, KAM_DATA_DIR=str(server.data)),
+                          cwd=server.data.parent)  # where the default .kam-data would land
     token = done.stdout.strip().splitlines()[-1]
     assert server.call("GET", "/v1/fields", token=token)[0] == 200
 
