@@ -125,6 +125,11 @@ def test_a_list_or_mapping_in_a_text_field_fails_only_its_row(as_):
     assert "is not text" in r.json["errors"][0]["message"]
 
 
+def test_an_account_with_no_keys_is_still_answered(as_):
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": [{}, {}]})
+    assert r.status_code == 200 and [res["row"] for res in r.json["results"]] == [0, 1]
+
+
 def test_the_answer_is_strict_json_even_for_infinite_values(as_):
     rows = accounts(2)
     rows[0]["revenue_12m"] = "__inf__"

@@ -1,6 +1,7 @@
 """Schemathesis over every operation of /openapi.json with an admin token: no 5xx, answers as documented, and
 every error a problem+json document."""
 
+import json
 import os
 
 import pytest
@@ -70,3 +71,39 @@ def test_every_operation_answers_without_a_server_error(module_app, api, admin):
               if not r.rule.startswith(("/docs", "/static", "/openapi")) for m in r.methods - {"HEAD", "OPTIONS"}}
     assert routes <= tested, f"not in the OpenAPI document: {sorted(routes - tested)}"
     assert not failures, "\n\n".join(failures)
+
+
+def strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+    | st.dates().map(str) | st.sampled_from(["", " ", "1,000", "12%", "¥3000", "finance", "retail", "A"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5)
+
+
+def test_any_json_under_real_field_names_answers_every_row(module_app, admin):
+    """The OpenAPI document cannot say which keys an account has; here they are the data dictionary's names and
+    Chinese / English headers, with any JSON value: every row is answered, as a result or as an error."""
+    book = module_app.extensions["kam"].rules.book()
+    keys = sorted({k for f in book.dictionary.fields.values() for k in (f.name, *f.label.values(), *f.aliases)
+                   if f.name in book.inputs})
+    client = module_app.test_client()
+
+    @settings(max_examples=EXAMPLES * 3, deadline=None, database=None,
+              derandomize=not os.environ.get("KAM_FUZZ_RANDOM"), suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.dictionaries(st.sampled_from(keys), JSON_VALUES, max_size=8), min_size=1, max_size=4))
+    def run(rows):
+        r = client.post("/v1/evaluate?explain=true", json={"accounts": rows},
+                        headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        body = strict_json(r.get_data(as_text=True))
+        answered = {x["row"] for x in body["results"]} | {e["row"] for e in body["errors"]}
+        assert answered == set(range(len(rows)))
+
+    run()
