@@ -29,6 +29,7 @@ from ..schemas import (
     ValidateResult,
     WriteResult,
 )
+from .evaluate import within_row_limit
 
 blp = Blueprint("rules", __name__, url_prefix="/v1/rules", description="Read and change the rule book")
 
@@ -143,10 +144,12 @@ class Impact(MethodView):
     @requires("edit")
     @blp.arguments(ImpactRequest)
     @blp.response(200)
+    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON)
     @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """What a proposed change would do to a portfolio (tier migration, entitlement / credit-status / segment
         changes, credit-limit, exposure-on-hold and points deltas). Nothing is committed."""
+        within_row_limit(len(body["accounts"]))
         store = services().store
         base = store.resolve(body.get("base", "HEAD"))
         report = store.impact(_changes(body, base), body["accounts"], base, body.get("as_of"))

@@ -89,6 +89,12 @@ def test_bad_requests_are_problem_documents_with_field_messages(as_, body, statu
     assert r.json["errors"]
 
 
+def test_a_body_that_is_not_json_says_where(as_):
+    r = as_["viewer"].post("/v1/evaluate", data=b'{"accounts": [{"revenue_12m": 1,}]}', content_type="application/json")
+    assert r.status_code == 400 and r.mimetype == "application/problem+json"
+    assert "line 1 column 33" in r.json["detail"]
+
+
 def test_limits(new_app):
     _, as_ = new_app(max_rows=3, max_body_bytes=20_000)
     viewer = as_["viewer"]
@@ -98,6 +104,8 @@ def test_limits(new_app):
     assert r.status_code == 413 and r.mimetype == "application/problem+json"
     r = viewer.post("/v1/evaluate", data=b"hello", content_type="text/plain")
     assert r.status_code == 415
+    r = as_["editor"].post("/v1/rules/impact", json={"accounts": accounts(4), "changes": {}})
+    assert r.status_code == 413 and "limit is 3" in r.json["detail"]
 
 
 def test_a_null_boolean_output_is_json_null(app, as_):
