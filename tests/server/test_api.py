@@ -292,20 +292,49 @@ def test_validate(app, as_):
     assert not bad["ok"] and bad["problems"]
 
 
-def test_a_head_broken_behind_the_services_back_is_not_served(app, as_):
-    served = head(app)
-    as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+def break_head(app):
+    """Commit a rule file that does not parse onto main, straight through git as another tool would."""
     repo = pygit2.Repository(str(app.extensions["kam"].store.data_dir / "rules.git"))
-    parent = repo[served]
+    parent = repo[head(app)]
     index = pygit2.Index()
     index.read_tree(parent.tree)
     index.add(pygit2.IndexEntry("tiering.yaml", repo.create_blob(b"rules: [\n"), pygit2.enums.FileMode.BLOB))
     sig = pygit2.Signature("someone", "someone@example.com")
-    broken = repo.create_commit("refs/heads/main", sig, sig, "oops", index.write_tree(repo), [parent.id])
+    return str(repo.create_commit("refs/heads/main", sig, sig, "oops", index.write_tree(repo), [parent.id]))
+
+
+def test_a_head_broken_behind_the_services_back_is_not_served(app, as_):
+    served = head(app)
+    as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    broken = break_head(app)
     ready = as_["viewer"].get("/readyz").json
-    assert ready["serving"] == served and ready["head"] == str(broken) and "does not load" in ready["problem"]
+    assert ready["serving"] == served and ready["head"] == broken and "does not load" in ready["problem"]
     r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
     assert r.status_code == 200 and r.json["rules_version"] == served
+
+
+def test_a_service_started_on_a_broken_head_serves_the_newest_revision_that_loads(new_app):
+    app, _ = new_app()
+    served = head(app)
+    broken = break_head(app)
+    _, as_ = new_app()  # a restart: the new process never saw `served` load
+    r = as_["viewer"].get("/readyz")
+    assert r.status_code == 200 and (r.json["serving"], r.json["head"]) == (served, broken) and r.json["problem"]
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    assert r.status_code == 200 and r.json["rules_version"] == served
+
+
+def test_nothing_to_serve_is_a_503(new_app, monkeypatch):
+    monkeypatch.setattr("server.live.ANCESTORS_TRIED", 1)
+    app, _ = new_app()
+    break_head(app)
+    break_head(app)
+    _, as_ = new_app()
+    for _ in range(2):  # the second time from what the first one learnt
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+        assert r.status_code == 503 and r.mimetype == "application/problem+json" and "/readyz" in r.json["detail"]
+    r = as_["viewer"].get("/readyz")
+    assert r.status_code == 503 and not r.json["ready"] and "does not load" in r.json["problem"]
 
 
 # --- change requests ---
