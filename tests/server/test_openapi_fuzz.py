@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = int(os.environ.get("KAM_FUZZ_EXAMPLES", "12"))  # per operation and mode; raise it to hunt by hand
+EXAMPLES = int(os.environ.get("KAM_FUZZ_EXAMPLES", "25"))  # per operation and mode; raise it to hunt by hand
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -40,15 +40,19 @@ def api(module_app):
 
 
 def fuzz(operation, store, token):
-    """Hypothesis over one operation, schema-valid and schema-breaking requests alike; half the changes carry the
-    live head as `If-Match`, so they get past the precondition into validation."""
+    """Hypothesis over one operation, schema-valid and schema-breaking requests alike. Half the cases name a rule
+    that exists and carry the live head as `If-Match`, so they get past the lookups into the rule file editing and
+    validation behind them."""
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+    rule_ids = sorted(r.id for r in store.book().rules)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not os.environ.get("KAM_FUZZ_RANDOM"),
               suppress_health_check=list(HealthCheck))
-    @given(case=cases, live_base=st.booleans())
-    def run(case, live_base):
-        if live_base and "if-match" in {k.lower() for k in (case.headers or {})}:
+    @given(case=cases, live=st.booleans(), rule_id=st.sampled_from(rule_ids))
+    def run(case, live, rule_id):
+        if live and "rule_id" in (case.path_parameters or {}):
+            case.path_parameters = {**case.path_parameters, "rule_id": rule_id}
+        if live and "if-match" in {k.lower() for k in (case.headers or {})}:
             case.headers = {k: v for k, v in case.headers.items() if k.lower() != "if-match"}
             case.headers["If-Match"] = store.head()
         case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS,
