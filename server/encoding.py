@@ -53,9 +53,14 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         if pd.api.types.is_datetime64_any_dtype(col.dtype):
             columns[name] = [None if pd.isna(v) else v.date().isoformat() for v in col]
         elif pd.api.types.is_float_dtype(col.dtype):
-            values = col.to_numpy()
-            columns[name] = [(int(v) if v.is_integer() and abs(v) < 2**53 else v) if math.isfinite(v) else None
-                             for v in values.tolist()]
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = np.isfinite(values)
+            with np.errstate(invalid="ignore"):
+                whole = finite & (np.abs(values) < 2**53) & (values == np.trunc(values))
+            cells = values.astype(object)  # Python floats; whole numbers as ints, the rest null
+            cells[whole] = values[whole].astype(np.int64).tolist()
+            cells[~finite] = None
+            columns[name] = cells.tolist()
         elif pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
             # nullable dtypes ("boolean" outputs) hold pandas NA for a null
             columns[name] = [None if v is pd.NA else v for v in col.tolist()] if col.hasnans else col.tolist()
