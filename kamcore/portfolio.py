@@ -39,12 +39,12 @@ def to_frame(accounts: Any) -> pd.DataFrame:
     if isinstance(accounts, pd.DataFrame):
         return accounts
     if isinstance(accounts, Mapping):
-        return pd.DataFrame.from_records([accounts])
+        return pd.DataFrame([accounts])
     if isinstance(accounts, Iterable) and not isinstance(accounts, str | bytes):
         records = list(accounts)
         if not all(isinstance(r, Mapping) for r in records):
             raise InputError("accounts must be a table: a DataFrame or a list of {field: value} mappings")
-        return pd.DataFrame.from_records(records)
+        return pd.DataFrame(records)  # from_records drops every row when no account has a key: [{}] -> 0 rows
     raise InputError("accounts must be a DataFrame or a list of {field: value} mappings")
 
 

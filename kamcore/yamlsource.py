@@ -65,6 +65,11 @@ def load(text: str, file: str) -> tuple[Any, Positions]:
         msg = " ".join(str(x) for x in (e.context, e.problem) if x)
         raise YamlError(Problem(f"not valid YAML: {msg}", file, line, col,
                                 hint="check indentation and that text with ':' or '#' is quoted")) from None
+    except yaml.reader.ReaderError as e:  # a control character: the reader knows only its offset in the text
+        before = text[:e.position]
+        line, col = before.count("\n") + 1, e.position - before.rfind("\n")
+        raise YamlError(Problem(f"not valid YAML: the control character U+{e.character:04X} is not allowed",
+                                file, line, col, hint="remove it (text pasted from another program?)")) from None
     if node is None:
         return None, positions
     budget = [MAX_NODES]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -23,11 +24,16 @@ def _tokens(data_dir: str) -> TokenStore:
     return TokenStore(Path(data_dir) / SERVICE_DB)
 
 
+# `--data` falls back on KAM_DATA_DIR, like the service's settings, so `kam token create` writes its tokens where
+# `kam serve` reads them; given on the command line, it wins over the variable.
+DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": True, "show_envvar": True,
+               "type": click.Path(file_okay=False)}
+
+
 @main.command()
-@click.option("--data", "data_dir", default=DATA_DIR, show_default=True, type=click.Path(file_okay=False),
-              help="where the rule repository and databases live")
-@click.option("--rules", "rules_dir", default=str(SHIPPED_RULES), type=click.Path(file_okay=False),
-              help="the rule book a new data dir starts from (default: the shipped book)")
+@click.option("--data", "data_dir", **DATA_OPTION, help="where the rule repository and databases live")
+@click.option("--rules", "rules_dir", default=str(SHIPPED_RULES), envvar="KAM_RULES_SEED",
+              type=click.Path(file_okay=False), help="the rule book a new data dir starts from (default: shipped)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
@@ -39,7 +45,7 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, dem
     from . import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = Config.from_env(Config(data_dir=Path(data_dir), rules_seed=Path(rules_dir)))
+    config = replace(Config.from_env(), data_dir=Path(data_dir), rules_seed=Path(rules_dir))
     app = create_app(config)
     kam = app.extensions["kam"]
     click.echo(f"rules revision {kam.store.head()[:12]} from {config.data_dir / 'rules.git'}")
@@ -64,7 +70,7 @@ def token() -> None:
 @token.command("create")
 @click.option("--name", required=True, help="who or what uses the token")
 @click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--data", "data_dir", default=DATA_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", **DATA_OPTION)
 def token_create(name: str, role: str, data_dir: str) -> None:
     """Print a new token (its last line); only its argon2 hash is stored."""
     click.echo(f"created a {role} token for {name}; it is shown once:")
@@ -72,7 +78,7 @@ def token_create(name: str, role: str, data_dir: str) -> None:
 
 
 @token.command("list")
-@click.option("--data", "data_dir", default=DATA_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", **DATA_OPTION)
 def token_list(data_dir: str) -> None:
     """The tokens (never their secrets)."""
     for t in _tokens(data_dir).list():
@@ -82,7 +88,7 @@ def token_list(data_dir: str) -> None:
 
 @token.command("revoke")
 @click.argument("token_id")
-@click.option("--data", "data_dir", default=DATA_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", **DATA_OPTION)
 def token_revoke(token_id: str, data_dir: str) -> None:
     """Revoke a token by its id (the part after `kam_`)."""
     if not _tokens(data_dir).revoke(token_id):

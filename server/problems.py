@@ -11,6 +11,8 @@ from kamcore.errors import KamError, Problem
 from kamcore.rulefile import RuleFileError
 from kamcore.store import StaleBase, StoreError, UnknownRevision, ValidationFailed
 
+from .live import NotReady
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -73,6 +75,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(RuleFileError)
     def _rule_file(e: RuleFileError) -> Response:
         return problem_response(422, "The rule file cannot be edited", str(e))
+
+    @app.errorhandler(NotReady)
+    def _not_ready(e: NotReady) -> Response:
+        return problem_response(503, "No rule book loads", f"{e}; see /readyz")
 
     @app.errorhandler(KamError)
     def _kam(e: KamError) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 LANGS = validate.OneOf(["zh", "en"])
 
@@ -13,12 +13,17 @@ class Strict(Schema):
 
 
 class ProblemSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # RFC 9457 extension members: more may follow
+
     type = fields.String()
     title = fields.String()
     status = fields.Integer()
     detail = fields.String()
     errors = fields.Dict(metadata={"description": "field → messages"})
     problems = fields.List(fields.Dict(), metadata={"description": "rule problems with file, line, rule, row"})
+    base = fields.String(metadata={"description": "409: the revision the change was made on"})
+    head = fields.String(metadata={"description": "409: the head it would have to be made on"})
 
 
 # --- evaluate ---

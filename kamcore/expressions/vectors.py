@@ -267,7 +267,7 @@ def coerce(series: pd.Series, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
     if type_ == Type.NUMBER:
         return _coerce_number(series, exponent)
     if type_ == Type.STRING:
-        return _coerce_string(series), np.zeros(len(series), dtype=bool)
+        return _coerce_string(series)
     if type_ == Type.DATE:
         return _coerce_date(series)
     if type_ == Type.BOOLEAN:
@@ -361,16 +361,20 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
     return number(values.astype(np.float64)), bad
 
 
-def _coerce_string(series: pd.Series) -> Vec:
+def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
+    bad = np.zeros(len(series), dtype=bool)
     try:
         codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
-    except TypeError:  # values of mixed types do not sort
+    except TypeError:  # values of mixed types do not sort; lists and mappings (JSON cells) do not even hash
+        bad = series.map(lambda v: isinstance(v, (list, dict))).to_numpy(dtype=bool)
+        if bad.any():
+            series = series.where(~bad, None)
         codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
     u = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
     if pd.api.types.infer_dtype(u, skipna=False) == "string":
         stripped = u.str.strip()
         if not ((stripped != u) | stripped.isin(DASHES)).any():  # clean text: the categories are ready
-            return Vec(Type.STRING, codes.astype(np.int32), u.to_numpy(dtype=object))
+            return Vec(Type.STRING, codes.astype(np.int32), u.to_numpy(dtype=object)), bad
     # Messy cells (numbers, padding, blanks): clean each distinct value once, then re-deduplicate.
     cleaned = np.array([_as_text(v) or None for v in u], dtype=object)
     keep = np.array([c is not None for c in cleaned], dtype=bool)
@@ -380,7 +384,7 @@ def _coerce_string(series: pd.Series) -> Vec:
         cats, inverse = np.unique(cleaned[keep].astype(str), return_inverse=True)
         cats = cats.astype(object)
         positions[keep] = inverse
-    return Vec(Type.STRING, np.append(positions, np.int32(-1))[codes], cats)
+    return Vec(Type.STRING, np.append(positions, np.int32(-1))[codes], cats), bad
 
 
 def _as_text(value: Any) -> str | None:

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from .. import services
 from ..auth import authenticate, requires
+from ..problems import PROBLEM_JSON
 from ..schemas import ChangeRequestQuery, ChangeRequestSchema, ProblemSchema, RejectRequest, RevertRequest, WriteResult
 
 blp = Blueprint("changes", __name__, url_prefix="/v1", description="Change requests and reverts")
@@ -47,8 +48,8 @@ def store_diff(cr_id: str) -> dict[str, Any]:
 class Approve(MethodView):
     @requires("approve")
     @blp.response(200, WriteResult)
-    @blp.alt_response(409, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, cr_id: str):
         """Commit a change request. The approver must not be its author; its base must still be the head."""
         revision = services().store.approve(cr_id, authenticate().name)
@@ -70,7 +71,7 @@ class Revert(MethodView):
     @requires("approve")
     @blp.arguments(RevertRequest)
     @blp.response(200, WriteResult)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """Restore the rule book as it was at `revision`, as a new commit (history is never rewritten)."""
         revision = services().store.revert(body["revision"], authenticate().name, body["message"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -16,7 +16,7 @@ from kamcore.portfolio import read_table
 from .. import services
 from ..auth import authenticate, requires
 from ..encoding import plain, records
-from ..problems import ApiProblem
+from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import EvaluateQuery, EvaluateRequest, EvaluateResponse, ProblemSchema
 
 blp = Blueprint("evaluate", __name__, url_prefix="/v1", description="Evaluate accounts against the rule book")
@@ -38,8 +38,8 @@ class Evaluate(MethodView):
         "text/csv": {"schema": {"type": "string"}},
         XLSX: {"schema": {"type": "string", "format": "binary"}}}})
     @blp.response(200, EvaluateResponse)
-    @blp.alt_response(413, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, query: dict[str, Any]):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
         `errors`. Keys / headers may be field names or sheet headers in 中文 or English."""
@@ -61,7 +61,11 @@ def _accounts(query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
         raise ApiProblem(415, "Unsupported media type",
                          f"send application/json, text/csv or {XLSX}; got {mimetype or 'nothing'}")
     try:
-        body = EvaluateRequest().load(request.get_json(silent=False))
+        payload = current_app.json.loads(request.get_data())
+    except ValueError as e:  # werkzeug's own 400 would not say where
+        raise ApiProblem(400, "The body is not valid JSON", str(e)) from None
+    try:
+        body = EvaluateRequest().load(payload)
     except ValidationError as e:
         raise ApiProblem(422, "The request is not valid", "see `errors` for each field", errors=e.messages) from None
     return body["accounts"], query.get("explain", body["explain"]), query.get("as_of", body.get("as_of"))
@@ -71,10 +75,7 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
                       rev: str | None = None, lang: str = "en") -> dict[str, Any]:
     """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends)."""
     kam = services()
-    if len(accounts) > kam.config.max_rows:
-        raise ApiProblem(413, "Too many accounts",
-                         f"{len(accounts)} accounts in one request; the limit is {kam.config.max_rows}: "
-                         "split the table into several requests")
+    within_row_limit(len(accounts))
     book = kam.rules.book(rev)
     deadline = time.monotonic() + kam.config.evaluate_timeout_s
 
@@ -107,6 +108,14 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
     g.decision_id, g.revision = decision_id, book.revision
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
             "results": results, "errors": errors, "warnings": warnings}
+
+
+def within_row_limit(count: int) -> None:
+    """413 when a request carries more accounts than the service takes at once (`max_rows`)."""
+    limit = services().config.max_rows
+    if count > limit:
+        raise ApiProblem(413, "Too many accounts", f"{count} accounts in one request; the limit is {limit}: "
+                                                   "split the table into several requests")
 
 
 def _row_error(e: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import request
@@ -15,7 +16,7 @@ from kamcore.store import ValidationFailed
 from .. import services
 from ..auth import authenticate, requires
 from ..encoding import plain
-from ..problems import ApiProblem, problem_dicts
+from ..problems import PROBLEM_JSON, ApiProblem, problem_dicts
 from ..schemas import (
     ChangeSet,
     ImpactRequest,
@@ -28,8 +29,14 @@ from ..schemas import (
     ValidateResult,
     WriteResult,
 )
+from .evaluate import within_row_limit
 
 blp = Blueprint("rules", __name__, url_prefix="/v1/rules", description="Read and change the rule book")
+
+_COMMIT_ID = re.compile(r"^[0-9a-f]{4,40}$")
+IF_MATCH = {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"},
+            "description": "the revision the change was made on (the ETag of GET /v1/rules): 428 without it, "
+                           "409 when the rules changed since"}
 
 
 @blp.route("")
@@ -44,12 +51,13 @@ class Rules(MethodView):
             {"ETag": f'"{book.revision}"'}
 
     @requires("edit")
+    @blp.doc(parameters=[IF_MATCH])
     @blp.arguments(RuleWrite)
     @blp.response(201, WriteResult)
     @blp.alt_response(202, schema=WriteResult)
-    @blp.alt_response(409, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
-    @blp.alt_response(428, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """Add a rule (to `file`, default `<area>.yaml` or `custom.yaml`)."""
         base = _if_match()
@@ -80,28 +88,34 @@ class Rule(MethodView):
             {"ETag": f'"{book.revision}"'}
 
     @requires("edit")
+    @blp.doc(parameters=[IF_MATCH])
     @blp.arguments(RuleWrite)
     @blp.response(200, WriteResult)
     @blp.alt_response(202, schema=WriteResult)
-    @blp.alt_response(409, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
-    @blp.alt_response(428, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def put(self, body: dict[str, Any], rule_id: str):
         """Replace a rule. Needs `If-Match: <base revision>` (428 without, 409 when stale) and a message."""
         base = _if_match()
         rule = _rule(services().store.book(base), rule_id)
-        doc = _rule_doc(body)
+        doc = {"id": rule_id, **_rule_doc(body)}
+        if doc["id"] != rule_id:  # a rename would quietly cut the rule off from its history and blame
+            raise ApiProblem(422, "The rule is not valid", f"the rule's id {doc['id']!r} is not {rule_id!r}, the "
+                             "rule this URL names: add the renamed rule with POST and delete the old one",
+                             errors={"rule": {"id": [f"must be {rule_id!r}"]}})
         text = services().store.read(rule.file, base)
         changes = {rule.file: rulefile.replace_rule(text, rule_id, doc), **body.get("files", {})}
         return _write(changes, base, body["message"])
 
     @requires("edit")
+    @blp.doc(parameters=[IF_MATCH])
     @blp.arguments(RuleDelete)
     @blp.response(200, WriteResult)
     @blp.alt_response(202, schema=WriteResult)
-    @blp.alt_response(409, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
-    @blp.alt_response(428, schema=ProblemSchema)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def delete(self, body: dict[str, Any], rule_id: str):
         """Remove a rule (refused with 422 if other rules or rule tests still need it)."""
         base = _if_match()
@@ -130,10 +144,12 @@ class Impact(MethodView):
     @requires("edit")
     @blp.arguments(ImpactRequest)
     @blp.response(200)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """What a proposed change would do to a portfolio (tier migration, entitlement / credit-status / segment
         changes, credit-limit, exposure-on-hold and points deltas). Nothing is committed."""
+        within_row_limit(len(body["accounts"]))
         store = services().store
         base = store.resolve(body.get("base", "HEAD"))
         report = store.impact(_changes(body, base), body["accounts"], base, body.get("as_of"))
@@ -147,6 +163,10 @@ def _if_match() -> str:
                          "send `If-Match: <base revision>` (the ETag of GET /v1/rules) so a change made meanwhile "
                          "is never overwritten")
     base = header.strip().removeprefix("W/").strip('"')
+    if not _COMMIT_ID.match(base):  # `HEAD` or `*` would match whatever the head is now: no protection at all
+        raise ApiProblem(428, "Precondition required",
+                         f"`If-Match: {base}` would match any head: send the commit id your change is based on "
+                         "(the ETag of GET /v1/rules)")
     return services().store.resolve(base)
 
 
@@ -158,15 +178,20 @@ def _rule(book: RuleBook, rule_id: str) -> Any:
 
 def _rule_doc(body: dict[str, Any]) -> dict[str, Any]:
     if "rule" in body:
-        return body["rule"]
-    try:
-        data, _ = yamlsource.load(body["source"], "<source>")
-    except yamlsource.YamlError as e:
-        raise ValidationFailed([e.problem]) from None
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ApiProblem(422, "The rule is not valid", "`source` must hold one rule: a mapping with id, kind, label…")
+        data = body["rule"]
+    else:
+        try:
+            data, _ = yamlsource.load(body["source"], "<source>")
+        except yamlsource.YamlError as e:
+            raise ValidationFailed([e.problem]) from None
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
+        if not isinstance(data, dict):
+            raise ApiProblem(422, "The rule is not valid",
+                             "`source` must hold one rule: a mapping with id, kind, label…")
+    if not isinstance(data.get("id", ""), str):
+        raise ApiProblem(422, "The rule is not valid", f"the rule's id must be text, not {data['id']!r}",
+                         errors={"rule": {"id": ["must be text"]}})
     return data
 
 

@@ -68,6 +68,12 @@ def new_app(tmp_path):
     return build
 
 
+@pytest.fixture(scope="module")
+def module_app(tmp_path_factory):
+    """One app shared by a module's tests (a fuzzer's many requests, or tests that build on each other)."""
+    return make_app(tmp_path_factory.mktemp("app"))
+
+
 @pytest.fixture
 def app(tmp_path):
     return make_app(tmp_path)

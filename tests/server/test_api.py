@@ -88,6 +88,12 @@ def test_bad_requests_are_problem_documents_with_field_messages(as_, body, statu
     assert r.json["errors"]
 
 
+def test_a_body_that_is_not_json_says_where(as_):
+    r = as_["viewer"].post("/v1/evaluate", data=b'{"accounts": [{"revenue_12m": 1,}]}', content_type="application/json")
+    assert r.status_code == 400 and r.mimetype == "application/problem+json"
+    assert "line 1 column 33" in r.json["detail"]
+
+
 def test_limits(new_app):
     _, as_ = new_app(max_rows=3, max_body_bytes=20_000)
     viewer = as_["viewer"]
@@ -97,6 +103,52 @@ def test_limits(new_app):
     assert r.status_code == 413 and r.mimetype == "application/problem+json"
     r = viewer.post("/v1/evaluate", data=b"hello", content_type="text/plain")
     assert r.status_code == 415
+    r = as_["editor"].post("/v1/rules/impact", json={"accounts": accounts(4), "changes": {}})
+    assert r.status_code == 413 and "limit is 3" in r.json["detail"]
+
+
+def test_a_null_boolean_output_is_json_null(app, as_):
+    rule = {"id": "big_account", "kind": "formula", "label": {"zh": "大客户", "en": "Big account"},
+            "formulas": {"big_account": "revenue_12m >= 10000000"}}
+    r = as_["editor"].post("/v1/rules", json={"rule": rule, "message": "Flag big accounts", "file": "extra.yaml"},
+                           headers={"If-Match": head(app)})
+    assert r.status_code == 201, r.json
+    rows = accounts(2)
+    rows[1]["revenue_12m"] = None  # a boolean output of a null is null: pandas NA in a nullable column
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": rows})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert [res["big_account"] for res in r.json["results"]] == [rows[0]["revenue_12m"] >= 10_000_000, None]
+    decision = as_["auditor"].get(f"/v1/decisions/{r.json['decision_id']}").json
+    assert decision["outputs"][1]["big_account"] is None
+
+
+def test_a_list_or_mapping_in_a_text_field_fails_only_its_row(as_):
+    rows = accounts(3)
+    rows[0]["industry"], rows[2]["account_id"] = ["retail"], {"id": 7}
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": rows})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert [res["row"] for res in r.json["results"]] == [1]
+    assert [(e["row"], e["field"]) for e in r.json["errors"]] == [(0, "industry"), (2, "account_id")]
+    assert "is not text" in r.json["errors"][0]["message"]
+
+
+def test_an_account_with_no_keys_is_still_answered(as_):
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": [{}, {}]})
+    assert r.status_code == 200 and [res["row"] for res in r.json["results"]] == [0, 1]
+
+
+def test_the_answer_is_strict_json_even_for_infinite_values(as_):
+    rows = accounts(2)
+    rows[0]["revenue_12m"] = "__inf__"
+    body = json.dumps({"accounts": rows}).replace('"__inf__"', "Infinity")  # Python's JSON reader takes it
+    r = as_["viewer"].post("/v1/evaluate", data=body, content_type="application/json")
+    assert r.status_code == 200
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    result = json.loads(r.get_data(as_text=True), parse_constant=refuse)["results"][0]
+    assert result["credit_limit"] is None
 
 
 # --- auth ---
@@ -187,6 +239,50 @@ def test_put_as_yaml_source_post_and_delete(app, as_):
     assert as_["viewer"].get("/v1/rules/big_account").status_code == 404
 
 
+def test_put_keeps_the_rule_id_of_its_url(app, as_):
+    editor = as_["editor"]
+    rule = editor.get("/v1/rules/tier").json["rule"]
+    r = editor.put("/v1/rules/tier", json={"rule": dict(rule, id="grade"), "message": "rename"},
+                   headers={"If-Match": head(app)})
+    assert r.status_code == 422 and r.json["errors"] == {"rule": {"id": ["must be 'tier'"]}}
+    unnamed = {k: v for k, v in rule.items() if k != "id"} | {"label": {"zh": "等级", "en": "Grade"}}
+    r = editor.put("/v1/rules/tier", json={"rule": unnamed, "message": "relabel"}, headers={"If-Match": head(app)})
+    assert r.status_code == 200, r.json
+    assert as_["viewer"].get("/v1/rules/tier").json["label"]["en"] == "Grade"
+
+
+@pytest.mark.parametrize("body", [
+    {"rule": {"id": ["tier"], "kind": "formula"}},
+    {"rule": {"id": {"a": 1}}},
+    {"source": "- id: [tier]\n  kind: formula\n"},
+])
+def test_a_rule_id_that_is_not_text_is_refused(app, as_, body):
+    r = as_["editor"].post("/v1/rules", json={**body, "message": "x"}, headers={"If-Match": head(app)})
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    assert r.json["errors"] == {"rule": {"id": ["must be text"]}}
+
+
+@pytest.mark.parametrize("if_match", ["HEAD", '"HEAD"', "*", "HEAD~0"])
+def test_if_match_must_name_a_revision_not_whatever_the_head_is(app, as_, if_match):
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    r = as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "blind"}, headers={"If-Match": if_match})
+    assert r.status_code == 428 and "commit id" in r.json["detail"]
+
+
+def test_control_characters_in_yaml_are_a_problem_with_its_position(app, as_):
+    source = as_["editor"].get("/v1/rules/tier").json["source"]
+    pasted = source.replace("Account tier", "Account\x08tier", 1)
+    r = as_["editor"].put("/v1/rules/tier", json={"source": pasted, "message": "x"}, headers={"If-Match": head(app)})
+    assert r.status_code == 422, r.get_data(as_text=True)
+    (problem,) = r.json["problems"]
+    line = pasted[:pasted.index("\x08")].count("\n") + 1
+    assert "U+0008" in problem["message"] and problem["line"] == line
+    text = app.extensions["kam"].store.read("credit.yaml")
+    r = as_["editor"].post("/v1/rules/validate", json={"changes": {"credit.yaml": "\x1f" + text}})
+    assert r.status_code == 200 and not r.json["ok"]
+    assert r.json["problems"][0]["file"] == "credit.yaml" and r.json["problems"][0]["line"] == 1
+
+
 def test_validate(app, as_):
     rule = as_["editor"].get("/v1/rules/tier").json["rule"]
     ok = as_["editor"].post("/v1/rules/validate", json={"rule": rule}).json
@@ -195,20 +291,49 @@ def test_validate(app, as_):
     assert not bad["ok"] and bad["problems"]
 
 
-def test_a_head_broken_behind_the_services_back_is_not_served(app, as_):
-    served = head(app)
-    as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+def break_head(app):
+    """Commit a rule file that does not parse onto main, straight through git as another tool would."""
     repo = pygit2.Repository(str(app.extensions["kam"].store.data_dir / "rules.git"))
-    parent = repo[served]
+    parent = repo[head(app)]
     index = pygit2.Index()
     index.read_tree(parent.tree)
     index.add(pygit2.IndexEntry("tiering.yaml", repo.create_blob(b"rules: [\n"), pygit2.enums.FileMode.BLOB))
     sig = pygit2.Signature("someone", "someone@example.com")
-    broken = repo.create_commit("refs/heads/main", sig, sig, "oops", index.write_tree(repo), [parent.id])
+    return str(repo.create_commit("refs/heads/main", sig, sig, "oops", index.write_tree(repo), [parent.id]))
+
+
+def test_a_head_broken_behind_the_services_back_is_not_served(app, as_):
+    served = head(app)
+    as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    broken = break_head(app)
     ready = as_["viewer"].get("/readyz").json
-    assert ready["serving"] == served and ready["head"] == str(broken) and "does not load" in ready["problem"]
+    assert ready["serving"] == served and ready["head"] == broken and "does not load" in ready["problem"]
     r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
     assert r.status_code == 200 and r.json["rules_version"] == served
+
+
+def test_a_service_started_on_a_broken_head_serves_the_newest_revision_that_loads(new_app):
+    app, _ = new_app()
+    served = head(app)
+    broken = break_head(app)
+    _, as_ = new_app()  # a restart: the new process never saw `served` load
+    r = as_["viewer"].get("/readyz")
+    assert r.status_code == 200 and (r.json["serving"], r.json["head"]) == (served, broken) and r.json["problem"]
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+    assert r.status_code == 200 and r.json["rules_version"] == served
+
+
+def test_nothing_to_serve_is_a_503(new_app, monkeypatch):
+    monkeypatch.setattr("server.live.ANCESTORS_TRIED", 1)
+    app, _ = new_app()
+    break_head(app)
+    break_head(app)
+    _, as_ = new_app()
+    for _ in range(2):  # the second time from what the first one learnt
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(1)})
+        assert r.status_code == 503 and r.mimetype == "application/problem+json" and "/readyz" in r.json["detail"]
+    r = as_["viewer"].get("/readyz")
+    assert r.status_code == 503 and not r.json["ready"] and "does not load" in r.json["problem"]
 
 
 # --- change requests ---
