@@ -226,9 +226,9 @@ def test_state_takes_tier_multiplier_limit_and_status_from_the_batch_book(ledger
          "days_overdue": 45},
     ])
     state = ledger.state("A1")
-    assert (state["tier"], state["points_multiplier"], state["credit_limit"]) == ("A", 2, 3000000)
+    assert (state["tier"], state["points_multiplier"], state["credit_limit"]) == ("A", 2, 6000000)
     assert state["exposure_rules"] == 1200000 and state["exposure_events"] == 60000
-    assert state["exposure"] == 1260000 and state["utilisation"] == pytest.approx(0.42)
+    assert state["exposure"] == 1260000 and state["utilisation"] == pytest.approx(0.21)
     assert (state["credit_status"], state["credit_status_rules"]) == ("ok", "ok")
     assert [a["level"] for a in state["alerts"]] == ["credit_alert"]
     assert state["revision"] == "rev-1"
