@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from kamcore.decisions import DecisionLog, log_path
+from kamcore.events import EventLedger, NoEventRules
 from kamcore.store import RuleStore
 
 from .auth import TokenStore
@@ -15,6 +16,8 @@ from .config import Config
 from .live import LiveRules
 
 SERVICE_DB = "service.sqlite3"
+EVENTS_DB = "events.sqlite3"
+PORTFOLIO = "portfolio.csv"  # the current portfolio: what event rules read account state from
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Services:
     rules: LiveRules
     tokens: TokenStore
     decisions: DecisionLog
+    events: EventLedger | None  # None when the rule book holds no event rules
 
 
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
@@ -52,13 +56,38 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
                           "info": {"description": "Key-account tiering, entitlements, credit and loyalty rules."}},
     )
     store = RuleStore.open(cfg.data_dir, seed=cfg.rules_seed, require_approval=cfg.require_approval)
-    app.extensions["kam"] = Services(cfg, store, LiveRules(store), TokenStore(cfg.data_dir / SERVICE_DB,
-                                                                              cfg.token_cache_s, cfg.token_memory_kib),
-                                     DecisionLog.open(log_path(cfg.data_dir)))
+    live = LiveRules(store)
+    app.extensions["kam"] = Services(cfg, store, live, TokenStore(cfg.data_dir / SERVICE_DB, cfg.token_cache_s,
+                                                                  cfg.token_memory_kib),
+                                     DecisionLog.open(log_path(cfg.data_dir)), _event_ledger(cfg, live))
     api.register(app)
     problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
     accesslog.register(app, log_lines=cfg.access_log)
     return app
+
+
+def _event_ledger(cfg: Config, live: LiveRules) -> EventLedger | None:
+    """The event ledger on the live book, with the current portfolio's accounts registered, and a sweep thread
+    firing due timers (points expiry, sleeping accounts) unless sweeping is off (`events_sweep_s = 0`)."""
+    try:
+        ledger = EventLedger(cfg.data_dir / EVENTS_DB, live.book())
+    except NoEventRules:
+        return None
+    portfolio = cfg.data_dir / PORTFOLIO
+    if portfolio.exists():
+        from kamcore.portfolio import read_table
+
+        ledger.register_accounts(read_table(portfolio))
+    if cfg.events_sweep_s > 0:
+        import threading
+
+        def sweep() -> None:
+            while not stop.wait(cfg.events_sweep_s):
+                ledger.sweep()
+
+        stop = threading.Event()
+        threading.Thread(target=sweep, name="kam-events-sweep", daemon=True).start()
+    return ledger
 
 
 def services() -> Services:

@@ -11,10 +11,9 @@ import click
 from kamcore.cli import main
 from kamcore.store import DATA_DIR
 
+from . import PORTFOLIO
 from .auth import ROLES, TokenStore
 from .config import SHIPPED_RULES, Config
-
-PORTFOLIO = "portfolio.csv"
 
 
 def _tokens(data_dir: str) -> TokenStore:
@@ -46,16 +45,17 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, dem
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = replace(Config.from_env(), data_dir=Path(data_dir), rules_seed=Path(rules_dir))
+    portfolio = config.data_dir / PORTFOLIO
+    if demo and not portfolio.exists():  # before the app starts, so the event ledger registers its accounts
+        from kamcore.demo import synthetic_portfolio
+        from kamcore.portfolio import write_table
+
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        write_table(synthetic_portfolio(2000), portfolio)
     app = create_app(config)
     kam = app.extensions["kam"]
     click.echo(f"rules revision {kam.store.head()[:12]} from {config.data_dir / 'rules.git'}")
     if demo:
-        from kamcore.demo import synthetic_portfolio
-        from kamcore.portfolio import write_table
-
-        portfolio = config.data_dir / PORTFOLIO
-        if not portfolio.exists():
-            write_table(synthetic_portfolio(2000), portfolio)
         click.echo(f"demo portfolio: {portfolio}")
         click.echo(f"admin token (shown once): {kam.tokens.create('admin (make run)', 'admin')}")
     click.echo(f"KAM Rules on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")

@@ -22,6 +22,7 @@ class Config:
     evaluate_timeout_s: float = 30.0
     token_cache_s: float = 30.0  # how long a verified token is trusted before its row is read again
     token_memory_kib: int = 65536  # argon2 memory cost of new token hashes (the argon2-cffi default)
+    events_sweep_s: float = 60.0  # how often due event timers fire (0: never; tests call sweep themselves)
     access_log: bool = True
     testing: bool = False
 
