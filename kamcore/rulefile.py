@@ -89,6 +89,15 @@ def rule_ids(text: str) -> list[str]:
     return list(_layout(text).spans)
 
 
+def rule_doc(text: str, rule_id: str) -> dict[str, Any]:
+    """One rule as data, read from the whole file (so anchors defined by another rule resolve)."""
+    data = yaml.safe_load(text) or {}
+    for doc in data.get("rules") or []:
+        if isinstance(doc, dict) and doc.get("id") == rule_id:
+            return doc
+    raise RuleFileError(f"no rule {rule_id!r} in this file")
+
+
 def rule_source(text: str, rule_id: str) -> str:
     """The YAML lines of one rule, as written in its file."""
     span = _layout(text).spans.get(rule_id)
@@ -103,7 +112,19 @@ def replace_rule(text: str, rule_id: str, doc: dict[str, Any]) -> str:
     if span is None:
         raise RuleFileError(f"no rule {rule_id!r} in this file")
     lines = text.splitlines(keepends=True)
-    return "".join(lines[:span.start]) + _dumped(doc, span.indent) + "".join(lines[span.end:])
+    edited = "".join(lines[:span.start]) + _dumped(doc, span.indent) + "".join(lines[span.end:])
+    try:
+        yaml.compose(edited, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        # The old rule defined an anchor (`&bands`) that other rules use: the file can only be written whole.
+        return _whole_file_with(text, rule_id, doc)
+    return edited
+
+
+def _whole_file_with(text: str, rule_id: str, doc: dict[str, Any]) -> str:
+    data = yaml.safe_load(text)
+    data["rules"] = [doc if isinstance(r, dict) and r.get("id") == rule_id else r for r in data["rules"]]
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120, default_flow_style=None)
 
 
 def add_rule(text: str | None, doc: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from kamcore.rulebook import RuleBook
-from kamcore.rulefile import RuleFileError, add_rule, remove_rule, replace_rule, rule_ids, rule_source
+from kamcore.rulefile import RuleFileError, add_rule, remove_rule, replace_rule, rule_doc, rule_ids, rule_source
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 
@@ -64,9 +64,10 @@ def test_errors():
 
 def test_round_trip_over_the_shipped_book():
     files = {p.name: p.read_text(encoding="utf-8") for p in RULES.glob("*.yaml")}
+    shipped = RuleBook.from_files(files)
     for name, text in files.items():
-        for rule_id in rule_ids(text):
-            doc = yaml.safe_load(rule_source(text, rule_id))[0]
+        for rule_id in (r for r in rule_ids(text) if r in shipped):  # batch rules (event rules load elsewhere)
+            doc = rule_doc(text, rule_id)
             edited = dict(files, **{name: replace_rule(text, rule_id, doc)})
             book = RuleBook.from_files(edited)
-            assert book.rule(rule_id).spec == RuleBook.from_files(files).rule(rule_id).spec
+            assert book.rule(rule_id).spec == shipped.rule(rule_id).spec

@@ -83,8 +83,8 @@ class Rule(MethodView):
         rule = _rule(book, rule_id)
         text = services().store.read(rule.file, book.revision)
         source = rulefile.rule_source(text, rule_id)
-        data, _ = yamlsource.load(source, rule.file)
-        return {**rule.describe(), "revision": book.revision, "rule": plain(data[0]), "source": source}, 200, \
+        doc = rulefile.rule_doc(text, rule_id)
+        return {**rule.describe(), "revision": book.revision, "rule": plain(doc), "source": source}, 200, \
             {"ETag": f'"{book.revision}"'}
 
     @requires("edit")

@@ -49,7 +49,8 @@ def make_app(tmp_path, **config):
     seed = tmp_path / "seed"
     if not seed.exists():
         shutil.copytree(SHIPPED, seed)
-    return create_app({"data_dir": tmp_path / "data", "rules_seed": seed, "testing": True, "access_log": False, "events_sweep_s": 0,
+    return create_app({"data_dir": tmp_path / "data", "rules_seed": seed, "testing": True, "access_log": False,
+                       "events_sweep_s": 0,
                        "token_memory_kib": 1024,  # cheap hashes: tests check who may do what, not argon2's cost
                        **config})
 

@@ -399,3 +399,15 @@ def test_fields_readyz_and_openapi(app, as_):
     docs = as_["anonymous"].get("/docs")
     assert docs.status_code == 200 and b"/docs/assets/" in docs.data
     assert as_["anonymous"].get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_every_shipped_rule_reads_back_and_saves_unchanged(app, as_):
+    """Rules that share YAML anchors (`&bands` / `*bands`) read and save like any other."""
+    for summary in as_["viewer"].get("/v1/rules").json["rules"]:
+        one = as_["viewer"].get(f"/v1/rules/{summary['id']}")
+        assert one.status_code == 200, (summary["id"], one.json)
+    for rule_id in ("order_class", "credit_class"):
+        rule = as_["editor"].get(f"/v1/rules/{rule_id}").json["rule"]
+        r = as_["editor"].put(f"/v1/rules/{rule_id}", json={"rule": rule, "message": f"Save {rule_id} as is"},
+                              headers={"If-Match": head(app)})
+        assert r.status_code == 200, r.json
