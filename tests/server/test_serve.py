@@ -4,102 +4,24 @@ and the first start on an empty data dir."""
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pygit2
 import pytest
+from conftest import KAM, launch
 
 from kamcore.demo import synthetic_portfolio
 from kamcore.store import RuleStore
-
-KAM = str(Path(sys.executable).parent / "kam")
-START_TIMEOUT_S = 60
-
-
-class Server:
-    """A running `kam serve` and what it printed."""
-
-    def __init__(self, data: Path, port: int, process: subprocess.Popen, out: Path, err: Path):
-        self.data, self.port, self.process, self.out, self.err = data, port, process, out, err
-        self.url = f"http://127.0.0.1:{port}"
-
-    def call(self, method, path, token=None, body=None, headers=None):
-        """(status, headers, parsed body) — error statuses included, never raised."""
-        headers = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                return r.status, r.headers, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, json.loads(e.read() or b"null")
-
-    def token(self, name, role):
-        """A token from `kam token create`: the last line of what it prints."""
-        done = subprocess.run([KAM, "token", "create", "--name", name, "--role", role, "--data", str(self.data)],
-                              capture_output=True, text=True, timeout=60, check=True)
-        return done.stdout.strip().splitlines()[-1]
-
-    def access_log(self):
-        """The JSON lines the service logged so far (one per request)."""
-        lines = []
-        for text in (self.err.read_text(encoding="utf-8"), self.out.read_text(encoding="utf-8")):
-            for line in text.splitlines():
-                if line.startswith("{"):
-                    lines.append(json.loads(line))
-        return lines
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    data = root / "data"
-    data.mkdir()
-    port = free_port()
-    out, err = root / "stdout.txt", root / "stderr.txt"
     # --data on the command line wins over KAM_DATA_DIR; the decoy must stay untouched
-    env = dict(os.environ, KAM_DATA_DIR=str(root / "decoy"))
-    with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen([KAM, "serve", "--data", str(data), "--port", str(port), "--threads", "4"],
-                                   stdout=stdout, stderr=stderr, env=env)
-    running = Server(data, port, process, out, err)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"kam serve exited with {process.returncode}:\n{out.read_text()}\n{err.read_text()}")
-        try:
-            if running.call("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"kam serve did not answer /healthz in {START_TIMEOUT_S} s:\n{err.read_text()}")
-        time.sleep(0.2)
+    running = launch(root, env={"KAM_DATA_DIR": str(root / "decoy")})
     yield running
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    running.stop()
 
 
 @pytest.fixture(scope="module")
