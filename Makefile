@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/decisions.py
+	$(BIN)/python bench/events.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kamcore server tests bench

@@ -1,5 +1,6 @@
 """Benchmark: events per second through the event engine (durable-rules + expressions), alone and with the SQLite
-ledger (WAL, synchronous=FULL), in order, with late arrivals, and repeated ids. Medians of --repeat runs."""
+ledger (WAL, synchronous=FULL), in order, with late arrivals, and repeated ids; and through the API of a real
+`kam serve` (POST /v1/events, batches of 100, one keep-alive client). Medians of --repeat runs."""
 
 import argparse
 import random
@@ -73,6 +74,55 @@ def delayed(events: list[dict], share: float, batch: int) -> list[dict]:
     return [events[i] for _, i in sorted(keyed)]
 
 
+def through_api(accounts, events: list[dict], batch: int, folder: Path) -> float:
+    """Seconds to post the events in batches to a fresh `kam serve` (its start-up not counted)."""
+    import http.client
+    import json
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    data = folder / f"api-{time.monotonic_ns()}"
+    kam = str(Path(sys.executable).with_name("kam"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, KAM_ACCESS_LOG="false", KAM_EVENTS_SWEEP_S="0")
+    server = subprocess.Popen([kam, "serve", "--data", str(data), "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        token = subprocess.run([kam, "token", "create", "--name", "bench", "--role", "editor", "--data", str(data)],
+                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        def post(path: str, body: dict) -> None:
+            conn.request("POST", path, body=json.dumps(body, default=str).encode(), headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                raise SystemExit(f"{path}: HTTP {response.status} {payload[:200]!r}")
+
+        rows = json.loads(accounts.to_json(orient="records", date_format="iso"))
+        post("/v1/accounts", {"accounts": rows})
+        start = time.perf_counter()
+        for i in range(0, len(events), batch):
+            post("/v1/events", {"events": events[i:i + batch]})
+        return time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=1000)
@@ -99,6 +149,7 @@ def main() -> None:
                lambda: through_ledger(book, accounts, events, 100, folder, late_share=0.05))
         report("ledger, every id a repeat (acknowledged), batches of 100",
                lambda: through_ledger(book, accounts, events, 100, folder, repeat_ids=True))
+        report("API: POST /v1/events to kam serve, batches of 100", lambda: through_api(accounts, events, 100, folder))
 
 
 if __name__ == "__main__":
