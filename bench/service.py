@@ -4,7 +4,7 @@ Reports single-account evaluate latency (p50 / p99, one client), requests/s with
 server time (`Server-Timing`) of a 10,000-row batch. The clients share the machine's cores with the server, so
 the requests/s figure is a floor, not a ceiling.
 
-    python bench/http.py [--requests 2000] [--clients 8] [--seconds 10]
+    python bench/service.py [--requests 2000] [--clients 8] [--seconds 10]
 """
 
 from __future__ import annotations
