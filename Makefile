@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/kam serve --demo --data .kam-data
 
 test: $(STAMP)
-	$(BIN)/ruff check kamcore server tests bench
+	$(BIN)/ruff check kamcore server excel_addin tests bench
 	$(BIN)/kam rules check rules/
 	$(BIN)/kam rules test rules/
 	$(BIN)/pytest
@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/decisions.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check kamcore server tests bench
+	$(BIN)/ruff check kamcore server excel_addin tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,13 +6,13 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 
-from . import changes, decisions, evaluate, history, meta, rules
+from . import cells, changes, decisions, evaluate, history, meta, rules, workbooks
 
 
 def register(app: Flask) -> Api:
     api = Api(app, spec_kwargs={"servers": [{"url": "/"}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for module in (meta, evaluate, rules, changes, history, decisions):
+    for module in (meta, evaluate, rules, changes, history, decisions, workbooks, cells):
         api.register_blueprint(module.blp)
 
     @app.get("/docs/assets/<path:name>")
