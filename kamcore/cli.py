@@ -102,7 +102,7 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     book = _load(rules_dir)
     try:
         if format_of(output) == format_of(input_path) == "xlsx" and not table:
-            _evaluate_workbook(book, input_path, output, lang, as_of.date() if as_of else None)
+            _evaluate_workbook(book, rules_dir, input_path, output, lang, as_of.date() if as_of else None)
             return
         sheet = read_sheet(input_path, dictionary=book.dictionary)
     except InputError as e:
@@ -136,14 +136,15 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     click.echo(summary, err=True)
 
 
-def _evaluate_workbook(book: RuleBook, input_path: str, output: str, lang: str | None, as_of: dt.date | None) -> None:
+def _evaluate_workbook(book: RuleBook, rules_dir: str, input_path: str, output: str, lang: str | None,
+                      as_of: dt.date | None) -> None:
     """The xlsx round trip: the same workbook back with result columns, colours, notes and the rules version."""
     from .sheetscore import local_evaluator
     from .workbook import score_workbook
 
     lang = lang or "zh"
-    result = score_workbook(Path(input_path).read_bytes(), book, local_evaluator(book, as_of, lang), lang,
-                            name=input_path)
+    evaluate = local_evaluator(book, as_of, lang, source=str(Path(rules_dir).resolve()))
+    result = score_workbook(Path(input_path).read_bytes(), book, evaluate, lang, name=input_path)
     Path(output).write_bytes(result.data)
     scored = result.scored
     for warning in scored.warnings:

@@ -136,8 +136,9 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
 
 
 def local_evaluator(book: RuleBook, as_of: dt.date | None = None, lang: str | None = "zh",
-                    notes: bool = True) -> Evaluator:
-    """Evaluate against a rule book in this process (the CLI, the add-in offline), answering as the API does."""
+                    notes: bool = True, source: str = "local") -> Evaluator:
+    """Evaluate against a rule book in this process (the CLI, the add-in offline), answering as the API does; a
+    book loaded from a folder has no revision, so its version reads `<source> (local)`."""
     def evaluate(accounts: list[dict[str, Any]]) -> dict[str, Any]:
         ev = book.evaluate(accounts, as_of=as_of)
         frame = ev.frame.loc[ev.ok, sheet_outputs(book)]
@@ -148,7 +149,7 @@ def local_evaluator(book: RuleBook, as_of: dt.date | None = None, lang: str | No
             if notes:
                 result["explanation"] = ev.explain(i, NOTE_RULES).text(lang or "en")
             results.append(result)
-        return {"rules_version": book.revision, "decision_id": None, "results": results,
+        return {"rules_version": book.revision or f"{source} (local)", "decision_id": None, "results": results,
                 "errors": [_error(e) for e in ev.errors], "warnings": [_error(e) for e in ev.warnings]}
     return evaluate
 
