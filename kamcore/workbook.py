@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ def score_workbook(data: bytes, book: RuleBook, evaluate: Evaluator, lang: str |
     try:
         formulas = openpyxl.load_workbook(io.BytesIO(data), keep_links=True)
         values = openpyxl.load_workbook(io.BytesIO(data), data_only=True, read_only=True)
-    except (OSError, KeyError, ValueError, openpyxl.utils.exceptions.InvalidFileException) as e:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, openpyxl.utils.exceptions.InvalidFileException) as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
     try:
         title, rows = _account_sheet(values, book)
