@@ -93,13 +93,19 @@ def rules_test(folder: str) -> None:
               help="head result columns with their 中文 / English labels and show coded values as labels "
                    "(default: field names and codes, for machines)")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
+@click.option("--table", is_flag=True, help="xlsx to xlsx: write a plain results table instead of the input "
+                                            "workbook with result columns beside its account table")
 def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str | None,
-             as_of: dt.datetime | None) -> None:
+             as_of: dt.datetime | None, table: bool) -> None:
     """Evaluate the accounts in INPUT (a sheet may have title rows above its headers and a totals row); write
-    every good row to OUTPUT and the bad ones, with their errors, to OUTPUT's name + `.errors.csv`."""
+    every good row to OUTPUT and the bad ones, with their errors, to OUTPUT's name + `.errors.csv`. From xlsx to
+    xlsx, OUTPUT is INPUT's workbook with the results beside its account table (other sheets, formulas and
+    formats kept), unless --table."""
     book = _load(rules_dir)
     try:
-        format_of(output)
+        if format_of(output) == format_of(input_path) == "xlsx" and not table:
+            _evaluate_workbook(book, rules_dir, input_path, output, lang, as_of.date() if as_of else None)
+            return
         sheet = read_sheet(input_path, dictionary=book.dictionary)
     except InputError as e:
         raise click.ClickException(str(e)) from None
@@ -129,6 +135,36 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     summary = f"{int(good.sum())} of {len(result)} accounts written to {output}"
     if not good.all():
         summary += f"; {int((~good).sum())} with errors in {errors_path}"
+    click.echo(summary, err=True)
+
+
+def _evaluate_workbook(book: RuleBook, rules_dir: str, input_path: str, output: str, lang: str | None,
+                      as_of: dt.date | None) -> None:
+    """The xlsx round trip: the same workbook back with result columns, colours, notes and the rules version."""
+    from .sheetscore import local_evaluator
+    from .workbook import score_workbook
+
+    lang = lang or "zh"
+    evaluate = local_evaluator(book, as_of, lang, source=str(Path(rules_dir).resolve()))
+    result = score_workbook(Path(input_path).read_bytes(), book, evaluate, lang, name=input_path)
+    Path(output).write_bytes(result.data)
+    scored = result.scored
+    for warning in scored.warnings:
+        if ": warning: " in warning:
+            click.echo(warning, err=True)
+    errors_path = Path(output).with_suffix(".errors.csv")
+    if scored.errors:
+        bad = pd.DataFrame([{"row": e["row"] + 1, "line": e["line"], "rule": e["rule"], "field": e["field"],
+                             "message": e["message"]} for e in scored.errors])
+        write_table(bad, errors_path, "csv")
+    elif errors_path.exists():
+        errors_path.unlink()
+    for e in scored.errors[:20]:
+        click.echo(f"{input_path}:{e['line']}: {e['rule'] or 'input'}/{e['field'] or '-'}: {e['message']}", err=True)
+    total = scored.scored + len({e["row"] for e in scored.errors})
+    summary = f"{scored.scored} of {total} accounts written to {output}"
+    if scored.errors:
+        summary += f"; {total - scored.scored} with errors in {errors_path}"
     click.echo(summary, err=True)
 
 

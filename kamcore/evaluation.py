@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,11 +105,11 @@ class Evaluation:
             return dict.fromkeys(self.output_names)
         return {name: self.state.columns[name].value(i) for name in self.output_names}
 
-    def explain(self, i: int) -> Trace:
-        """Why account i got its results: every rule in order with what it read and what matched."""
+    def explain(self, i: int, rules: Collection[str] | None = None) -> Trace:
+        """Why account i got its results: every rule (or only `rules`) in order with what it read and matched."""
         if not 0 <= i < self.state.n:
             raise IndexError(f"row {i} is outside the portfolio (0..{self.state.n - 1})")
-        steps = [rule.explain(self.state, i) for rule in self.book.rules]
+        steps = [rule.explain(self.state, i) for rule in self.book.rules if rules is None or rule.id in rules]
         errors = [e for e in self.state.errors if e.row == i]
         warnings = [e for e in self.state.warnings if e.row == i]
         return Trace(i, self.revision, self.as_of, steps, errors, warnings)

@@ -201,7 +201,21 @@ def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
         book.close()
     if not rows:
         raise InputError(f"{name}: the first sheet is empty")
-    at = _header_index(rows[:HEADER_SCAN], dictionary)
+    return read_rows(rows, name, dictionary)
+
+
+def header_index(rows: list[list[Any]], dictionary: Dictionary | None = None) -> int:
+    """The 0-based index of the header row among a sheet's rows (below any title rows)."""
+    return _header_index(rows[:HEADER_SCAN], dictionary)
+
+
+def read_rows(rows: list[list[Any]], name: str = "<sheet>", dictionary: Dictionary | None = None,
+              header: int | None = None) -> Sheet:
+    """An account table from a sheet's cell values (a list of rows from A1, as Excel and its add-ins hand them
+    over); `header` is the header row's index when the caller already knows it."""
+    if not rows:
+        raise InputError(f"{name}: the sheet is empty")
+    at = header_index(rows, dictionary) if header is None else header
     width = max(len(r) for r in rows)
     body = pd.DataFrame([r + [None] * (width - len(r)) for r in rows[at + 1:]], columns=range(width), dtype=object)
     return _sheet(rows[at] + [None] * (width - len(rows[at])), body, at + 2, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from flask import current_app, g, request
@@ -42,7 +43,13 @@ class Evaluate(MethodView):
     @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, query: dict[str, Any]):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
-        `errors`. Keys / headers may be field names or sheet headers in 中文 or English."""
+        `errors`. Keys / headers may be field names or sheet headers in 中文 or English. An xlsx body sent with
+        `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` gets its workbook back with
+        the results beside its account table (as `POST /v1/evaluate.xlsx`)."""
+        if request.mimetype == XLSX and request.accept_mimetypes.best == XLSX:
+            from .workbooks import scored_workbook
+
+            return scored_workbook(query)
         accounts, explain, as_of = _accounts(query)
         return evaluate_accounts(accounts, explain=explain, as_of=as_of, rev=query.get("rev"),
                                  lang=query["lang"])
@@ -72,8 +79,10 @@ def _accounts(query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
 
 
 def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
-                      rev: str | None = None, lang: str = "en") -> dict[str, Any]:
-    """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends)."""
+                      rev: str | None = None, lang: str = "en",
+                      explain_rules: Collection[str] | None = None) -> dict[str, Any]:
+    """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends);
+    `explain_rules` narrows each trace to those rules."""
     kam = services()
     within_row_limit(len(accounts))
     book = kam.rules.book(rev)
@@ -98,7 +107,7 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
         result["row"] = row
     if explain:
         for result in results:
-            trace = evaluation.explain(result["row"])
+            trace = evaluation.explain(result["row"], explain_rules)
             result["trace"] = plain(trace.to_dict())
             result["explanation"] = trace.text(lang)
     errors = [_row_error(e) for e in evaluation.errors]

@@ -1,0 +1,198 @@
+"""Scoring an account sheet in place: where the result columns go beside the user's table, what they hold, their
+colours and notes. One core for every Excel front end (xlsx round trip, xlwings protocol, desktop add-in); it
+works on a sheet model (a list of rows of cell values from A1) and knows nothing of how cells get written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dictionary import header_key
+from .errors import InputError
+from .portfolio import header_index, read_rows
+from .rulebook import RuleBook
+
+# The outputs an account manager wants beside the account, in this order (those the book has).
+SHEET_OUTPUTS = ("tier", "segment", "credit_status", "credit_limit", "entitlements", "loyalty_points",
+                 "next_actions")
+NOTE_RULES = ("tier", "credit_status")  # the explanation in each tier cell's note covers these rules
+MESSAGES = {"zh": "规则提示", "en": "Rule messages"}  # the column naming what was wrong with a row
+VERSION_LABEL = "规则版本 / Rules version"
+VERSION_NAME = "KAM_RULES_VERSION"  # a workbook name for the cell holding the revision
+LIST_SEPARATOR = {"zh": "、", "en": ", "}
+YES_NO = {"zh": ("是", "否"), "en": ("yes", "no")}
+TIER_FILLS = {"A": "#C6EFCE", "B": "#DDEBF7", "C": "#FFF2CC", "D": "#EDEDED"}
+CREDIT_FILLS = {"ok": "#C6EFCE", "warn": "#FFEB9C", "guarantee_required": "#FCE4D6", "hold": "#FFC7CE"}
+ERROR_FILL = "#FFC7CE"
+HEADER_FILL = "#D9E1F2"
+FORMULA_STARTS = ("=", "+", "-", "@")  # text a spreadsheet would take for a formula
+
+# accounts → the API's answer: {"rules_version", "decision_id", "results": [{"row", output..., "explanation"}],
+# "errors": [{"row", "field", "rule", "message"}], "warnings": [...]}
+Evaluator = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+@dataclass
+class ScoredSheet:
+    """What to write into a sheet: a block of result columns from (`header_row`, `first_column`), 0-based, one
+    row per sheet row down to the table's last row; fills and notes by (row, column); the revision cell."""
+
+    header_row: int
+    first_column: int
+    headers: list[str]
+    rows: list[list[Any]]  # rows[0] is the header row; account rows hold results, other rows None
+    fills: dict[tuple[int, int], str] = field(default_factory=dict)
+    notes: dict[tuple[int, int], str] = field(default_factory=dict)
+    revision: str | None = None
+    decision_id: str | None = None
+    scored: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)  # the API's row errors plus `line`, 1-based
+    warnings: list[str] = field(default_factory=list)
+    clear_columns: int = 0  # columns of an earlier, wider result block to blank beyond this one
+
+    @property
+    def width(self) -> int:
+        return len(self.headers)
+
+    @property
+    def version_cell(self) -> tuple[int, int]:
+        """(row, column) of the revision; its label sits to its left, one column after the result block."""
+        return self.header_row, self.first_column + self.width + 2
+
+    def cells(self) -> list[tuple[int, int, Any]]:
+        """Every cell the block writes, (row, column, value), for writers that go cell by cell."""
+        return [(self.header_row + r, self.first_column + c, v)
+                for r, row in enumerate(self.rows) for c, v in enumerate(row)]
+
+
+def sheet_outputs(book: RuleBook) -> list[str]:
+    return [name for name in SHEET_OUTPUTS if name in book.outputs]
+
+
+def result_headers(book: RuleBook, lang: str | None) -> list[str]:
+    return [_label(book, name, lang) for name in sheet_outputs(book)] + [MESSAGES.get(lang or "en", MESSAGES["en"])]
+
+
+def own_headers(book: RuleBook) -> set[str]:
+    """Every header a result column of ours may carry (any language), folded as headers are compared."""
+    keys = {header_key(VERSION_LABEL), *(header_key(m) for m in MESSAGES.values())}
+    for name in sheet_outputs(book):
+        keys |= {header_key(_label(book, name, lang)) for lang in (None, "zh", "en")}
+    return keys
+
+
+def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluator, lang: str | None = "zh",
+               name: str = "<sheet>") -> ScoredSheet:
+    """Find the account table in `rows` (headers may sit under a title), evaluate its accounts with `evaluate`
+    and lay out the result columns beside it. Re-scoring a scored sheet reuses its own result columns."""
+    rows = [list(r) for r in rows]
+    if not rows or not any(any(_filled(c) for c in r) for r in rows):
+        raise InputError(f"{name}: the sheet is empty")
+    at = header_index(rows, book.dictionary)
+    header = rows[at]
+    ours = own_headers(book)
+    own = [k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) in ours]
+    used = [k for k, h in enumerate(header) if _filled(h)]
+    first = min(own) if own else (max(used) + 1 if used else 0)
+    previous_width = (max(own) - first + 1) if own else 0
+    table = [r[:first] for r in rows]
+    sheet = read_rows(table, name, book.dictionary, header=at)
+    accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
+    answer = evaluate(accounts) if accounts else {"results": [], "errors": [], "warnings": []}
+    outputs = sheet_outputs(book)
+    headers = result_headers(book, lang)
+    last = max((len(rows) - 1), at)
+    block: list[list[Any]] = [headers] + [[None] * len(headers) for _ in range(last - at)]
+    scored = ScoredSheet(at, first, headers, block, revision=answer.get("rules_version"),
+                         decision_id=answer.get("decision_id"))
+    tier_col = outputs.index("tier") if "tier" in outputs else None
+    credit_col = outputs.index("credit_status") if "credit_status" in outputs else None
+    for k in range(len(headers)):
+        scored.fills[(at, first + k)] = HEADER_FILL
+    for result in answer.get("results", []):
+        r = int(sheet.lines[result["row"]]) - 1
+        block[r - at][:len(outputs)] = [_shown(book, out, result.get(out), lang) for out in outputs]
+        if tier_col is not None and result.get("tier") in TIER_FILLS:
+            scored.fills[(r, first + tier_col)] = TIER_FILLS[result["tier"]]
+        if credit_col is not None and result.get("credit_status") in CREDIT_FILLS:
+            scored.fills[(r, first + credit_col)] = CREDIT_FILLS[result["credit_status"]]
+        if tier_col is not None and result.get("explanation"):
+            scored.notes[(r, first + tier_col)] = result["explanation"]
+        scored.scored += 1
+    messages: dict[int, list[str]] = {}
+    for e in answer.get("errors", []):
+        line = int(sheet.lines[e["row"]])
+        messages.setdefault(line - 1, []).append(_message(e))
+        scored.errors.append({**e, "line": line})
+    for r, texts in messages.items():
+        block[r - at][-1] = "; ".join(texts)
+        scored.fills[(r, first + len(headers) - 1)] = ERROR_FILL
+    scored.warnings = [str(w) for w in sheet.warnings]
+    scored.warnings += [f"{name}:{int(sheet.lines[w['row']])}: {_message(w)}" for w in answer.get("warnings", [])]
+    scored.clear_columns = max(0, previous_width - len(headers))
+    return scored
+
+
+def local_evaluator(book: RuleBook, as_of: dt.date | None = None, lang: str | None = "zh",
+                    notes: bool = True, source: str = "local") -> Evaluator:
+    """Evaluate against a rule book in this process (the CLI, the add-in offline), answering as the API does; a
+    book loaded from a folder has no revision, so its version reads `<source> (local)`."""
+    def evaluate(accounts: list[dict[str, Any]]) -> dict[str, Any]:
+        ev = book.evaluate(accounts, as_of=as_of)
+        frame = ev.frame.loc[ev.ok, sheet_outputs(book)]
+        frame = frame.astype(object).where(frame.notna(), None)
+        results = []
+        for i, values in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
+            result = {"row": i, **values}
+            if notes:
+                result["explanation"] = ev.explain(i, NOTE_RULES).text(lang or "en")
+            results.append(result)
+        return {"rules_version": book.revision or f"{source} (local)", "decision_id": None, "results": results,
+                "errors": [_error(e) for e in ev.errors], "warnings": [_error(e) for e in ev.warnings]}
+    return evaluate
+
+
+def safe_text(value: Any) -> Any:
+    """Text from account data that a spreadsheet would run as a formula, marked as text with a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _error(e: Any) -> dict[str, Any]:
+    return {"row": e.row, "field": e.field, "rule": e.rule, "message": e.message, "severity": e.severity}
+
+
+def _message(e: Mapping[str, Any]) -> str:
+    where = "/".join(p for p in (e.get("rule"), e.get("field")) if p)
+    return f"{where}: {e['message']}" if where else str(e["message"])
+
+
+def _label(book: RuleBook, name: str, lang: str | None) -> str:
+    if lang is None:
+        return name
+    return book.dictionary.label(name, lang) or book.outputs[name].outputs[name].label.get(lang) or name
+
+
+def _shown(book: RuleBook, name: str, value: Any, lang: str | None) -> Any:
+    """A result as a cell shows it: codes as labels in `lang`, lists as one line, dates as dates."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, list | tuple):
+        items = [book.dictionary.value_label(name, v, lang) if lang else v for v in value]
+        return LIST_SEPARATOR.get(lang or "en", ", ").join(map(str, items)) or None
+    if isinstance(value, bool):
+        return YES_NO[lang or "en"][0 if value else 1]
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, str) and lang:
+        return book.dictionary.value_label(name, value, lang)
+    return value
+
+
+def _filled(cell: Any) -> bool:
+    return cell is not None and not (isinstance(cell, str) and not cell.strip())

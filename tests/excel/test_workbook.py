@@ -1,0 +1,124 @@
+"""The xlsx round trip through the CLI and the core, on real workbooks written by openpyxl and read back by
+openpyxl and LibreOffice."""
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from openpyxl.styles import Font
+
+from kamcore.rulebook import RuleBook
+from kamcore.sheetscore import VERSION_LABEL, local_evaluator, score_rows
+from kamcore.workbook import score_workbook
+from server.cli import main
+
+RULES = str(Path(__file__).resolve().parents[2] / "rules")
+HEADERS = ["客户编号", "客户名称", "近12个月销售额（万元）", "近12个月毛利（万元）", "平均回款天数", "信用评分", "行业",
+           "毛利率检查"]
+
+
+@pytest.fixture(scope="module")
+def book():
+    return RuleBook.load(RULES)
+
+
+def ledger(path: Path) -> Path:
+    """A workbook as people keep it: a title, headers in 中文 with 万 units, a formula column, a blank row, a
+    totals row with a SUM, a second sheet with its own formula, a bold title and a number format."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "客户台账"
+    ws["A1"] = "2026年重点客户台账"
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append([])
+    ws.append(HEADERS)
+    rows = [["KH001", "=HYPERLINK(\"http://evil\")", 420, 92.4, 45, 85, "制造业"],
+            ["KH002", "@SUM(1+1)", 150, 30, 50, 70, "能源"],
+            None,
+            ["KH003", "+cmd", "很多", 1, 1, 1, "制造业"],
+            ["KH004", "-2", 60, 6, 100, 40, "零售"]]
+    for r in rows:
+        if r is None:
+            ws.append([])
+            continue
+        ws.append(r)
+        n = ws.max_row
+        ws.cell(row=n, column=2).data_type = "s"
+        ws.cell(row=n, column=8, value=f"=IFERROR(D{n}/C{n},\"\")")
+    ws.append(["合计", None, "=SUM(C4:C8)"])
+    ws["C4"].number_format = "#,##0.00"
+    notes = wb.create_sheet("说明")
+    notes["A1"], notes["A2"], notes["B2"] = "汇率", 7.1, "=A2*2"
+    wb.save(path)
+    return path
+
+
+def test_cli_round_trip_keeps_the_workbook_and_adds_results(tmp_path):
+    source, out = ledger(tmp_path / "ledger.xlsx"), tmp_path / "scored.xlsx"
+    result = CliRunner().invoke(main, ["evaluate", str(source), "-o", str(out), "--rules", RULES,
+                                       "--as-of", "2026-11-23"])
+    assert result.exit_code == 0, result.output
+    assert f"{source}:9: warning: totals row skipped ('合计')" in result.stderr
+    assert f"{source}:7: input/revenue_12m: '很多' is not a number" in result.stderr
+    assert "3 of 4 accounts written" in result.stderr
+    wb = openpyxl.load_workbook(out)
+    ws = wb["客户台账"]
+    assert wb.sheetnames == ["客户台账", "说明"] and wb["说明"]["B2"].value == "=A2*2"
+    assert ws["A1"].font.bold and ws["C4"].number_format == "#,##0.00"
+    assert ws["H4"].value == '=IFERROR(D4/C4,"")' and ws["C9"].value == "=SUM(C4:C8)"
+    assert ws["B4"].value == '=HYPERLINK("http://evil")' and ws["B4"].data_type == "s"  # never made a formula
+    assert [c.value for c in ws[3]][8:16] == ["客户等级", "客户分群", "信用状态", "信用额度", "服务权益", "年度积分",
+                                              "下一步行动", "规则提示"]
+    assert [ws.cell(row=r, column=9).value for r in range(4, 10)] == ["A", "A", None, None, "D", None]
+    assert ws["I4"].fill.fgColor.rgb.endswith("C6EFCE") and "客户等级 [tier]: tier = A" in ws["I4"].comment.text
+    assert "revenue_12m" in ws["P7"].value and ws["P7"].fill.fgColor.rgb.endswith("FFC7CE")
+    assert ws["R3"].value == VERSION_LABEL and ws["S3"].value == f"{Path(RULES).resolve()} (local)"
+    assert wb.defined_names["KAM_RULES_VERSION"].attr_text == "'客户台账'!$S$3"
+
+
+def test_rescoring_updates_its_own_columns_in_place(tmp_path, book):
+    first = score_workbook(ledger(tmp_path / "l.xlsx").read_bytes(), book, local_evaluator(book), "zh")
+    wb = openpyxl.load_workbook(io.BytesIO(first.data))
+    wb["客户台账"]["C7"] = 300  # the bad revenue fixed
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    again = score_workbook(buffer.getvalue(), book, local_evaluator(book), "en")
+    ws = openpyxl.load_workbook(io.BytesIO(again.data))["客户台账"]
+    assert again.scored.first_column == 8 and not again.scored.errors
+    assert [c.value for c in ws[3]][8:10] == ["Tier", "Segment"] and ws["P7"].value is None
+    assert ws["P7"].fill.fill_type is None and ws.max_column == 19
+
+
+def test_score_rows_on_a_plain_sheet_model(book):
+    rows = [["Accounts 2026"], [], ["Account ID", "Revenue (12m)", "DSO (days)", "Gross profit (12m)"],
+            ["C1", "1200万", 45, "360万"], ["", "", "", ""], ["C2", 50_000, 30, 5000], ["Total", "1250万", "", ""]]
+    scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+    assert (scored.header_row, scored.first_column) == (2, 4)
+    assert [r[0] for r in scored.rows] == ["Tier", "A", None, "D", None]
+    assert scored.notes[(3, 4)].startswith("Account tier [tier]: tier = A")
+    assert "totals row skipped" in scored.warnings[0]
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is installed by `make test`")
+def test_libreoffice_opens_what_we_write_and_recalculates_the_same(tmp_path):
+    source, out = ledger(tmp_path / "ledger.xlsx"), tmp_path / "scored.xlsx"
+    assert CliRunner().invoke(main, ["evaluate", str(source), "-o", str(out), "--rules", RULES]).exit_code == 0
+    converted = tmp_path / "lo"
+    run = subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/profile",
+                          "--convert-to", "xlsx", "--outdir", str(converted), str(out)],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and (converted / "scored.xlsx").exists(), run.stderr
+    ours = openpyxl.load_workbook(out)["客户台账"]
+    theirs = openpyxl.load_workbook(converted / "scored.xlsx", data_only=True)
+    lo = theirs["客户台账"]
+    assert theirs.sheetnames == ["客户台账", "说明"] and theirs["说明"]["B2"].value == pytest.approx(14.2)
+    assert lo["C9"].value == pytest.approx(420 + 150 + 60)  # the SUM, recalculated by LibreOffice
+    assert lo["H4"].value == pytest.approx(0.22)
+    assert lo["B4"].value == '=HYPERLINK("http://evil")'  # still text after LibreOffice read it
+    for r in range(3, 10):
+        for c in range(9, 20):
+            assert lo.cell(row=r, column=c).value == ours.cell(row=r, column=c).value, (r, c)
