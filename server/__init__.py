@@ -31,7 +31,7 @@ class Services:
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     """Build the app: open (or create from the shipped book) the rule repository and databases under the data
     dir, register the blueprints, error handlers and the OpenAPI document."""
-    from . import accesslog, api, problems
+    from . import accesslog, api, problems, web
     from .encoding import JSONProvider
 
     cfg = Config.of(config)
@@ -58,6 +58,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     api.register(app)
     problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
     accesslog.register(app, log_lines=cfg.access_log)
+    web.register(app)
     return app
 
 
