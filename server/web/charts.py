@@ -19,7 +19,8 @@ def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
 
 def pyramid(frame: pd.DataFrame, tiers: list[Any], words: dict[str, str]) -> tuple[list[dict], dict]:
     """Accounts and revenue per tier, the top tier on top."""
-    grouped = frame.groupby(frame["tier"].astype(object), dropna=False).agg(accounts=("tier", "size"), revenue=("revenue_12m", "sum"))
+    grouped = frame.groupby(frame["tier"].astype(object), dropna=False).agg(
+        accounts=("tier", "size"), revenue=("revenue_12m", "sum"))
     table = [{"tier": "—" if pd.isna(t) else t, "accounts": int(grouped.loc[t, "accounts"]) if t in grouped.index
               else 0, "revenue": float(grouped.loc[t, "revenue"]) if t in grouped.index else 0.0} for t in tiers]
     total = sum(r["accounts"] for r in table) or 1
