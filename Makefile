@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean browser
+
+# The browser tests drive Debian's chromium through its chromedriver; installed through apt only when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kam serve --demo --data .kam-data
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check kamcore server tests bench
 	$(BIN)/kam rules check rules/
 	$(BIN)/kam rules test rules/
