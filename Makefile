@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/decisions.py
+	$(BIN)/python bench/web.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kamcore server tests bench
