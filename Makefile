@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean browser
+
+# The browser tests drive Debian's chromium through its chromedriver; installed through apt only when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kam serve --demo --data .kam-data
 
-test: $(STAMP)
+test: $(STAMP) browser
 	@# LibreOffice checks that the workbooks we write open without repair and recalculate the same
 	command -v soffice >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends libreoffice-calc-nogui >/dev/null) || echo "LibreOffice not installed: its tests skip"
@@ -30,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/web.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kamcore server excel_addin tests bench
