@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,16 +77,27 @@ def rules_test(folder: str) -> None:
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="csv, xlsx or json")
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="csv, xlsx or json; with --engine dask a folder of parquet parts (or csv parts if named *.csv)")
 @click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
 @click.option("--explain", is_flag=True, help="add an `explanation` column with each account's trace")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True)
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
-def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str, as_of: dt.datetime | None) -> None:
+@click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
+              help="dask: csv or parquet INPUT (a file, a glob or a folder) evaluated in partitions")
+@click.option("--scheduler", metavar="ADDRESS", help="with --engine dask: a running dask scheduler "
+              "(default: a local cluster)")
+def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str, as_of: dt.datetime | None,
+             engine: str, scheduler: str | None) -> None:
     """Evaluate the accounts in INPUT; write every good row to OUTPUT and the bad ones, with their errors,
     to OUTPUT's name + `.errors.csv`."""
     book = _load(rules_dir)
+    if engine == "dask":
+        _evaluate_on_dask(book, input_path, output, lang if explain else None, as_of, scheduler)
+        return
+    if scheduler:
+        raise click.UsageError("--scheduler needs --engine dask")
     try:
         format_of(output)
         frame = read_table(input_path)
@@ -115,6 +128,59 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
     if not good.all():
         summary += f"; {int((~good).sum())} with errors in {errors_path}"
     click.echo(summary, err=True)
+
+
+def _evaluate_on_dask(book: RuleBook, source: str, output: str, explain: str | None, as_of: dt.datetime | None,
+                      scheduler: str | None) -> None:
+    """`kam evaluate --engine dask`: partitioned input, a folder of part files, one errors file."""
+    from . import partitioned
+
+    errors_path = Path(output).with_suffix(".errors.csv")
+    try:
+        fmt = partitioned.output_format(output)
+        accounts = partitioned.read_accounts(source)
+        with _dask_client(scheduler):
+            ev = partitioned.evaluate(book, accounts.frame, as_of.date() if as_of else None, explain, progress=True)
+            written = ev.write(output, fmt)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    errors = written.errors
+    files, rows = accounts.locate(errors["row"].to_numpy(), written.lengths)
+    located = pd.DataFrame({
+        "file": files, "row": rows + 1,
+        "line": pd.array(rows + 2, dtype="Int64") if accounts.fmt == "csv" else pd.array([None] * len(rows), "Int64"),
+        "rule": errors["rule"], "field": errors["field"], "message": errors["message"],
+        "rules_version": ev.revision})
+    if len(located):
+        write_table(located, errors_path, "csv")
+    elif errors_path.exists():
+        errors_path.unlink()  # a stale errors file from an earlier run would mislead
+    for e in located.head(20).itertuples():
+        where = f"{e.file}:{e.line}" if accounts.fmt == "csv" else f"{e.file}: row {e.row}"
+        click.echo(f"{where}: {e.rule if isinstance(e.rule, str) else 'input'}/"
+                   f"{e.field if isinstance(e.field, str) else '-'}: {e.message}", err=True)
+    summary = f"{written.accounts - written.failed} of {written.accounts} accounts written to {output} " \
+              f"({len(written.lengths)} parts, rules_version {ev.revision})"
+    if written.failed:
+        summary += f"; {written.failed} with errors in {errors_path}"
+    click.echo(summary, err=True)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[None]:
+    """A client of the scheduler at ADDRESS, or of a local cluster (one worker process per core) for the run."""
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        try:
+            target = scheduler or stack.enter_context(LocalCluster(dashboard_address=None))
+            client = stack.enter_context(Client(target))
+        except (OSError, TimeoutError) as e:
+            raise click.ClickException(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+        workers = len(client.scheduler_info()["workers"])
+        link = f"; dashboard {client.dashboard_link}" if scheduler and client.dashboard_link else ""
+        click.echo(f"dask: {workers} worker(s) at {client.scheduler.address}{link}", err=True)
+        yield
 
 
 @main.command()
