@@ -137,7 +137,7 @@ def _evaluate_on_dask(book: RuleBook, source: str, output: str, explain: str | N
 
     errors_path = Path(output).with_suffix(".errors.csv")
     try:
-        fmt = partitioned.output_format(output)
+        fmt = partitioned.check_output(output)
         accounts = partitioned.read_accounts(source)
         with _dask_client(scheduler):
             ev = partitioned.evaluate(book, accounts.frame, as_of.date() if as_of else None, explain, progress=True)
@@ -173,7 +173,7 @@ def _dask_client(scheduler: str | None) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         try:
-            target = scheduler or stack.enter_context(LocalCluster(dashboard_address=None))
+            target = scheduler or stack.enter_context(LocalCluster(dashboard_address=":0"))  # any free port
             client = stack.enter_context(Client(target))
         except (OSError, TimeoutError) as e:
             raise click.ClickException(f"cannot reach the dask scheduler at {scheduler}: {e}") from None

@@ -260,7 +260,8 @@ class PartitionedEvaluation:
         if fmt not in FORMATS:
             raise InputError(f"{folder}: the dask engine writes {' or '.join(FORMATS)}, not {fmt!r}")
         folder = Path(folder)
-        _clear_parts(folder)
+        for earlier in _earlier_parts(folder):
+            earlier.unlink()  # fewer partitions this time would leave stale parts among the new ones
         good = _collection([delayed(_good_rows, pure=True)(r) for r in self._results], _file_ready(self._meta))
         if fmt == "parquet":
             jobs = [good.to_parquet(folder, write_index=False, compute=False,
@@ -299,19 +300,30 @@ class Written:
         return int(self.errors["row"].nunique())
 
 
-def _clear_parts(folder: Path) -> None:
+def check_output(folder: str | Path) -> str:
+    """The format to write `folder` in, from its name (`scored.csv/`: csv parts; `scored.parquet/` or `scored/`:
+    parquet parts), once sure the folder is new or holds only part files of an earlier run (replaced)."""
+    folder = Path(folder)
+    suffix = folder.suffix.lower()
+    if suffix not in ("", ".parquet", ".pq", ".csv"):
+        raise InputError(f"{folder}: the dask engine writes a folder of parquet or csv parts; "
+                         "name it *.parquet or *.csv")
+    _earlier_parts(folder)
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def _earlier_parts(folder: Path) -> list[Path]:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: is a file; the dask engine writes a folder of part files")
     if not folder.exists():
-        return
+        return []
     ours = [p for p in folder.iterdir() if p.is_file() and (
         p.name.startswith("part-") and p.suffix in (".parquet", ".csv") or p.name in ("_metadata", "_common_metadata"))]
     others = sorted(p.name for p in folder.iterdir() if p not in ours)
     if others:
         raise InputError(f"{folder}: holds {', '.join(others[:3])}{', …' if len(others) > 3 else ''}; "
                          "write to a new folder or one holding only part files of an earlier run")
-    for p in ours:
-        p.unlink()
+    return ours
 
 
 def _run(collections: list[Any], label: str | None, keep: bool = False) -> Any:
@@ -403,14 +415,3 @@ def _encoding(path: str) -> str:
     except UnicodeDecodeError:
         return "gb18030"
     return "utf-8-sig"
-
-
-def output_format(folder: str | Path) -> str:
-    """The format of a folder of part files, from its name: `scored.csv/` holds csv parts, `scored.parquet/` or
-    `scored/` parquet parts."""
-    suffix = Path(folder).suffix.lower()
-    if suffix in ("", ".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".csv":
-        return "csv"
-    raise InputError(f"{folder}: the dask engine writes a folder of parquet or csv parts; name it *.parquet or *.csv")
