@@ -103,11 +103,14 @@ rules:
 
 def portfolio(n: int, seed: int) -> pd.DataFrame:
     """Accounts with many ties (few distinct revenues, order counts and dates, repeated ids), empty cells,
-    negative revenue, and unreadable cells (text for a number, a date that is not one)."""
+    negative revenue, and unreadable cells (text for a number, a date that is not one). Ids and regions mix
+    scripts, so text tie-breaks must sort the same way however the portfolio is cut."""
     rng = np.random.default_rng(seed)
+    prefixes = rng.choice(np.array(["A", "a", "É", "中", "Z", "😀"], dtype=object), n)
     frame = pd.DataFrame({
-        "account_id": np.array([f"A{i:04d}" for i in rng.integers(0, n // 2, n)], dtype=object),
-        "region": rng.choice(np.array(["east", "west", "north", "south", None], dtype=object), n),
+        "account_id": np.array([f"{p}{i:04d}" for p, i in zip(prefixes, rng.integers(0, n // 4, n), strict=True)],
+                               dtype=object),
+        "region": rng.choice(np.array(["east", "West", "华东", "Zürich", None], dtype=object), n),
         "revenue": rng.choice([0.0, 100.0, 250.0, 1000.0, 5000.0, 20000.0, -50.0, np.nan], n).astype(object),
         "orders": rng.choice([*range(8), np.nan], n),
         "opened": rng.choice(np.array(["2020-01-01", "2021-06-30", "2024-02-29", None], dtype=object), n),

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..expressions import Expression
 from ..expressions import vectors as V
@@ -198,12 +199,21 @@ def _joined(parts: list[Vec]) -> Vec:
     """Consecutive columns of one type as one column; text codes are re-expressed in the union of categories."""
     if parts[0].type != Type.STRING:
         return Vec(parts[0].type, np.concatenate([p.data for p in parts]))
-    # Sorted like the engine's own categories (Python string order); found by hashing, not by searchsorted,
-    # because a tie-break such as an account id has as many categories as accounts.
-    cats = np.sort(pd.unique(np.concatenate([p.cats for p in parts])))
-    index = pd.Index(cats)
-    codes = [np.append(index.get_indexer(p.cats), -1).astype(np.int32)[p.data] for p in parts]
-    return Vec(Type.STRING, np.concatenate(codes), cats)
+    # Every part's categories sorted at once by Arrow: UTF-8 byte order is code-point order, the order of the
+    # engine's own (Python-sorted) categories, and sorting 10M account ids takes seconds here, minutes in Python.
+    cats = pa.chunked_array([pa.array(p.cats, type=pa.large_string()) for p in parts],
+                            type=pa.large_string()).combine_chunks()
+    order = pc.array_sort_indices(cats).to_numpy()
+    ordered = cats.take(order)
+    new = np.r_[True, pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)] if len(cats) else \
+        np.zeros(0, bool)
+    code_of = np.empty(len(cats), dtype=np.int32)
+    code_of[order] = np.cumsum(new) - 1  # each category's position among the distinct ones
+    starts = np.cumsum([0] + [len(p.cats) for p in parts])
+    codes = [np.append(code_of[a:b], np.int32(-1))[p.data]
+             for p, a, b in zip(parts, starts[:-1], starts[1:], strict=True)]
+    distinct = ordered.filter(pa.array(new)).to_numpy(zero_copy_only=False).astype(object)
+    return Vec(Type.STRING, np.concatenate(codes), distinct)
 
 
 def _sort_key(vec: Vec) -> np.ndarray:
