@@ -133,6 +133,8 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
 def _evaluate_on_dask(book: RuleBook, source: str, output: str, explain: str | None, as_of: dt.datetime | None,
                       scheduler: str | None) -> None:
     """`kam evaluate --engine dask`: partitioned input, a folder of part files, one errors file."""
+    from pyarrow import ArrowException
+
     from . import partitioned
 
     errors_path = Path(output).with_suffix(".errors.csv")
@@ -144,6 +146,9 @@ def _evaluate_on_dask(book: RuleBook, source: str, output: str, explain: str | N
             written = ev.write(output, fmt)
     except InputError as e:
         raise click.ClickException(str(e)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ArrowException) as e:  # from reading a part, here or on a worker
+        reason = str(e).splitlines()[-1].removeprefix("Original Message: ")
+        raise click.ClickException(f"{source}: cannot read: {reason}") from None
     errors = written.errors
     files, rows = accounts.locate(errors["row"].to_numpy(), written.lengths)
     located = pd.DataFrame({
@@ -172,11 +177,13 @@ def _dask_client(scheduler: str | None) -> Iterator[None]:
     from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:
-        try:
-            target = scheduler or stack.enter_context(LocalCluster(dashboard_address=":0"))  # any free port
-            client = stack.enter_context(Client(target))
-        except (OSError, TimeoutError) as e:
-            raise click.ClickException(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler))
+            except (OSError, TimeoutError) as e:
+                raise click.ClickException(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+        else:
+            client = stack.enter_context(Client(stack.enter_context(LocalCluster(dashboard_address=":0"))))
         workers = len(client.scheduler_info()["workers"])
         link = f"; dashboard {client.dashboard_link}" if scheduler and client.dashboard_link else ""
         click.echo(f"dask: {workers} worker(s) at {client.scheduler.address}{link}", err=True)

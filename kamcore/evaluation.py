@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +34,12 @@ def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
     return Evaluation(book, frame, state, day, columns.missing, columns.headers)
 
 
-def begin(book: RuleBook, frame: pd.DataFrame, day: dt.date,
-          ranks: Mapping[str, Any] | None = None) -> tuple[State, Columns]:
-    """The state an evaluation starts from: the fields the rules read, typed, with unreadable rows excluded."""
-    columns = read_columns(frame, book.inputs, book.dictionary)
+def begin(book: RuleBook, frame: pd.DataFrame, day: dt.date, ranks: Mapping[str, Any] | None = None,
+          fields: Collection[str] | None = None) -> tuple[State, Columns]:
+    """The state an evaluation starts from: the fields the rules read, typed, with unreadable rows excluded.
+    `fields`: read only these of the book's inputs, for an evaluation of some rules only."""
+    needed = book.inputs if fields is None else {name: t for name, t in book.inputs.items() if name in fields}
+    columns = read_columns(frame, needed, book.dictionary)
     state = State(len(frame), np.datetime64(day, "D"), dict(columns.values), columns.excluded,
                   errors=list(columns.errors), ranks=dict(ranks or {}))
     return state, columns

@@ -6,7 +6,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import datetime as dt
-import functools
 import glob
 import sys
 import threading
@@ -24,6 +23,7 @@ from dask.delayed import Delayed, delayed
 
 from .errors import InputError, RowError
 from .evaluation import as_of_date, begin
+from .expressions.types import Type
 from .kinds.base import Rule
 from .kinds.ranking import RankingRule, RankKeys, Ranks
 from .rulebook import RuleBook
@@ -74,19 +74,29 @@ class BookSource:
 
     @classmethod
     def of(cls, book: RuleBook) -> BookSource:
-        return cls(tuple((f.path, f.text) for f in book.files), book.revision)
+        source = cls(tuple((f.path, f.text) for f in book.files), book.revision)
+        with _COMPILING:
+            _remember(source, book)  # in this process the book at hand serves: no compile
+        return source
 
     def book(self) -> RuleBook:
         with _COMPILING:  # one compile per process, not one per thread that asks at once
-            return _compiled(self)
+            book = _BOOKS.get(self)
+            if book is None:
+                book = _remember(self, RuleBook.from_files(dict(self.files), self.revision))
+            return book
 
 
 _COMPILING = threading.Lock()
+_BOOKS: dict[BookSource, RuleBook] = {}  # the few books this process evaluates, newest last
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled(source: BookSource) -> RuleBook:
-    return RuleBook.from_files(dict(source.files), source.revision)
+def _remember(source: BookSource, book: RuleBook) -> RuleBook:
+    _BOOKS.pop(source, None)
+    _BOOKS[source] = book
+    while len(_BOOKS) > 8:
+        del _BOOKS[next(iter(_BOOKS))]
+    return book
 
 
 def _ranking_levels(book: RuleBook) -> list[list[RankingRule]]:
@@ -117,17 +127,25 @@ def _rank(book: RuleBook, rulebook: Delayed, parts: list[Delayed], day: dt.date,
     """One key pass: the keys of `level`'s rankings from every partition, each ranking ranked once as a whole
     (persisted: a list of per-partition Ranks per ranking)."""
     ids, upstream = [r.id for r in level], _upstream(book, level)
-    keys = [delayed(_partition_keys, pure=True)(rulebook, part, day, ids, upstream, known)
+    fields = _key_fields(book, [*level, *(book.rule(u) for u in upstream)])
+    keys = [delayed(_partition_keys, pure=True)(rulebook, part, day, ids, upstream, fields, known)
             for part, known in zip(parts, ranks, strict=True)]
     whole = [delayed(_rank_whole, pure=True)(rulebook, rule_id, *(k[rule_id] for k in keys)) for rule_id in ids]
     return list(_run(whole, label, keep=True))
 
 
+def _key_fields(book: RuleBook, rules: Sequence[Rule]) -> list[str]:
+    """The input fields a key pass reads: those `rules` read, and every field that is not text, since a row with
+    an unreadable cell in any field takes no part in rankings (a text cell always reads: it is never unreadable)."""
+    read = {name for rule in rules for name in rule.reads}
+    return [name for name, t in book.inputs.items() if name in read or t not in (None, Type.STRING)]
+
+
 def _partition_keys(source: BookSource, frame: pd.DataFrame, day: dt.date, rankings: list[str], upstream: list[str],
-                    ranks: dict[str, Ranks]) -> dict[str, RankKeys]:
+                    fields: list[str], ranks: dict[str, Ranks]) -> dict[str, RankKeys]:
     """The rank keys of one partition, after only the rules they read (with the ranks of earlier levels)."""
     book = source.book()
-    state, _ = begin(book, frame, day, ranks)
+    state, _ = begin(book, frame, day, ranks, fields)
     for rule_id in upstream:
         book.rule(rule_id).evaluate(state)
     return {rule_id: book.rule(rule_id).keys(state) for rule_id in rankings}
@@ -199,10 +217,12 @@ def _good_rows(result: PartitionResult) -> pd.DataFrame:
 def _file_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns of Python objects as text, so every part file has the same schema; lists (from COLLECT tables)
     read best as "a, b, c", as in kamcore.portfolio.write_table."""
-    out = frame.copy()
-    for c, t in frame.dtypes.items():
-        if pd.api.types.is_object_dtype(t):
-            out[c] = frame[c].map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v).astype("str")
+    objects = [c for c, t in frame.dtypes.items() if pd.api.types.is_object_dtype(t)]
+    if not objects:
+        return frame
+    out = frame.copy(deep=False)
+    for c in objects:
+        out[c] = frame[c].map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v).astype("str")
     return out
 
 
@@ -245,8 +265,10 @@ class PartitionedEvaluation:
         return self._row_tables("warnings")
 
     def _row_tables(self, which: str) -> dd.DataFrame:
-        return _collection([delayed(_row_table, pure=True)(r, which, self._starts, i)
-                            for i, r in enumerate(self._results)], ROW_ERRORS_META)
+        return _collection(self._row_parts(which), ROW_ERRORS_META)
+
+    def _row_parts(self, which: str) -> list[Delayed]:
+        return [delayed(_row_table, pure=True)(r, which, self._starts, i) for i, r in enumerate(self._results)]
 
     @property
     def lengths(self) -> Delayed:
@@ -270,9 +292,8 @@ class PartitionedEvaluation:
             folder.mkdir(parents=True, exist_ok=True)
             jobs = good.to_csv(str(folder / "part-*.csv"), index=False, encoding="utf-8-sig", compute=False,
                                name_function=lambda i: f"{i:05d}")
-        tables = [delayed(_row_table, pure=True)(r, "errors", self._starts, i) for i, r in enumerate(self._results)]
         # Delayed objects only: computed with dask-expr collections they would all be materialised anyway.
-        _, tables, lengths = _run([jobs, tables, self._lengths], self._label)
+        _, tables, lengths = _run([jobs, self._row_parts("errors"), self._lengths], self._label)
         return Written(folder, list(lengths), pd.concat([ROW_ERRORS_META, *tables], ignore_index=True))
 
 

@@ -3,6 +3,8 @@ rankings), on a real two-worker cluster; and `kam evaluate --engine dask`."""
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dask
@@ -321,7 +323,16 @@ def test_cli_on_its_own_local_cluster_writes_csv_parts_and_replaces_an_earlier_r
     assert "900 of 900 accounts written" in result.stderr
 
 
-def test_cli_refuses_before_computing_anything(tmp_path, monkeypatch):
+def test_cli_names_an_unreadable_csv_instead_of_a_traceback(cluster, tmp_path):
+    source = tmp_path / "accounts.csv"
+    source.write_text("account_id,revenue_12m\nC1,100\nC2,200,surplus,cells\n", encoding="utf-8")
+    result = kam("evaluate", source, "-o", tmp_path / "out.parquet", "--engine", "dask", "--rules", RULES,
+                 "--scheduler", cluster.scheduler.address)
+    assert result.exit_code == 1
+    assert re.search(r"accounts\.csv: cannot read: .*Expected 2 fields in line 3, saw 4$", result.stderr.strip())
+
+
+def test_cli_refuses_before_computing_anything(tmp_path):
     accounts = tmp_path / "accounts.csv"
     synthetic_portfolio(10).to_csv(accounts, index=False)
     busy = tmp_path / "busy.parquet"
@@ -347,3 +358,15 @@ def test_cli_refuses_before_computing_anything(tmp_path, monkeypatch):
                      "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 1
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in result.stderr
+
+
+# --- the benchmark -------------------------------------------------------------------------------------------
+
+
+def test_the_benchmark_checks_both_engines_agree_on_a_tiny_portfolio(cluster, tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "dask.py"), "--sizes", "2000", "--chunk", "1000",
+                           "--scheduler", cluster.scheduler.address, "--data", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"2,000  dask, 2 workers .*\(driver [\d,]+; 2 parts\); outputs equal to one process", done.stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts-00000.parquet", "accounts-00001.parquet"]
