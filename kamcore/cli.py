@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -85,8 +87,9 @@ def rules_test(folder: str) -> None:
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="csv, xlsx or json")
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="csv, xlsx or json; with --engine dask a folder of parquet parts (or csv parts if named *.csv)")
 @click.option("--rules", "rules_dir", default="rules/", show_default=True, type=click.Path(file_okay=False))
 @click.option("--explain", is_flag=True, help="add an `explanation` column with each account's trace")
 @click.option("--lang", type=click.Choice(["zh", "en"]),
@@ -95,13 +98,23 @@ def rules_test(folder: str) -> None:
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="the date today() means (default: today)")
 @click.option("--table", is_flag=True, help="xlsx to xlsx: write a plain results table instead of the input "
                                             "workbook with result columns beside its account table")
+@click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
+              help="dask: csv or parquet INPUT (a file, a glob or a folder) evaluated in partitions")
+@click.option("--scheduler", metavar="ADDRESS", help="with --engine dask: a running dask scheduler "
+              "(default: a local cluster)")
 def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: str | None,
-             as_of: dt.datetime | None, table: bool) -> None:
+             as_of: dt.datetime | None, table: bool, engine: str, scheduler: str | None) -> None:
     """Evaluate the accounts in INPUT (a sheet may have title rows above its headers and a totals row); write
     every good row to OUTPUT and the bad ones, with their errors, to OUTPUT's name + `.errors.csv`. From xlsx to
     xlsx, OUTPUT is INPUT's workbook with the results beside its account table (other sheets, formulas and
-    formats kept), unless --table."""
+    formats kept), unless --table. With --engine dask, INPUT may be a glob or folder of csv / parquet files and
+    OUTPUT a folder of part files."""
     book = _load(rules_dir)
+    if engine == "dask":
+        _evaluate_on_dask(book, input_path, output, lang if explain else None, as_of, scheduler)
+        return
+    if scheduler:
+        raise click.UsageError("--scheduler needs --engine dask")
     try:
         if format_of(output) == format_of(input_path) == "xlsx" and not table:
             _evaluate_workbook(book, rules_dir, input_path, output, lang, as_of.date() if as_of else None)
@@ -180,6 +193,66 @@ def output_labels(book: RuleBook) -> dict[str, dict[str, str]]:
     labels = {name: dict(rule.outputs[name].label) for name, rule in book.outputs.items()}
     labels["explanation"] = {"zh": "说明", "en": "Explanation"}
     return labels
+
+
+def _evaluate_on_dask(book: RuleBook, source: str, output: str, explain: str | None, as_of: dt.datetime | None,
+                      scheduler: str | None) -> None:
+    """`kam evaluate --engine dask`: partitioned input, a folder of part files, one errors file."""
+    from pyarrow import ArrowException
+
+    from . import partitioned
+
+    errors_path = Path(output).with_suffix(".errors.csv")
+    try:
+        fmt = partitioned.check_output(output)
+        accounts = partitioned.read_accounts(source)
+        with _dask_client(scheduler):
+            ev = partitioned.evaluate(book, accounts.frame, as_of.date() if as_of else None, explain, progress=True)
+            written = ev.write(output, fmt)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ArrowException) as e:  # from reading a part, here or on a worker
+        reason = str(e).splitlines()[-1].removeprefix("Original Message: ")
+        raise click.ClickException(f"{source}: cannot read: {reason}") from None
+    errors = written.errors
+    files, rows = accounts.locate(errors["row"].to_numpy(), written.lengths)
+    located = pd.DataFrame({
+        "file": files, "row": rows + 1,
+        "line": pd.array(rows + 2, dtype="Int64") if accounts.fmt == "csv" else pd.array([None] * len(rows), "Int64"),
+        "rule": errors["rule"], "field": errors["field"], "message": errors["message"],
+        "rules_version": ev.revision})
+    if len(located):
+        write_table(located, errors_path, "csv")
+    elif errors_path.exists():
+        errors_path.unlink()  # a stale errors file from an earlier run would mislead
+    for e in located.head(20).itertuples():
+        where = f"{e.file}:{e.line}" if accounts.fmt == "csv" else f"{e.file}: row {e.row}"
+        click.echo(f"{where}: {e.rule if isinstance(e.rule, str) else 'input'}/"
+                   f"{e.field if isinstance(e.field, str) else '-'}: {e.message}", err=True)
+    summary = f"{written.accounts - written.failed} of {written.accounts} accounts written to {output} " \
+              f"({len(written.lengths)} parts, rules_version {ev.revision})"
+    if written.failed:
+        summary += f"; {written.failed} with errors in {errors_path}"
+    click.echo(summary, err=True)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[None]:
+    """A client of the scheduler at ADDRESS, or of a local cluster (one worker process per core) for the run."""
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler))
+            except (OSError, TimeoutError) as e:
+                raise click.ClickException(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+        else:
+            client = stack.enter_context(Client(stack.enter_context(LocalCluster(dashboard_address=":0"))))
+        workers = len(client.scheduler_info()["workers"])
+        link = f"; dashboard {client.dashboard_link}" if scheduler and client.dashboard_link else ""
+        click.echo(f"dask: {workers} worker(s) at {client.scheduler.address}{link}", err=True)
+        yield
 
 
 @main.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,22 +12,21 @@ import pandas as pd
 
 from .errors import RowError
 from .kinds.base import State
-from .portfolio import read_columns, to_frame
+from .portfolio import Columns, read_columns, to_frame
 
 if TYPE_CHECKING:
     from .rulebook import RuleBook
 
 
 def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
-             progress: Callable[[str], None] | None = None) -> Evaluation:
+             progress: Callable[[str], None] | None = None, ranks: Mapping[str, Any] | None = None) -> Evaluation:
     """Apply every rule, in dependency order, to all accounts at once. A pure function of (book, accounts,
     as_of): `today()` in a rule means `as_of`, so a past decision reproduces exactly. `progress` is called
-    with each rule id once that rule is done."""
+    with each rule id once that rule is done. `ranks` (rule id -> Ranks) are rankings computed over a whole
+    portfolio that `accounts` is one partition of (see kamcore.partitioned)."""
     frame = to_frame(accounts)
-    day = _as_of(as_of)
-    columns = read_columns(frame, book.inputs, book.dictionary)
-    state = State(len(frame), np.datetime64(day, "D"), dict(columns.values), columns.excluded,
-                  errors=list(columns.errors))
+    day = as_of_date(as_of)
+    state, columns = begin(book, frame, day, ranks)
     for rule in book.rules:
         rule.evaluate(state)
         if progress:
@@ -35,7 +34,19 @@ def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
     return Evaluation(book, frame, state, day, columns.missing, columns.headers)
 
 
-def _as_of(as_of: dt.date | str | None) -> dt.date:
+def begin(book: RuleBook, frame: pd.DataFrame, day: dt.date, ranks: Mapping[str, Any] | None = None,
+          fields: Collection[str] | None = None) -> tuple[State, Columns]:
+    """The state an evaluation starts from: the fields the rules read, typed, with unreadable rows excluded.
+    `fields`: read only these of the book's inputs, for an evaluation of some rules only."""
+    needed = book.inputs if fields is None else {name: t for name, t in book.inputs.items() if name in fields}
+    columns = read_columns(frame, needed, book.dictionary)
+    state = State(len(frame), np.datetime64(day, "D"), dict(columns.values), columns.excluded,
+                  errors=list(columns.errors), ranks=dict(ranks or {}))
+    return state, columns
+
+
+def as_of_date(as_of: dt.date | str | None) -> dt.date:
+    """The date `today()` means: the given one, or today."""
     if as_of is None:
         return dt.date.today()
     if isinstance(as_of, dt.datetime):

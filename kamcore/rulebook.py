@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -101,12 +102,24 @@ class RuleBook:
         needed = sorted({name for r in self.rules for name in r.reads} - set(produced))
         return {name: self.dictionary.type_of(name) for name in needed}
 
+    @cached_property
+    def digest(self) -> str:
+        """A digest of the rule files' paths and texts ("sha256:" and 16 hex digits): names the rules that
+        decided a result when the book has no git revision."""
+        h = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.path):
+            for part in (f.path, f.text):
+                data = part.encode("utf-8")
+                h.update(len(data).to_bytes(8, "big") + data)  # length-prefixed: no two books hash alike by shifting
+        return "sha256:" + h.hexdigest()[:16]
+
     def evaluate(self, accounts: Any, as_of: dt.date | str | None = None,
-                 progress: Callable[[str], None] | None = None) -> Evaluation:
-        """Evaluate every rule over a portfolio (DataFrame or iterable of dicts); `today()` means `as_of`."""
+                 progress: Callable[[str], None] | None = None, ranks: Mapping[str, Any] | None = None) -> Evaluation:
+        """Evaluate every rule over a portfolio (DataFrame or iterable of dicts); `today()` means `as_of`.
+        `ranks`: rankings computed over the whole portfolio when `accounts` is one partition of it."""
         from .evaluation import evaluate
 
-        return evaluate(self, accounts, as_of, progress)
+        return evaluate(self, accounts, as_of, progress, ranks)
 
     def __repr__(self) -> str:
         return f"<RuleBook {len(self.rules)} rules, revision={self.revision}>"

@@ -141,6 +141,9 @@ class State:
     errors: list[RowError] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
     traces: dict[str, Any] = field(default_factory=dict)
+    # Results of portfolio-relative rules (rule id -> ranks) computed over the whole portfolio, when this
+    # state is one partition of it.
+    ranks: dict[str, Any] = field(default_factory=dict)
 
     def row_errors(self, rows: np.ndarray, rule: str, field_: str | None, message: Callable[[int], str],
                    severity: str = "error") -> None:

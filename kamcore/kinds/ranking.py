@@ -3,15 +3,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..expressions import Expression
 from ..expressions import vectors as V
 from ..expressions.types import Type
 from ..expressions.vectors import Vec
 from .base import Context, Output, Rule, Scope, State, literal_type
+
+
+@dataclass
+class RankKeys:
+    """What a ranking orders accounts by, per account, before any sorting. The keys of consecutive parts of a
+    portfolio join into the keys of the whole, so a partitioned portfolio ranks exactly as one frame does."""
+
+    measure: np.ndarray  # float64, NaN where empty
+    excluded: np.ndarray  # unreadable rows: never ranked
+    within: Vec | None
+    tie_break: list[Vec]
+
+    def __len__(self) -> int:
+        return len(self.measure)
+
+    @classmethod
+    def joined(cls, parts: Sequence[RankKeys]) -> RankKeys:
+        """The keys of the parts, in order, as one portfolio's keys (text re-coded into one category list)."""
+        first = parts[0]
+        return cls(np.concatenate([p.measure for p in parts]), np.concatenate([p.excluded for p in parts]),
+                   _joined([p.within for p in parts]) if first.within is not None else None,
+                   [_joined([p.tie_break[k] for p in parts]) for k in range(len(first.tie_break))])
+
+
+@dataclass
+class Ranks:
+    """A ranking's result per account: band index (one past the last band for unreadable rows), 1-based rank
+    and share ranked above within the account's group, the group's size, and whether the measure was empty."""
+
+    band: np.ndarray
+    rank: np.ndarray
+    share: np.ndarray
+    size: np.ndarray
+    empty: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.band)
+
+    def part(self, start: int, stop: int) -> Ranks:
+        """The ranks of accounts start..stop-1, e.g. one partition of the portfolio."""
+        return Ranks(*(a[start:stop] for a in (self.band, self.rank, self.share, self.size, self.empty)))
 
 
 class RankingRule(Rule):
@@ -55,15 +100,28 @@ class RankingRule(Rule):
                 self.tie_break.append(expr)
 
     def evaluate(self, state: State) -> None:
+        # Ranks handed in were computed over the whole portfolio this state is one partition of.
+        ranks = state.ranks.get(self.id)
+        self.apply(state, ranks if ranks is not None else self.rank(self.keys(state)))
+
+    def keys(self, state: State) -> RankKeys:
+        """What this ranking orders the accounts of `state` by, before any sorting."""
         n, cols, as_of = state.n, state.columns, state.as_of
-        measure = self.measure.evaluate(cols, n, as_of).full(n).data
-        missing = np.isnan(measure) | state.excluded
-        groups = _sort_key(self.within.evaluate(cols, n, as_of).full(n)) if self.within else np.zeros(n, np.int64)
-        ties = [_sort_key(t.evaluate(cols, n, as_of).full(n)) for t in self.tie_break]
+        return RankKeys(
+            self.measure.evaluate(cols, n, as_of).full(n).data, state.excluded,
+            self.within.evaluate(cols, n, as_of).full(n) if self.within else None,
+            [t.evaluate(cols, n, as_of).full(n) for t in self.tie_break])
+
+    def rank(self, keys: RankKeys) -> Ranks:
+        """Band, rank and share of every account, from the keys of the whole portfolio."""
+        n, measure, excluded = len(keys), keys.measure, keys.excluded
+        missing = np.isnan(measure) | excluded
+        groups = _sort_key(keys.within) if keys.within is not None else np.zeros(n, np.int64)
+        ties = [_sort_key(t) for t in keys.tie_break]
         # One sort key: the measure, then empty measures (inf), then unreadable rows (NaN, which sorts last).
-        primary = np.where(state.excluded, np.nan, np.where(np.isnan(measure), np.inf,
-                                                              -measure if self.descending else measure))
-        if ties or self.within:
+        primary = np.where(excluded, np.nan, np.where(np.isnan(measure), np.inf,
+                                                      -measure if self.descending else measure))
+        if ties or keys.within is not None:
             # np.lexsort is stable and sorts by its last key first: group, measure, tie-breaks, input order.
             order = np.lexsort((*reversed(ties), primary, groups))
         else:
@@ -103,19 +161,24 @@ class RankingRule(Rule):
         band = np.where(missing[order], len(self.band_labels) - 1, np.minimum(band, len(self.band_labels) - 1))
         band_of = np.empty(n, dtype=np.int64)
         band_of[order] = band
-        band_of[state.excluded] = len(self.band_labels)
+        band_of[excluded] = len(self.band_labels)
         rank = np.empty(n, dtype=np.int64)
         rank[order] = position + 1
         share_of = np.empty(n)
         share_of[order] = share
         size_of = np.empty(n, dtype=np.int64)
         size_of[order] = sizes
+        return Ranks(band_of, rank, share_of, size_of, np.isnan(measure))
+
+    def apply(self, state: State, ranks: Ranks) -> None:
+        """Write the bands of `ranks` into `state` as this rule's output, with traces and warnings."""
+        if len(ranks) != state.n:
+            raise ValueError(f"ranking {self.id!r}: {len(ranks)} ranks for {state.n} accounts")
         labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
-        state.columns[self.output_name] = labels.take(band_of)
-        state.traces[self.id] = {"rank": rank, "share": share_of, "size": size_of}
-        null_measure = np.isnan(measure)
-        state.row_errors(null_measure, self.id, self.output_name, lambda i: (
-            f"{self.spec['measure']} is empty; ranked last ({self.band_labels[band_of[i]]})"), severity="warning")
+        state.columns[self.output_name] = labels.take(ranks.band)
+        state.traces[self.id] = {"rank": ranks.rank, "share": ranks.share, "size": ranks.size}
+        state.row_errors(ranks.empty, self.id, self.output_name, lambda i: (
+            f"{self.spec['measure']} is empty; ranked last ({self.band_labels[ranks.band[i]]})"), severity="warning")
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
         t = state.traces[self.id]
@@ -130,6 +193,27 @@ class RankingRule(Rule):
                       for label, c in zip(self.band_labels, self.cumulative, strict=True)],
             "outputs": self.outputs_of(state, i),
         }
+
+
+def _joined(parts: list[Vec]) -> Vec:
+    """Consecutive columns of one type as one column; text codes are re-expressed in the union of categories."""
+    if parts[0].type != Type.STRING:
+        return Vec(parts[0].type, np.concatenate([p.data for p in parts]))
+    # Every part's categories sorted at once by Arrow: UTF-8 byte order is code-point order, the order of the
+    # engine's own (Python-sorted) categories, and sorting 10M account ids takes seconds here, minutes in Python.
+    cats = pa.chunked_array([pa.array(p.cats, type=pa.large_string()) for p in parts],
+                            type=pa.large_string()).combine_chunks()
+    order = pc.array_sort_indices(cats).to_numpy()
+    ordered = cats.take(order)
+    new = np.r_[True, pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)] if len(cats) else \
+        np.zeros(0, bool)
+    code_of = np.empty(len(cats), dtype=np.int32)
+    code_of[order] = np.cumsum(new) - 1  # each category's position among the distinct ones
+    starts = np.cumsum([0] + [len(p.cats) for p in parts])
+    codes = [np.append(code_of[a:b], np.int32(-1))[p.data]
+             for p, a, b in zip(parts, starts[:-1], starts[1:], strict=True)]
+    distinct = ordered.filter(pa.array(new)).to_numpy(zero_copy_only=False).astype(object)
+    return Vec(Type.STRING, np.concatenate(codes), distinct)
 
 
 def _sort_key(vec: Vec) -> np.ndarray:
