@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import KamError, RowError
-from .evaluation import _as_of
+from .evaluation import as_of_date as _as_of
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from kamcore.store import RuleStore
 
 from .auth import TokenStore
 from .config import Config
-from .live import LiveRules
+from .live import LiveRules, NotReady
 
 SERVICE_DB = "service.sqlite3"
 EVENTS_DB = "events.sqlite3"
@@ -29,7 +30,8 @@ class Services:
     rules: LiveRules
     tokens: TokenStore
     decisions: DecisionLog
-    events: EventLedger | None  # None when the rule book holds no event rules
+    events: EventLedger | None = None  # built on first use (see `event_ledger`); None until then
+    events_absent: bool = False  # the rule book holds no event rules
 
 
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
@@ -59,7 +61,11 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     live = LiveRules(store)
     app.extensions["kam"] = Services(cfg, store, live, TokenStore(cfg.data_dir / SERVICE_DB, cfg.token_cache_s,
                                                                   cfg.token_memory_kib),
-                                     DecisionLog.open(log_path(cfg.data_dir)), _event_ledger(cfg, live))
+                                     DecisionLog.open(log_path(cfg.data_dir)))
+    try:
+        event_ledger(app.extensions["kam"])  # start the sweep now, not at the first event request
+    except NotReady:
+        pass  # no rule book loads yet: /readyz says why, events start once one does
     api.register(app)
     xlwings_protocol.register(app)
     problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
@@ -68,21 +74,30 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _event_ledger(cfg: Config, live: LiveRules) -> EventLedger | None:
-    """The event ledger on the live book, with the current portfolio's accounts registered, and a sweep thread
-    firing due timers (points expiry, sleeping accounts) unless sweeping is off (`events_sweep_s = 0`)."""
-    try:
-        ledger = EventLedger(cfg.data_dir / EVENTS_DB, live.book())
-    except NoEventRules:
-        return None
+_EVENTS_LOCK = threading.Lock()
+
+
+def event_ledger(kam: Services) -> EventLedger | None:
+    """The event ledger (None if the rule book has no event rules), built on first use: on the live book, with
+    the current portfolio's accounts registered, and a sweep thread firing due timers (points expiry, sleeping
+    accounts) unless sweeping is off (`events_sweep_s = 0`). Raises NotReady while no rule book loads."""
+    with _EVENTS_LOCK:
+        if kam.events is None and not kam.events_absent:
+            try:
+                kam.events = _new_event_ledger(kam.config, kam.rules)
+            except NoEventRules:
+                kam.events_absent = True
+        return kam.events
+
+
+def _new_event_ledger(cfg: Config, live: LiveRules) -> EventLedger:
+    ledger = EventLedger(cfg.data_dir / EVENTS_DB, live.book())
     portfolio = cfg.data_dir / PORTFOLIO
     if portfolio.exists():
         from kamcore.portfolio import read_table
 
         ledger.register_accounts(read_table(portfolio))
     if cfg.events_sweep_s > 0:
-        import threading
-
         def sweep() -> None:
             while not stop.wait(cfg.events_sweep_s):
                 ledger.sweep()

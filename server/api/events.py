@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from kamcore.events import UnknownAccount
 
-from .. import services
+from .. import event_ledger, services
 from ..auth import requires
 from ..encoding import plain
 from ..problems import ApiProblem
@@ -48,12 +48,13 @@ class AlertQuery(Strict):
 def ledger() -> Any:
     """The event ledger, applying events with the live rule book (switched when a commit goes live)."""
     kam = services()
-    if kam.events is None:
+    events = event_ledger(kam)
+    if events is None:
         raise ApiProblem(404, "No event rules", "the rule book holds no `kind: event_rules` file")
     book = kam.rules.book()
-    if kam.events.book is not book and kam.events.book.revision != book.revision:
-        kam.events.use_book(book)
-    return kam.events
+    if events.book is not book and events.book.revision != book.revision:
+        events.use_book(book)
+    return events
 
 
 @blp.route("/events")
