@@ -88,25 +88,52 @@ class Vec:
 
     def to_series(self, n: int, index: pd.Index | None = None) -> pd.Series:
         """The column as a pandas Series of length n, nulls as pandas' missing values."""
+        return pd.Series(self.to_array(n), index=index, copy=False)
+
+    def to_array(self, n: int) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        """The column as a new array of length n for a pandas column (never a view of `data`): float64, categorical
+        text, nullable boolean, datetime64, or objects."""
         full = self.full(n)
         if self.type == Type.NUMBER:
-            return pd.Series(full.data, index=index, dtype="float64")
+            return np.array(full.data, dtype=np.float64)
         if self.type == Type.STRING:
-            cats = full.cats if full.cats is not None else _EMPTY_CATS
-            return pd.Series(pd.Categorical.from_codes(full.data, categories=pd.Index(cats, dtype=object)), index=index)
+            return pd.Categorical.from_codes(full.data, dtype=_categorical_dtype(full.cats))
         if self.type == Type.BOOLEAN:
-            values = pd.array(full.data == TRUE, dtype="boolean")
-            values[full.data == NULL] = pd.NA
-            return pd.Series(values, index=index)
+            return pd.arrays.BooleanArray(full.data == TRUE, full.data == NULL)
         if self.type == Type.DATE:
-            return pd.Series(full.data.astype("datetime64[s]"), index=index)
+            return full.data.astype("datetime64[s]")
         if self.type in (Type.DATE_TIME, Type.DAYS_DURATION):
-            return pd.Series(full.data, index=index)
+            return np.array(full.data)
         if self.type in (Type.TIME, Type.YEARS_DURATION):  # no pandas dtype: plain time / YearsMonths objects
-            return pd.Series([full.value(i) for i in range(n)], index=index, dtype=object)
+            return _objects([full.value(i) for i in range(n)])
         if self.type == Type.LIST:
-            return pd.Series(full.data, index=index, dtype=object)
-        return pd.Series([None] * n, index=index, dtype=object)
+            return np.array(full.data, dtype=object)
+        return _objects([None] * n)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+_DTYPES: dict[int, tuple[np.ndarray | None, pd.CategoricalDtype]] = {}
+_DTYPES_KEPT = 512
+
+
+def _categorical_dtype(cats: np.ndarray | None) -> pd.CategoricalDtype:
+    """The pandas dtype of text with these categories. A rule's fixed outputs reuse one categories array per
+    evaluation, so its dtype is made (and its categories checked) once, not per column per request; the entry
+    holds the array, so its id cannot be reused while cached."""
+    key = id(cats)
+    hit = _DTYPES.get(key)
+    if hit is not None and hit[0] is cats:
+        return hit[1]
+    dtype = pd.CategoricalDtype(pd.Index(cats if cats is not None else _EMPTY_CATS, dtype=object))
+    if len(_DTYPES) >= _DTYPES_KEPT:
+        _DTYPES.clear()
+    _DTYPES[key] = (cats, dtype)
+    return dtype
 
 
 # --- constructors ------------------------------------------------------------------------------------------
