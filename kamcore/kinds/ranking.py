@@ -53,6 +53,8 @@ class RankingRule(Rule):
                 ctx.problem(("tie_break", k), f"tie-breaks must be numbers, text or dates, not {expr.type.label}")
             elif expr:
                 self.tie_break.append(expr)
+        # The band labels as one column (null after the last) for every evaluation to gather from.
+        self.labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
 
     def evaluate(self, state: State) -> None:
         n, cols, as_of = state.n, state.columns, state.as_of
@@ -110,8 +112,7 @@ class RankingRule(Rule):
         share_of[order] = share
         size_of = np.empty(n, dtype=np.int64)
         size_of[order] = sizes
-        labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
-        state.columns[self.output_name] = labels.take(band_of)
+        state.columns[self.output_name] = self.labels.take(band_of)
         state.traces[self.id] = {"rank": rank, "share": share_of, "size": size_of}
         null_measure = np.isnan(measure)
         state.row_errors(null_measure, self.id, self.output_name, lambda i: (
