@@ -97,7 +97,9 @@ class Vec:
         if self.type == Type.NUMBER:
             return np.array(full.data, dtype=np.float64)
         if self.type == Type.STRING:
-            return pd.Categorical.from_codes(full.data, dtype=_categorical_dtype(full.cats))
+            text = pd.Categorical.from_codes(full.data, dtype=_categorical_dtype(full.cats))
+            # pandas keeps int32 codes as they are (beyond 32,767 categories): then they would be `data` itself.
+            return text.copy() if np.may_share_memory(text.codes, full.data) else text
         if self.type == Type.BOOLEAN:
             return pd.arrays.BooleanArray(full.data == TRUE, full.data == NULL)
         if self.type == Type.DATE:
@@ -117,22 +119,24 @@ def _objects(values: list[Any]) -> np.ndarray:
     return out
 
 
-_DTYPES: dict[int, tuple[np.ndarray | None, pd.CategoricalDtype]] = {}
-_DTYPES_KEPT = 512
+_DTYPES: dict[int, tuple[np.ndarray, pd.CategoricalDtype]] = {}
+_DTYPES_KEPT = 256  # entries; cleared when full
+_DTYPES_LARGEST = 256  # categories: a long list is not a rule's fixed values, and is checked once per large column
 
 
 def _categorical_dtype(cats: np.ndarray | None) -> pd.CategoricalDtype:
-    """The pandas dtype of text with these categories. A rule's fixed outputs reuse one categories array per
-    evaluation, so its dtype is made (and its categories checked) once, not per column per request; the entry
-    holds the array, so its id cannot be reused while cached."""
-    key = id(cats)
-    hit = _DTYPES.get(key)
+    """The pandas dtype of text with these categories. A rule's fixed outputs (a table's literal values, band
+    labels, grades) reuse one categories array in every evaluation, so its dtype is made, and its categories
+    checked, once rather than per column per request. An entry holds its array, so the id stays unique."""
+    cats = _EMPTY_CATS if cats is None else cats
+    hit = _DTYPES.get(id(cats))
     if hit is not None and hit[0] is cats:
         return hit[1]
-    dtype = pd.CategoricalDtype(pd.Index(cats if cats is not None else _EMPTY_CATS, dtype=object))
-    if len(_DTYPES) >= _DTYPES_KEPT:
-        _DTYPES.clear()
-    _DTYPES[key] = (cats, dtype)
+    dtype = pd.CategoricalDtype(pd.Index(cats, dtype=object))
+    if len(cats) <= _DTYPES_LARGEST:
+        if len(_DTYPES) >= _DTYPES_KEPT:
+            _DTYPES.clear()
+        _DTYPES[id(cats)] = (cats, dtype)
     return dtype
 
 
