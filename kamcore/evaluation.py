@@ -100,14 +100,18 @@ class Evaluation:
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
             outputs = {}
+            excluded = self.state.excluded.any()
             for name in self.output_names:
-                s = self.state.columns[name].to_series(self.state.n, self.input.index)
-                if self.state.excluded.any():
-                    s = s.astype(object).where(~self.state.excluded, None) if s.dtype == object else \
+                values = self.state.columns[name].to_array(self.state.n)
+                if excluded:
+                    s = pd.Series(values, index=self.input.index, copy=False)
+                    values = s.astype(object).where(~self.state.excluded, None) if s.dtype == object else \
                         s.mask(pd.Series(self.state.excluded, index=s.index))
-                outputs[name] = s
-            kept = self.input.drop(columns=[c for c in self.input.columns if c in outputs])
-            self._frame = pd.concat([kept, pd.DataFrame(outputs, index=self.input.index)], axis=1)
+                outputs[name] = values
+            replaced = [c for c in self.input.columns if c in outputs]
+            kept = self.input.drop(columns=replaced) if replaced else self.input
+            # Fresh arrays, not Series: pandas then neither copies nor consolidates them into 2-D blocks.
+            self._frame = pd.concat([kept, pd.DataFrame(outputs, index=self.input.index, copy=False)], axis=1)
         return self._frame
 
     def outputs(self, i: int) -> dict[str, Any]:

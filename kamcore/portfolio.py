@@ -100,8 +100,10 @@ def _read_field(frame: pd.DataFrame, found: list[tuple[int, HeaderMatch]],
     per row, the index into `found` of the column its value came from (for error messages)."""
     n = len(frame)
     vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
+    by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
     for k, (position, match) in enumerate(found):
-        part, part_bad = V.coerce(frame.iloc[:, position], type_, match.exponent)
+        column = frame[frame.columns[position]] if by_label else frame.iloc[:, position]
+        part, part_bad = V.coerce(column, type_, match.exponent)
         part = part.full(n)
         if vec is None:
             vec, bad = part, part_bad

@@ -64,6 +64,18 @@ def test_the_input_frame_is_not_modified(book):
     pd.testing.assert_frame_equal(frame, before)
 
 
+def test_changing_the_result_frame_leaves_the_evaluation_alone(book):
+    ev = book.evaluate(synthetic_portfolio(3, seed=2), as_of="2026-11-23")
+    before = [ev.outputs(i) for i in range(3)]
+    frame = ev.frame
+    frame.loc[0, "credit_limit"] = -1.0
+    frame["loyalty_points"] *= 2
+    frame.loc[1, "tier"] = frame.loc[2, "tier"]
+    assert [ev.outputs(i) for i in range(3)] == before
+    assert ev.explain(0).step("credit_terms")["outputs"] == {k: before[0][k] for k in
+                                                             book.rule("credit_terms").outputs}
+
+
 def test_chinese_and_english_headers_map_through_the_dictionary(book):
     rows = [{"客户编号": "C1", "近12个月销售额": "12,000,000", "近12个月毛利": 3_600_000, "平均回款天数": 45,
              "行业": "manufacturing"},

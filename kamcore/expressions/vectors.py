@@ -88,25 +88,56 @@ class Vec:
 
     def to_series(self, n: int, index: pd.Index | None = None) -> pd.Series:
         """The column as a pandas Series of length n, nulls as pandas' missing values."""
+        return pd.Series(self.to_array(n), index=index, copy=False)
+
+    def to_array(self, n: int) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        """The column as a new array of length n for a pandas column (never a view of `data`): float64, categorical
+        text, nullable boolean, datetime64, or objects."""
         full = self.full(n)
         if self.type == Type.NUMBER:
-            return pd.Series(full.data, index=index, dtype="float64")
+            return np.array(full.data, dtype=np.float64)
         if self.type == Type.STRING:
-            cats = full.cats if full.cats is not None else _EMPTY_CATS
-            return pd.Series(pd.Categorical.from_codes(full.data, categories=pd.Index(cats, dtype=object)), index=index)
+            text = pd.Categorical.from_codes(full.data, dtype=_categorical_dtype(full.cats))
+            # pandas keeps int32 codes as they are (beyond 32,767 categories): then they would be `data` itself.
+            return text.copy() if np.may_share_memory(text.codes, full.data) else text
         if self.type == Type.BOOLEAN:
-            values = pd.array(full.data == TRUE, dtype="boolean")
-            values[full.data == NULL] = pd.NA
-            return pd.Series(values, index=index)
+            return pd.arrays.BooleanArray(full.data == TRUE, full.data == NULL)
         if self.type == Type.DATE:
-            return pd.Series(full.data.astype("datetime64[s]"), index=index)
+            return full.data.astype("datetime64[s]")
         if self.type in (Type.DATE_TIME, Type.DAYS_DURATION):
-            return pd.Series(full.data, index=index)
+            return np.array(full.data)
         if self.type in (Type.TIME, Type.YEARS_DURATION):  # no pandas dtype: plain time / YearsMonths objects
-            return pd.Series([full.value(i) for i in range(n)], index=index, dtype=object)
+            return _objects([full.value(i) for i in range(n)])
         if self.type == Type.LIST:
-            return pd.Series(full.data, index=index, dtype=object)
-        return pd.Series([None] * n, index=index, dtype=object)
+            return np.array(full.data, dtype=object)
+        return _objects([None] * n)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+_DTYPES: dict[int, tuple[np.ndarray, pd.CategoricalDtype]] = {}
+_DTYPES_KEPT = 256  # entries; cleared when full
+_DTYPES_LARGEST = 256  # categories: a long list is not a rule's fixed values, and is checked once per large column
+
+
+def _categorical_dtype(cats: np.ndarray | None) -> pd.CategoricalDtype:
+    """The pandas dtype of text with these categories. A rule's fixed outputs (a table's literal values, band
+    labels, grades) reuse one categories array in every evaluation, so its dtype is made, and its categories
+    checked, once rather than per column per request. An entry holds its array, so the id stays unique."""
+    cats = _EMPTY_CATS if cats is None else cats
+    hit = _DTYPES.get(id(cats))
+    if hit is not None and hit[0] is cats:
+        return hit[1]
+    dtype = pd.CategoricalDtype(pd.Index(cats, dtype=object))
+    if len(cats) <= _DTYPES_LARGEST:
+        if len(_DTYPES) >= _DTYPES_KEPT:
+            _DTYPES.clear()
+        _DTYPES[id(cats)] = (cats, dtype)
+    return dtype
 
 
 # --- constructors ------------------------------------------------------------------------------------------
@@ -363,18 +394,19 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
 
 def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     bad = np.zeros(len(series), dtype=bool)
+    # Text held as Python objects factorizes the same from a plain object array, with less pandas work per call.
+    values = series.to_numpy(dtype=object) if series.dtype == object or isinstance(series.dtype, pd.StringDtype) \
+        else series
     try:
-        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
     except TypeError:  # values of mixed types do not sort; lists and mappings (JSON cells) do not even hash
-        bad = series.map(lambda v: isinstance(v, (list, dict))).to_numpy(dtype=bool)
+        bad = np.fromiter((isinstance(v, (list, dict)) for v in values), dtype=bool, count=len(values))
         if bad.any():
-            series = series.where(~bad, None)
-        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=True)
-    u = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
-    if pd.api.types.infer_dtype(u, skipna=False) == "string":
-        stripped = u.str.strip()
-        if not ((stripped != u) | stripped.isin(DASHES)).any():  # clean text: the categories are ready
-            return Vec(Type.STRING, codes.astype(np.int32), u.to_numpy(dtype=object)), bad
+            values = np.where(bad, None, np.asarray(values, dtype=object))
+        codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+    u = np.asarray(uniques, dtype=object)
+    if len(u) and all(isinstance(v, str) and v.strip() == v and v not in DASHES for v in u):
+        return Vec(Type.STRING, codes.astype(np.int32), u), bad  # clean text: the categories are ready
     # Messy cells (numbers, padding, blanks): clean each distinct value once, then re-deduplicate.
     cleaned = np.array([_as_text(v) or None for v in u], dtype=object)
     keep = np.array([c is not None for c in cleaned], dtype=bool)
@@ -398,7 +430,7 @@ def _as_text(value: Any) -> str | None:
 
 def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        values = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) else series
+        values = series.dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
         return date(values.to_numpy().astype("datetime64[D]")), np.zeros(len(series), dtype=bool)
     if pd.api.types.is_bool_dtype(series.dtype):
         return date(np.full(len(series), _NAT)), series.notna().to_numpy()

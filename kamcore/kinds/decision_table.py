@@ -68,6 +68,12 @@ class DecisionTableRule(Rule):
         self.allowed_inputs: list[UnaryTest | None] = []
         self.allowed_outputs: dict[str, UnaryTest] = {}  # checked at run time where a formula cell could stray
         self.value_types: dict[str, Type] = {}
+        # Fixed at compile time, so an evaluation (often of one account) does not rebuild them: per output, each
+        # row's literal value as a column (None for a formula cell), its priority rank (None for a formula cell),
+        # and the lookup table _pick gathers literal values from.
+        self.literals: list[list[Vec | None]] = []
+        self.literal_ranks: list[list[int | None] | None] = []
+        self.pick_tables: list[Vec] = []
 
     # --- reading ---
 
@@ -152,6 +158,7 @@ class DecisionTableRule(Rule):
             self._compile_output(j, name, scope)
         if not ctx.failed:
             self._analyse(input_types)
+            self._precompute()
 
     def _compile_output(self, j: int, name: str, scope: Scope) -> None:
         ctx, spec = self.ctx, self.output_specs[j]
@@ -187,6 +194,16 @@ class DecisionTableRule(Rule):
         out_type = Type.NUMBER if self.aggregation == "COUNT" else (
             Type.LIST if self.hit_policy in LIST_POLICIES and not self.aggregation else typ)
         self.outputs[name] = Output(name, out_type, self.outputs[name].label)
+
+    def _precompute(self) -> None:
+        for j, name in enumerate(self.output_names):
+            typ = self.value_types[name]
+            literals = [None if row[j].is_expression else V.scalar(row[j].raw, typ) for row in self.out_cells]
+            self.literals.append(literals)
+            order = self.output_specs[j].get("values")
+            self.literal_ranks.append(None if not order else [
+                None if vec is None else _rank(vec, [V.scalar(v, typ) for v in order]) for vec in literals])
+            self.pick_tables.append(_pick_table(literals, typ, self.output_specs[j].get("default")))
 
     def _analyse(self, input_types: list[Type]) -> None:
         cells = [[t.tree for t in row] for row in self.tests]
@@ -252,14 +269,8 @@ class DecisionTableRule(Rule):
     def _row_values(self, j: int, state: State) -> list[Vec]:
         """The value each row gives for output j, as a column (scalar for literals)."""
         typ = self.value_types[self.output_names[j]]
-        out = []
-        for row in self.out_cells:
-            cell = row[j]
-            if cell.is_expression:
-                out.append(V.cast_null(cell.expression.evaluate(state.columns, state.n, state.as_of), typ))
-            else:
-                out.append(V.scalar(cell.raw, typ))
-        return out
+        return [V.cast_null(row[j].expression.evaluate(state.columns, state.n, state.as_of), typ) if literal is None
+                else literal for row, literal in zip(self.out_cells, self.literals[j], strict=True)]
 
     def _priority(self, row_values: list[list[Vec]], n: int) -> np.ndarray:
         """Rank (0 = highest priority) of each row's outputs, per account: rows × accounts. Priority is the order
@@ -271,8 +282,13 @@ class DecisionTableRule(Rule):
             if not order:
                 continue
             typ = self.value_types[self.output_names[j]]
-            ranks = np.full((len(self.row_ids), n), len(order), dtype=np.int64)
+            ranks = np.empty((len(self.row_ids), n), dtype=np.int64)
             for r, vec in enumerate(row_values[j]):
+                literal_rank = self.literal_ranks[j][r]
+                if literal_rank is not None:  # a literal cell: its rank was found when compiling
+                    ranks[r] = literal_rank
+                    continue
+                ranks[r] = len(order)
                 for k in reversed(range(len(order))):
                     ranks[r] = np.where(_equal(vec, V.scalar(order[k], typ)), k, ranks[r])
             combined = combined * (len(order) + 1) + ranks
@@ -316,11 +332,12 @@ class DecisionTableRule(Rule):
                 conflict |= multi & matched[r] & np.broadcast_to(differs, (n,))
         return conflict
 
-    def _pick(self, rows: list[Vec], index: np.ndarray, n: int, default: Any = None) -> Vec:
-        """Per account, the value of row index[i] (index -1 gives `default`, -2 gives null)."""
-        typ = rows[0].type if rows else Type.NULL
-        literal = [None if not vec.is_scalar else vec.value(0) for vec in rows]
-        table = V.from_values(literal + [default, None], typ)
+    def _pick(self, rows: list[Vec], index: np.ndarray, n: int, default: Any = None,
+              table: Vec | None = None) -> Vec:
+        """Per account, the value of row index[i] (index -1 gives `default`, -2 gives null). `table`, when given,
+        is _pick_table(rows, ...) made in advance: valid while every formula row's value is a full column."""
+        if table is None:
+            table = _pick_table(rows, rows[0].type if rows else Type.NULL, default)
         slot = np.where(index >= 0, index, np.where(index == -1, len(rows), len(rows) + 1))
         out = table.take(slot)
         for r, vec in enumerate(rows):
@@ -331,7 +348,11 @@ class DecisionTableRule(Rule):
     def _gather(self, j: int, rows: list[Vec], selected: np.ndarray, violation: np.ndarray, state: State) -> Vec:
         name = self.output_names[j]
         index = np.where(violation, -2, selected)
-        out = self._pick(rows, index, state.n, self.output_specs[j].get("default"))
+        literals = self.literals[j]
+        ready = all(literal is not None or not vec.is_scalar for literal, vec in zip(literals, rows, strict=True)) \
+            and (not rows or rows[0].type == self.pick_tables[j].type)
+        out = self._pick(rows, index, state.n, self.output_specs[j].get("default"),
+                         self.pick_tables[j] if ready else None)
         allowed = self.allowed_outputs.get(name)
         if allowed is not None:
             bad = (selected >= 0) & ~allowed.matches(out, state.columns, state.n, state.as_of) & ~out.nulls()
@@ -410,6 +431,18 @@ class DecisionTableRule(Rule):
             "default_used": not matched and any(o.get("default") is not None for o in self.output_specs),
             "outputs": self.outputs_of(state, i),
         }
+
+
+def _pick_table(rows: list[Vec | None], typ: Type, default: Any) -> Vec:
+    """The values _pick gathers from: each row's value where it is one value (else null), then `default`, then
+    null. `typ` is the rows' type (a row's column, or the output's type when every row is a formula)."""
+    literal = [None if vec is None or not vec.is_scalar else vec.value(0) for vec in rows]
+    return V.from_values(literal + [default, None], typ)
+
+
+def _rank(vec: Vec, order: list[Vec]) -> int:
+    """The position of a one-value column in an output's ordered values (len(order) when it is not among them)."""
+    return next((k for k, v in enumerate(order) if bool(_equal(vec, v))), len(order))
 
 
 def _keys(rows: list[Vec], n: int) -> np.ndarray:

@@ -98,6 +98,8 @@ class RankingRule(Rule):
                 ctx.problem(("tie_break", k), f"tie-breaks must be numbers, text or dates, not {expr.type.label}")
             elif expr:
                 self.tie_break.append(expr)
+        # The band labels as one column (null after the last) for every evaluation to gather from.
+        self.labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
 
     def evaluate(self, state: State) -> None:
         # Ranks handed in were computed over the whole portfolio this state is one partition of.
@@ -174,8 +176,7 @@ class RankingRule(Rule):
         """Write the bands of `ranks` into `state` as this rule's output, with traces and warnings."""
         if len(ranks) != state.n:
             raise ValueError(f"ranking {self.id!r}: {len(ranks)} ranks for {state.n} accounts")
-        labels = V.from_values(list(self.band_labels) + [None], self.outputs[self.output_name].type)
-        state.columns[self.output_name] = labels.take(ranks.band)
+        state.columns[self.output_name] = self.labels.take(ranks.band)
         state.traces[self.id] = {"rank": ranks.rank, "share": ranks.share, "size": ranks.size}
         state.row_errors(ranks.empty, self.id, self.output_name, lambda i: (
             f"{self.spec['measure']} is empty; ranked last ({self.band_labels[ranks.band[i]]})"), severity="warning")

@@ -54,12 +54,19 @@ class ScorecardRule(Rule):
                 if expr else None
                 for b, band in enumerate(ind["bands"])
             ])
+        # Made once, for every evaluation: each indicator's points per band (then missing_points), and the grades
+        # as one column (null after the last).
+        self.points = [np.array([bd["points"] for bd in ind["bands"]] + [ind["missing_points"]], dtype=np.float64)
+                       for ind in self.indicators]
+        if self.grade and not self.ctx.failed:
+            self.grades = V.from_values([c["grade"] for c in self.grade["cutoffs"]] + [None],
+                                        self.outputs[self.grade["name"]].type)
 
     def evaluate(self, state: State) -> None:
         n = state.n
         total = np.zeros(n)
         trace: dict[str, Any] = {"values": [], "band": [], "points": []}
-        for ind, expr, bands in zip(self.indicators, self.expressions, self.bands, strict=True):
+        for ind, expr, bands, table in zip(self.indicators, self.expressions, self.bands, self.points, strict=True):
             value = expr.evaluate(state.columns, n, state.as_of)
             band = np.full(n, -1, dtype=np.int16)
             for b, test in enumerate(bands):
@@ -67,7 +74,6 @@ class ScorecardRule(Rule):
                 if not free.any():
                     break
                 band[free & test.matches(value, state.columns, n, state.as_of)] = b
-            table = np.array([bd["points"] for bd in ind["bands"]] + [ind["missing_points"]], dtype=np.float64)
             points = table[band]  # band -1 reads the last slot: missing_points
             total += ind["weight"] * points
             trace["values"].append(value)
@@ -82,8 +88,7 @@ class ScorecardRule(Rule):
             for c in reversed(range(len(cutoffs))):
                 floor = cutoffs[c].get("min")
                 slot[(total >= floor) if floor is not None else np.ones(n, bool)] = c
-            grades = V.from_values([c["grade"] for c in cutoffs] + [None], self.outputs[self.grade["name"]].type)
-            state.columns[self.grade["name"]] = grades.take(slot)
+            state.columns[self.grade["name"]] = self.grades.take(slot)
         state.traces[self.id] = trace
 
     def explain(self, state: State, i: int) -> dict[str, Any]:

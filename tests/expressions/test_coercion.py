@@ -119,3 +119,12 @@ def test_boolean_words():
     vec, bad = V.coerce(pd.Series(["是", "否", "yes", "N", "", "maybe"], dtype=object), Type.BOOLEAN)
     assert [vec.value(i) for i in range(6)] == [True, False, True, False, None, None]
     assert bad.tolist() == [False, False, False, False, False, True]
+
+
+@pytest.mark.parametrize("cells", [["b", "a", None, "b"], ["華東", " x", "-", "y"], ["", None], ["z", "Z", "é"]])
+@pytest.mark.parametrize("dtype", ["string", pd.StringDtype(na_value=np.nan), "category"])
+def test_text_reads_the_same_whatever_pandas_dtype_holds_it(cells, dtype):
+    want, _ = V.coerce(pd.Series(cells, dtype=object), Type.STRING)
+    got, bad = V.coerce(pd.Series(cells, dtype=dtype), Type.STRING)
+    assert [got.value(i) for i in range(len(cells))] == [want.value(i) for i in range(len(cells))]
+    assert list(got.cats) == sorted(got.cats) and not bad.any()  # categories stay sorted: codes order as text

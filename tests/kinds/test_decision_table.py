@@ -230,6 +230,20 @@ def test_aggregation_needs_collect_and_one_output():
         book(AGGREGATE.format(agg="SUM").replace("hit_policy: COLLECT", "hit_policy: FIRST"))
 
 
+def test_priority_ranks_formula_cells_per_account_and_literal_cells_alike():
+    # Literal cells' ranks are fixed when the table is compiled; formula cells are ranked per account, and one
+    # that gives a single value for every account (`= "B"`) is gathered like a literal.
+    b = tier_table("PRIORITY", """
+        - {when: {revenue: ">= 10"}, then: C}
+        - {when: {revenue: ">= 50"}, then: '= if revenue >= 100 then "A" else "C"'}
+        - {when: {revenue: ">= 20"}, then: '= "B"'}
+    """)
+    accounts = [{"revenue": 150}, {"revenue": 60}, {"revenue": 30}, {"revenue": 15}, {"revenue": 5}, {}]
+    got, ev = outputs(b, accounts, "tier")
+    assert got == ["A", "B", "B", "C", "C", "C"] and ev.errors == []
+    assert [outputs(b, [a], "tier")[0][0] for a in accounts[:-1]] == got[:-1]  # one account at a time: the same
+
+
 def test_output_cells_may_be_formulas_and_literals():
     b = book("""
     rules:

@@ -1,0 +1,102 @@
+"""Benchmark: the engine's time for one evaluation of a few accounts (`.frame` included), as a request pays it.
+
+Optionally against an earlier revision of the engine, run in interleaved subprocesses on this machine, so a
+before / after ratio comes from one run under the same load:
+
+    python bench/latency.py [--rules rules] [--accounts 1] [--calls 200] [--rounds 5] [--against REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run in a child process with the engine of one source tree first on sys.path; prints per-call ms as JSON.
+MEASURE = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from kamcore.rulebook import RuleBook
+from kamcore.demo import synthetic_portfolio
+book = RuleBook.load(sys.argv[2])
+accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
+calls = int(sys.argv[4])
+for _ in range(max(calls // 10, 5)):
+    book.evaluate(accounts, as_of="2026-11-23").frame
+wall, cpu = [], []
+for _ in range(calls):
+    start, start_cpu = time.perf_counter(), time.process_time()
+    book.evaluate(accounts, as_of="2026-11-23").frame
+    wall.append((time.perf_counter() - start) * 1000)
+    cpu.append((time.process_time() - start_cpu) * 1000)
+print(json.dumps([wall, cpu]))
+"""
+
+
+def measure(source: Path, rules: Path, accounts: int, calls: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU milliseconds of each timed call."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(source), str(rules), str(accounts), str(calls)],
+                          capture_output=True, text=True, check=True)
+    wall, cpu = json.loads(done.stdout)
+    return wall, cpu
+
+
+def export(revision: str, into: Path) -> Path:
+    """The kamcore package of `revision`, unpacked under `into` (git archive, no checkout)."""
+    archive = into / "engine.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision, "kamcore"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    ordered = sorted(wall)
+    return {"p50": statistics.median(ordered), "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            "cpu": statistics.median(cpu)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rules", type=Path, default=ROOT / "rules", help="rule book folder")
+    parser.add_argument("--accounts", type=int, default=1, help="accounts per evaluation")
+    parser.add_argument("--calls", type=int, default=200, help="timed evaluations per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (one subprocess per tree per round)")
+    parser.add_argument("--against", metavar="REV", help="also time the engine at this git revision")
+    args = parser.parse_args(argv)
+    if args.accounts < 1 or args.calls < 1 or args.rounds < 1:
+        parser.error("--accounts, --calls and --rounds must be positive")
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this tree": ROOT}
+        if args.against:
+            trees = {args.against: export(args.against, Path(tmp)), **trees}
+        medians: dict[str, list[float]] = {name: [] for name in trees}
+        cpus: dict[str, list[float]] = {name: [] for name in trees}
+        for r in range(args.rounds):  # interleaved, so drift on a shared machine hits every tree alike
+            for name, source in trees.items():
+                s = summary(*measure(source, args.rules.resolve(), args.accounts, args.calls))
+                medians[name].append(s["p50"])
+                cpus[name].append(s["cpu"])
+                print(f"round {r + 1}: {name:>12}  p50 {s['p50']:7.3f} ms  p99 {s['p99']:7.3f} ms  "
+                      f"cpu p50 {s['cpu']:7.3f} ms", flush=True)
+    print()
+    result = {name: statistics.median(m) for name, m in medians.items()}
+    cpu = {name: statistics.median(m) for name, m in cpus.items()}
+    for name, ms in result.items():
+        print(f"{name:>12}: median of {args.rounds} round p50s {ms:.3f} ms wall, {cpu[name]:.3f} ms CPU, per "
+              f"evaluation of {args.accounts} account(s) ({args.rounds} × {args.calls} calls)")
+    if args.against:
+        print(f"{'speed-up':>12}: {result[args.against] / result['this tree']:.1f}x wall, "
+              f"{cpu[args.against] / cpu['this tree']:.1f}x CPU ({args.against} / this tree, same run)")
+    print("Wall-clock figures include waiting for a core on a shared machine; CPU time is this process's only.")
+
+
+if __name__ == "__main__":
+    main()
