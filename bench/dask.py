@@ -138,9 +138,13 @@ def differences(single_out: Path, dask_out: Path) -> list[str]:
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return [f"shapes differ: {a.shape} {list(a.columns)} vs {b.shape} {list(b.columns)}"]
     problems = []
+
+    def as_text(v):  # list outputs: a list column in one file, "a, b" text in the Dask parts
+        return ", ".join(map(str, v)) if isinstance(v, (list, np.ndarray)) else v
+
     for c in a.columns:
-        x = a[c].astype(object).where(a[c].notna(), None).to_numpy()
-        y = b[c].astype(object).where(b[c].notna(), None).to_numpy()
+        x = np.array([as_text(v) for v in a[c].astype(object).where(a[c].notna(), None)], dtype=object)
+        y = np.array([as_text(v) for v in b[c].astype(object).where(b[c].notna(), None)], dtype=object)
         bad = x != y
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
