@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def read_sheet(source: str | Path | bytes, fmt: str | None = None, dictionary: D
         return Sheet(frame, np.arange(1, len(frame) + 1))
     except InputError:
         raise
-    except (ValueError, KeyError, OSError, pd.errors.ParserError, csv.Error) as e:
+    except (ValueError, KeyError, OSError, pd.errors.ParserError, csv.Error, zipfile.BadZipFile) as e:
         raise InputError(f"{name}: cannot read as {fmt}: {e}") from None
 
 

@@ -317,8 +317,14 @@ def _blank(series: pd.Series) -> np.ndarray:
 
 
 def _per_value(series: pd.Series, read: Any, empty: Any) -> tuple[np.ndarray, np.ndarray]:
-    """`read(value) -> (result, ok)` applied once per distinct cell value and spread back to the rows."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    """`read(value) -> (result, ok)` applied once per distinct cell value and spread back to the rows. Lists and
+    mappings (JSON cells) are unreadable as one value."""
+    nested = None
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells
+        nested = np.fromiter((isinstance(v, (list, dict)) for v in series), dtype=bool, count=len(series))
+        codes, uniques = pd.factorize(series.where(~nested, None), use_na_sentinel=True)
     results, ok = [], []
     for u in uniques:
         r, good = read(u)
@@ -327,7 +333,8 @@ def _per_value(series: pd.Series, read: Any, empty: Any) -> tuple[np.ndarray, np
     results.append(empty)
     ok.append(True)
     values = np.asarray(results)[codes]
-    return values, ~np.asarray(ok, dtype=bool)[codes]
+    bad = ~np.asarray(ok, dtype=bool)[codes]
+    return values, bad if nested is None else bad | nested
 
 
 def _null_text(text: str) -> bool:
@@ -373,9 +380,13 @@ def _number_cell(value: Any, exponent: int) -> tuple[float, bool]:
         parsed = number_text(value, exponent)
         return (np.nan, False) if parsed is None else (parsed, True)
     if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
-        if np.isnan(value):
+        try:
+            plain = float(value)
+        except OverflowError:  # an integer beyond any float
+            return np.nan, False
+        if math.isnan(plain):
             return np.nan, True
-        return (_exact(value, exponent) if exponent else float(value)), bool(np.isfinite(value))
+        return (_exact(plain, exponent) if exponent else plain), math.isfinite(plain)
     return np.nan, False  # a date, a boolean or anything else where a number belongs
 
 

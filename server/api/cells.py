@@ -17,7 +17,7 @@ from kamcore.sheetscore import safe_text
 
 from .. import services
 from ..auth import requires
-from ..problems import ApiProblem
+from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import EvaluateQuery, ProblemSchema
 from .evaluate import evaluate_accounts
 
@@ -47,8 +47,8 @@ class Cell(MethodView):
     @blp.doc(parameters=[{"name": "token", "in": "query", "schema": {"type": "string"},
                           "description": "the bearer token, for WEBSERVICE() which cannot send headers"}])
     @blp.response(200, content_type="text/plain")
-    @blp.alt_response(404, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def get(self, output: str):
         """One output of one account as bare text, e.g.
         `=WEBSERVICE("http://host/v1/cell/tier?revenue_12m="&B2&"&dso_days="&F2&"&token=...")`. Every other query
@@ -77,8 +77,8 @@ class EvaluateCsv(MethodView):
     @blp.arguments(EvaluateQuery, location="query")
     @blp.doc(requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})
     @blp.response(200, content_type="text/csv")
-    @blp.alt_response(415, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(415, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, query: dict[str, Any]):
         """CSV in (UTF-8 or GBK, a title row or a totals row allowed), CSV out: every input row in order with
         every output appended (labels with `lang=zh|en` given explicitly, else codes) and a `kam_errors` column

@@ -13,7 +13,7 @@ from kamcore.events import UnknownAccount
 from .. import event_ledger, services
 from ..auth import requires
 from ..encoding import plain
-from ..problems import ApiProblem
+from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import ProblemSchema, Strict
 from .evaluate import _row_error
 
@@ -62,7 +62,7 @@ class Events(MethodView):
     @requires("edit")
     @blp.arguments(EventBatch)
     @blp.response(200)
-    @blp.alt_response(404, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """Apply a batch of events. A repeated event id is acknowledged, not applied again; a bad event gets its own
         errors and every good one is still applied."""
@@ -86,7 +86,7 @@ class Ledger(MethodView):
     @requires("read")
     @blp.arguments(LedgerQuery, location="query")
     @blp.response(200)
-    @blp.alt_response(404, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def get(self, query: dict[str, Any], account_id: str):
         """The account's ledger lines, each naming its event, rule and rules revision."""
         try:
@@ -99,7 +99,7 @@ class Ledger(MethodView):
 class State(MethodView):
     @requires("read")
     @blp.response(200)
-    @blp.alt_response(404, schema=ProblemSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def get(self, account_id: str):
         """Points, exposure, utilisation, credit status, open alerts, streaks and timers of one account."""
         try:

@@ -14,7 +14,7 @@ from kamcore.workbook import score_workbook
 
 from .. import services
 from ..auth import requires
-from ..problems import ApiProblem
+from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import EvaluateQuery, ProblemSchema
 from .evaluate import XLSX, evaluate_accounts
 
@@ -27,8 +27,8 @@ class EvaluateWorkbook(MethodView):
     @blp.arguments(EvaluateQuery, location="query")
     @blp.doc(requestBody={"required": True, "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}})
     @blp.response(200, content_type=XLSX)
-    @blp.alt_response(415, schema=ProblemSchema)
-    @blp.alt_response(422, schema=ProblemSchema)
+    @blp.alt_response(415, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, query: dict[str, Any]):
         """The uploaded workbook with tier, segment, credit status, credit limit, entitlements, points and next
         actions beside its account table (headers in `lang`), tier and credit colours, the tier explanation as a

@@ -21,6 +21,12 @@ EXAMPLES = int(os.environ.get("KAM_FUZZ_EXAMPLES", "25"))  # per operation and m
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
+@schemathesis.serializer("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+def xlsx_body(ctx, value):
+    """Whatever bytes the strategy drew: the service must refuse a non-workbook with a problem, not a 5xx."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def problem_json(ctx, response, case):
     """Every error answer is a problem document."""
     if response.status_code >= 400:
