@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,18 +114,26 @@ def run(book: RuleBook, files: list[SourceFile]) -> TestRun:
         except ValidationError:
             problems.append(Problem("a test file holds `tests:`, a list of test cases", f.path, 1, 1))
             continue
-        for i, raw in enumerate(doc["tests"]):
-            path = ("tests", i)
-            try:
-                case = _Case().load(raw)
-            except ValidationError as e:
-                for rel, message in schemas.flatten(e.messages):
-                    problems.append(positions.problem(path + rel, schemas.plain(rel, message),
-                                                      hint=schemas.hint_for(rel, message, _Case),
-                                                      at_key=message.startswith("Unknown field")))
-                continue
-            results.append(_run_case(book, case, f.path, positions.at(path)[0]))
+        for case, line in checked_cases(doc["tests"], positions, _Case, problems):
+            results.append(_run_case(book, case, f.path, line))
     return TestRun(results, problems)
+
+
+def checked_cases(tests: list[Any], positions: yamlsource.Positions, schema: type[Schema],
+                  problems: list[Problem]) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """Each test case that `schema` accepts, with its line; every other one adds its problems, placed at the
+    offending key, to `problems`."""
+    for i, raw in enumerate(tests):
+        path = ("tests", i)
+        try:
+            case = schema().load(raw)
+        except ValidationError as e:
+            for rel, message in schemas.flatten(e.messages):
+                problems.append(positions.problem(path + rel, schemas.plain(rel, message),
+                                                  hint=schemas.hint_for(rel, message, schema),
+                                                  at_key=message.startswith("Unknown field")))
+            continue
+        yield case, positions.at(path)[0]
 
 
 def run_folder(folder: str | Path) -> TestRun:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
-from .. import schemas as book_schemas
 from ..errors import Problem
 from ..yamlsource import Positions
 from . import eventtime
@@ -35,17 +34,10 @@ def run_file(book: RuleBook, data: Any, positions: Positions) -> tuple[list[Test
     except ValidationError:
         return [], [positions.problem((), "an event-tests file holds `kind: event_tests` and `tests:`, a list of "
                                           "test cases")]
-    for i, raw in enumerate(doc["tests"]):
-        path = ("tests", i)
-        try:
-            case = EventCase().load(raw)
-        except ValidationError as e:
-            for rel, message in book_schemas.flatten(e.messages):
-                problems.append(positions.problem(path + rel, book_schemas.plain(rel, message),
-                                                  hint=book_schemas.hint_for(rel, message, EventCase),
-                                                  at_key=message.startswith("Unknown field")))
-            continue
-        results.append(_run_case(book, case, positions.file, positions.at(path)[0]))
+    from ..ruletests import checked_cases
+
+    for case, line in checked_cases(doc["tests"], positions, EventCase, problems):
+        results.append(_run_case(book, case, positions.file, line))
     return results, problems
 
 

@@ -97,14 +97,12 @@ class Rule(MethodView):
     @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def put(self, body: dict[str, Any], rule_id: str):
         """Replace a rule. Needs `If-Match: <base revision>` (428 without, 409 when stale) and a message."""
-        base = _if_match()
-        rule = _rule(services().store.book(base), rule_id)
+        base, rule, text = _rule_file(rule_id)
         doc = {"id": rule_id, **_rule_doc(body)}
         if doc["id"] != rule_id:  # a rename would quietly cut the rule off from its history and blame
             raise ApiProblem(422, "The rule is not valid", f"the rule's id {doc['id']!r} is not {rule_id!r}, the "
                              "rule this URL names: add the renamed rule with POST and delete the old one",
                              errors={"rule": {"id": [f"must be {rule_id!r}"]}})
-        text = services().store.read(rule.file, base)
         changes = {rule.file: rulefile.replace_rule(text, rule_id, doc), **body.get("files", {})}
         return _write(changes, base, body["message"])
 
@@ -118,9 +116,7 @@ class Rule(MethodView):
     @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def delete(self, body: dict[str, Any], rule_id: str):
         """Remove a rule (refused with 422 if other rules or rule tests still need it)."""
-        base = _if_match()
-        rule = _rule(services().store.book(base), rule_id)
-        text = services().store.read(rule.file, base)
+        base, rule, text = _rule_file(rule_id)
         return _write({rule.file: rulefile.remove_rule(text, rule_id)}, base, body["message"])
 
 
@@ -168,6 +164,13 @@ def _if_match() -> str:
                          f"`If-Match: {base}` would match any head: send the commit id your change is based on "
                          "(the ETag of GET /v1/rules)")
     return services().store.resolve(base)
+
+
+def _rule_file(rule_id: str) -> tuple[str, Any, str]:
+    """For a change to one rule: the base revision from `If-Match`, the rule there, and its file's text."""
+    base = _if_match()
+    rule = _rule(services().store.book(base), rule_id)
+    return base, rule, services().store.read(rule.file, base)
 
 
 def _rule(book: RuleBook, rule_id: str) -> Any:
