@@ -7,9 +7,8 @@ import subprocess
 import sys
 import threading
 
-from conftest import RULES, SUBMITTER, picture
-
 from kamcore.events.synthetic import end_of, synthetic_events
+from tests.events.conftest import RULES, SUBMITTER, picture
 
 
 def shuffled(events, seed):

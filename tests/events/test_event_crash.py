@@ -7,9 +7,8 @@ import signal
 import subprocess
 import sys
 
-from conftest import RULES, SUBMITTER, picture
-
 from kamcore.events.synthetic import end_of, synthetic_events
+from tests.events.conftest import RULES, SUBMITTER, picture
 
 
 def test_state_after_sigkill_is_the_replay_of_the_committed_events(tmp_path, open_ledger, portfolio, clock):

@@ -6,11 +6,11 @@ import random
 import sqlite3
 
 import pytest
-from conftest import picture
 
 from kamcore import RuleBook
 from kamcore.events import EventLedger, UnknownAccount
 from kamcore.events.synthetic import synthetic_events
+from tests.events.conftest import picture
 
 A = {"account_id": "A1", "revenue_12m": 12000000, "gross_profit_12m": 3600000, "dso_days": 45, "credit_score": 80,
      "receivables": 1000000, "open_orders": 200000}

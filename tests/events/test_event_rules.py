@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import RULES
 
 from kamcore import RuleBook, RuleBookError
 from kamcore.cli import main
+from tests.events.conftest import RULES
 
 GOOD = """kind: event_rules
 events:

@@ -7,13 +7,12 @@ import signal
 import threading
 import time
 
-from conftest import launch
-
 from kamcore.demo import synthetic_portfolio
 from kamcore.events import EventLedger
 from kamcore.events.synthetic import synthetic_events
 from kamcore.rulebook import RuleBook
 from kamcore.store import RuleStore
+from tests.server.conftest import launch
 
 BATCHES, PER_BATCH = 6, 150
 

@@ -9,10 +9,10 @@ import time
 
 import pygit2
 import pytest
-from conftest import KAM, launch
 
 from kamcore.demo import synthetic_portfolio
 from kamcore.store import RuleStore
+from tests.server.conftest import KAM, launch
 
 
 @pytest.fixture(scope="module")

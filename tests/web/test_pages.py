@@ -176,7 +176,7 @@ def test_revert_is_for_approvers_only(app, browsers):
 
 
 def test_with_approval_a_save_becomes_a_change_request_reviewed_on_its_page(tmp_path):
-    from conftest import Browser, make_app
+    from tests.web.conftest import Browser, make_app
 
     app = make_app(tmp_path, require_approval=True)
     editor, approver = Browser(app, "editor"), Browser(app, "approver")
