@@ -37,7 +37,7 @@ class Services:
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     """Build the app: open (or create from the shipped book) the rule repository and databases under the data
     dir, register the blueprints, error handlers and the OpenAPI document."""
-    from . import accesslog, api, problems, web, xlwings_protocol
+    from . import accesslog, api, apidocs, problems, web, xlwings_protocol
     from .encoding import JSONProvider
 
     cfg = Config.of(config)
@@ -71,6 +71,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     problems.register(app)  # after flask-smorest's own handlers, so every error is problem+json
     accesslog.register(app, log_lines=cfg.access_log)
     web.register(app)
+    apidocs.register(app)
     return app
 
 

@@ -8,6 +8,7 @@ import pygit2
 import pytest
 
 from kamcore.demo import synthetic_portfolio
+from tests.web.conftest import Browser
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -158,8 +159,8 @@ def test_every_endpoint_but_healthz_needs_a_token(app, as_):
     assert as_["anonymous"].get("/healthz").status_code == 200
     checked = 0
     for rule in app.url_map.iter_rules():
-        if rule.rule in ("/healthz", "/openapi.json", "/") or rule.rule.startswith(("/docs", "/static", "/ui/")):
-            continue  # the web pages sign in with a session cookie instead: tests/web checks each of them
+        if rule.rule in ("/healthz", "/", "/docs") or rule.rule.startswith(("/docs/assets/", "/static", "/ui/")):
+            continue  # the web pages (and /docs) sign in with a session cookie instead; static assets hold no data
         path = rule.rule.replace("<rule_id>", "tier").replace("<cr_id>", "0" * 12) \
             .replace("<decision_id>", "x").replace("<path:name>", "x")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -395,10 +396,19 @@ def test_fields_readyz_and_openapi(app, as_):
     assert fields["tier"]["source"] == "tier"
     assert as_["viewer"].get("/readyz").json == {"ready": True, "serving": head(app), "head": head(app),
                                                  "problem": None}
-    spec = as_["anonymous"].get("/openapi.json").json
+    spec = as_["viewer"].get("/openapi.json").json
     assert "/v1/evaluate" in spec["paths"] and "bearer" in spec["components"]["securitySchemes"]
-    docs = as_["anonymous"].get("/docs")
+    assert as_["anonymous"].get("/openapi.json").status_code == 401
+    assert as_["viewer"].get("/openapi.json", headers={"Authorization": "Bearer kam_123456789012_forged"}) \
+        .status_code == 401
+    # A browser navigating to /docs cannot send a bearer header: it signs in to the web pages first.
+    anonymous = as_["anonymous"].get("/docs")
+    assert anonymous.status_code == 302 and "/ui/signin" in anonymous.headers["Location"]
+    browser = Browser(app)
+    assert browser.sign_in(as_["viewer"].token).status_code == 302
+    docs = browser.client.get("/docs")
     assert docs.status_code == 200 and b"/docs/assets/" in docs.data
+    assert browser.client.get("/openapi.json").status_code == 200
     assert as_["anonymous"].get("/docs/assets/swagger-ui-bundle.js").status_code == 200
 
 

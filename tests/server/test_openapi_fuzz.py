@@ -41,8 +41,8 @@ def admin(module_app):
 
 
 @pytest.fixture(scope="module")
-def api(module_app):
-    return schemathesis.openapi.from_wsgi("/openapi.json", module_app)
+def api(module_app, admin):
+    return schemathesis.openapi.from_wsgi("/openapi.json", module_app, headers={"Authorization": f"Bearer {admin}"})
 
 
 def fuzz(operation, store, token):
