@@ -47,23 +47,29 @@ class Report:
 
 def score_sheet(sheet: Sheet, settings: Settings, as_of: dt.date | None = None) -> Report:
     """Score the account table on `sheet` and write the result columns beside it (in place on a re-run)."""
-    payload = book_payload(sheet.name, sheet.used_values())
-    if settings.remote:
-        answer = Service(settings.url, settings.token).score_sheet(payload, settings.lang, notes=True)
-        if not isinstance(answer, Mapping) or not isinstance(answer.get("actions"), list):
-            raise AddinError(f"{settings.url} 的回答不是评分结果 / the answer from {settings.url} holds no actions")
-        todo, kam = answer["actions"], answer.get("kam") or {}
-    else:
-        position, name, rows = active_rows(payload)
-        book = local_book(settings.rules)
-        evaluate = local_evaluator(book, as_of, settings.lang, source=str(settings.rules))
-        scored = score_rows(rows, book, evaluate, settings.lang, name)
-        todo = actions(scored, position, sheet_outputs(book), notes=True)
-        kam = {"rules_version": scored.revision, "decision_id": scored.decision_id, "scored": scored.scored,
-               "errors": scored.errors, "warnings": scored.warnings}
+    todo, kam = scored_actions(sheet.name, sheet.used_values(), settings, notes=True, as_of=as_of)
     apply(sheet, todo)
     return Report(sheet.name, settings.where(), kam.get("rules_version"), int(kam.get("scored") or 0),
                   list(kam.get("errors") or []), [str(w) for w in kam.get("warnings") or []], kam.get("decision_id"))
+
+
+def scored_actions(name: str, values: Sequence[Sequence[Any]], settings: Settings, notes: bool = True,
+                   as_of: dt.date | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The xlwings actions that show a sheet's results, and the `kam` summary: from the service's
+    `/xlwings/score-sheet`, or offline from the same reader, core and action builder the service uses."""
+    payload = book_payload(name, values)
+    if settings.remote:
+        answer = Service(settings.url, settings.token).score_sheet(payload, settings.lang, notes=notes)
+        if not isinstance(answer, Mapping) or not isinstance(answer.get("actions"), list):
+            raise AddinError(f"{settings.url} 的回答不是评分结果 / the answer from {settings.url} holds no actions")
+        return answer["actions"], answer.get("kam") or {}
+    position, name, rows = active_rows(payload)
+    book = local_book(settings.rules)
+    evaluate = local_evaluator(book, as_of, settings.lang, notes=notes, source=str(settings.rules))
+    scored = score_rows(rows, book, evaluate, settings.lang, name)
+    kam = {"sheet": name, "rules_version": scored.revision, "decision_id": scored.decision_id,
+           "scored": scored.scored, "errors": scored.errors, "warnings": scored.warnings}
+    return actions(scored, position, sheet_outputs(book), notes), kam
 
 
 def book_payload(name: str, values: Sequence[Sequence[Any]]) -> dict[str, Any]:
