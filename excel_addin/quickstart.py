@@ -131,8 +131,8 @@ def sample_accounts(ws: openpyxl.worksheet.worksheet.Worksheet, book: RuleBook) 
         ws.append(row)
         n = ws.max_row
         ws.cell(row=n, column=len(headers), value=f'=IFERROR({profit}{n}/{revenue}{n},"")').number_format = "0.0%"
-        for k, c in enumerate(columns, start=1):
-            if isinstance(row[k - 1], dt.date):
+        for k, value in enumerate(row, start=1):
+            if isinstance(value, dt.date):
                 ws.cell(row=n, column=k).number_format = "yyyy-mm-dd"
     last = ws.max_row
     ws.append(["合计", None, None, None, f"=SUM({revenue}4:{revenue}{last})"])
