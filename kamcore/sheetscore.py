@@ -92,6 +92,9 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         raise InputError(f"{name}: the sheet is empty")
     at = header_index(rows, book.dictionary)
     header = rows[at]
+    if sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in header) < 2:
+        raise InputError(f"{name}: no header row names two fields of the data dictionary (e.g. 客户编号, "
+                         f"近12个月销售额): is this the sheet with the customer table? / 未找到客户表的表头")
     ours = own_headers(book)
     # our result columns from an earlier run; the version label is ours too, but the column between it and the
     # block is the user's to fill, so the label never widens what a re-run clears
