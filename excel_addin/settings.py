@@ -54,9 +54,9 @@ def read_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] 
     """The settings from the sheet's pairs (`conf_values`), each missing one from the environment."""
     env = os.environ if env is None else env
     chosen: dict[str, str] = {}
-    for source in (conf or {}, env):
-        for key, name in KEYS.items():
-            value = source.get(key)
+    for source, keys in ((conf or {}, KEYS), (env, [k for k in KEYS if k.startswith("KAM_")])):
+        for key in keys:  # the environment's LANG is the locale, never ours: only KAM_* there
+            name, value = KEYS[key], source.get(key)
             if name not in chosen and value is not None and str(value).strip():
                 chosen[name] = str(value).strip()
     lang = chosen.get("lang", "zh").lower()

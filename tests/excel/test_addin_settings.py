@@ -32,6 +32,11 @@ def test_office_script_keys_and_its_endpoint_url_are_understood():
     assert (got.url, got.token, got.lang) == ("https://kam.example.com", "kam_x", "en")
 
 
+def test_the_locale_in_the_environment_is_not_our_language():
+    assert read_settings({}, {"LANG": "C.UTF-8", "URL": "http://elsewhere", "KAM_LANG": "en"}).lang == "en"
+    assert read_settings({}, {"LANG": "C.UTF-8", "URL": "http://elsewhere"}).url is None
+
+
 def test_rule_book_folder_from_the_environment(tmp_path):
     assert read_settings({}, {"KAM_RULES": str(tmp_path)}).rules == Path(tmp_path)
 
