@@ -130,9 +130,9 @@ class SheetModel:
 
     def autofit(self, rect: Rect) -> None:
         self.calls += 1
-        first, columns = rect[1], rect[3]
+        row, first, rows, columns = rect
         for c in range(first, first + columns):
-            shown = [len(str(cell.value)) for (_, k), cell in self.cells.items() if k == c and cell.value is not None]
+            shown = [len(str(self[r, c].value)) for r in range(row, row + rows) if self[r, c].value is not None]
             self.widths[c] = max(shown, default=8) + 2
 
     def name_cell(self, name: str, row: int, column: int) -> None:
