@@ -17,7 +17,7 @@ from kamcore.sheetscore import NOTE_RULES, Evaluator, local_evaluator
 
 from .settings import AddinError, Settings
 
-TIMEOUT_S = 300  # a 10,000-row sheet with notes takes a few seconds on the service; a busy one longer
+TIMEOUT_S = 120  # a 10,000-row sheet with notes takes a few seconds on the service; a busy one longer
 _BOOKS: dict[Path, tuple[tuple, RuleBook]] = {}
 
 
