@@ -104,6 +104,18 @@ class XlwingsSheet:
     def number_format(self, rect: Rect, code: str) -> None:
         self._range(rect).number_format = code
 
+    def forget(self, rect: Rect) -> None:
+        target = self._range(rect)
+        target.color = None
+        try:
+            target.api.ClearComments()  # Windows: one call for the whole block
+        except Exception:  # noqa: BLE001 - macOS has no such call through appscript: delete the notes one by one
+            row, column, rows, columns = rect
+            for note in list(self.sheet.notes):
+                cell = note.location
+                if row < cell.row <= row + rows and column < cell.column <= column + columns:
+                    note.delete()
+
     def note(self, row: int, column: int, text: str) -> None:
         cell = self.sheet.range((row + 1, column + 1))
         if cell.note is not None:

@@ -82,14 +82,19 @@ def book_payload(name: str, values: Sequence[Sequence[Any]]) -> dict[str, Any]:
 
 
 def apply(sheet: Sheet, todo: Sequence[Mapping[str, Any]]) -> None:
-    """Carry out the xlwings actions on one sheet; colours are gathered by colour, one call each."""
+    """Carry out the xlwings actions on one sheet; colours are gathered by colour, one call each. First the
+    result block (the first action) and the columns it drops lose their fills and notes, as in the xlsx round
+    trip: a row that turned bad must not keep the colour and the note of its earlier tier."""
     fills: dict[str, list[Rect]] = {}
+    for k, action in enumerate(todo):
+        if action.get("sheet_position", 0) != 0:
+            raise AddinError(f"the service answered an action for another sheet: {action.get('func')}")
+        if (k == 0 and action.get("func") == "setValues") or action.get("func") == "clearContents":
+            sheet.forget(_rect(action))
     for action in todo:
         func = action.get("func")
-        if action.get("sheet_position", 0) != 0:
-            raise AddinError(f"the service answered an action for another sheet: {func}")
         row, column = int(action["start_row"]), int(action["start_column"])
-        rect = (row, column, int(action.get("row_count") or 1), int(action.get("column_count") or 1))
+        rect = _rect(action)
         args = action.get("args") or []
         if func == "setValues":
             values = action["values"]
@@ -118,6 +123,11 @@ def checked_score(sheet: Sheet, settings: Settings) -> tuple[bool, str]:
         return True, score_sheet(sheet, settings).message()
     except (AddinError, InputError) as e:
         return False, f"KAM Rules: {e}"
+
+
+def _rect(action: Mapping[str, Any]) -> Rect:
+    return (int(action["start_row"]), int(action["start_column"]), int(action.get("row_count") or 1),
+            int(action.get("column_count") or 1))
 
 
 def _sent(value: Any) -> Any:

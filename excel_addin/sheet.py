@@ -30,6 +30,9 @@ class Sheet(Protocol):
 
     def number_format(self, rect: Rect, code: str) -> None: ...
 
+    def forget(self, rect: Rect) -> None:
+        """Drop the cells' fills and notes (values and number formats stay)."""
+
     def note(self, row: int, column: int, text: str) -> None:
         """Set the cell's note (a classic comment), replacing one already there."""
 
@@ -123,6 +126,12 @@ class SheetModel:
         self.calls += 1
         for at in _each(rect):
             self._cell(at).number_format = code
+
+    def forget(self, rect: Rect) -> None:
+        self.calls += 1
+        for at in _each(rect):
+            if at in self.cells:
+                self.cells[at].fill, self.cells[at].note = None, None
 
     def note(self, row: int, column: int, text: str) -> None:
         self.calls += 1

@@ -76,6 +76,17 @@ def test_rerun_updates_its_own_columns_in_place_and_leaves_the_users_alone():
     assert report.scored == 4 and not report.errors
 
 
+def test_a_row_that_turns_bad_loses_its_tier_colour_and_note():
+    sheet = ledger()
+    score_sheet(sheet, OFFLINE)
+    assert sheet[3, FIRST].fill == TIER_FILLS["A"] and sheet[3, FIRST].note
+    sheet.write(3, 1, [["lots"]])
+    score_sheet(sheet, OFFLINE)
+    assert block(sheet, 3)[0] is None and sheet[3, FIRST].fill is None and sheet[3, FIRST].note is None
+    assert sheet[3, FIRST + 2].fill is None and sheet[3, FIRST + 7].fill == ERROR_FILL
+    assert sheet[6, FIRST].fill == TIER_FILLS["D"] and sheet[6, FIRST].note  # the others are painted again
+
+
 def test_result_cells_are_values_never_formulas():
     sheet = ledger()
     score_sheet(sheet, OFFLINE)
