@@ -5,7 +5,7 @@ works on a sheet model (a list of rows of cell values from A1) and knows nothing
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,8 +92,14 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         raise InputError(f"{name}: the sheet is empty")
     at = header_index(rows, book.dictionary)
     header = rows[at]
+    if sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in header) < 2:
+        raise InputError(f"{name}: no header row names two fields of the data dictionary (e.g. 客户编号, "
+                         f"近12个月销售额): is this the sheet with the customer table? / 未找到客户表的表头")
     ours = own_headers(book)
-    own = [k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) in ours]
+    # our result columns from an earlier run; the version label is ours too, but the column between it and the
+    # block is the user's to fill, so the label never widens what a re-run clears
+    own = [k for k, h in enumerate(header)
+           if isinstance(h, str) and header_key(h) in ours and header_key(h) != header_key(VERSION_LABEL)]
     used = [k for k, h in enumerate(header) if _filled(h)]
     first = min(own) if own else (max(used) + 1 if used else 0)
     previous_width = (max(own) - first + 1) if own else 0
@@ -136,9 +142,11 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
 
 
 def local_evaluator(book: RuleBook, as_of: dt.date | None = None, lang: str | None = "zh",
-                    notes: bool = True, source: str = "local") -> Evaluator:
+                    notes: bool = True, source: str = "local",
+                    explain_rules: Collection[str] | None = NOTE_RULES) -> Evaluator:
     """Evaluate against a rule book in this process (the CLI, the add-in offline), answering as the API does; a
-    book loaded from a folder has no revision, so its version reads `<source> (local)`."""
+    book loaded from a folder has no revision, so its version reads `<source> (local)`. `explain_rules`: the rules
+    each explanation covers (None: every rule, as the API's `explain=true`)."""
     def evaluate(accounts: list[dict[str, Any]]) -> dict[str, Any]:
         ev = book.evaluate(accounts, as_of=as_of)
         frame = ev.frame.loc[ev.ok, sheet_outputs(book)]
@@ -147,7 +155,7 @@ def local_evaluator(book: RuleBook, as_of: dt.date | None = None, lang: str | No
         for i, values in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
             result = {"row": i, **values}
             if notes:
-                result["explanation"] = ev.explain(i, NOTE_RULES).text(lang or "en")
+                result["explanation"] = ev.explain(i, explain_rules).text(lang or "en")
             results.append(result)
         return {"rules_version": book.revision or f"{source} (local)", "decision_id": None, "results": results,
                 "errors": [_error(e) for e in ev.errors], "warnings": [_error(e) for e in ev.warnings]}

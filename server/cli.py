@@ -94,3 +94,13 @@ def token_revoke(token_id: str, data_dir: str) -> None:
     if not _tokens(data_dir).revoke(token_id):
         raise click.ClickException(f"no active token {token_id}")
     click.echo(f"revoked {token_id}")
+
+
+def _register_excel() -> None:
+    """`kam excel ...`: the desktop add-in's commands live with the add-in."""
+    from excel_addin.quickstart import excel
+
+    main.add_command(excel)
+
+
+_register_excel()
