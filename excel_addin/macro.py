@@ -14,7 +14,7 @@ from typing import Any
 from kamcore.errors import InputError
 from kamcore.sheetscore import VERSION_LABEL, VERSION_NAME, local_evaluator, score_rows, sheet_outputs
 
-from .protocol import NOTE_ACTION, actions, active_rows
+from .protocol import BLANK_FILL, NOTE_ACTION, actions, active_rows
 from .service import Service, local_book
 from .settings import AddinError, Settings
 from .sheet import Rect, Sheet
@@ -104,11 +104,13 @@ def apply(sheet: Sheet, todo: Sequence[Mapping[str, Any]]) -> None:
         elif func == "clearContents":
             sheet.clear(rect)
         elif func == "setRangeColor":
-            fills.setdefault(str(args[0]), []).append(rect)
+            if str(args[0]) != BLANK_FILL:  # white stands in for "no fill" for stock clients; cleared above
+                fills.setdefault(str(args[0]), []).append(rect)
         elif func == "setNumberFormat":
             sheet.number_format(rect, str(args[0]))
         elif func == NOTE_ACTION:
-            sheet.note(row, column, str(args[0]))
+            if args and str(args[0]):  # an empty note removes an old one: cleared above already
+                sheet.note(row, column, str(args[0]))
         elif func == "setAutofit":
             sheet.autofit(rect)
         else:

@@ -10,7 +10,8 @@ from typing import Any
 from kamcore.errors import InputError
 from kamcore.sheetscore import VERSION_LABEL, ScoredSheet, safe_text
 
-NOTE_ACTION = "addNote"  # ours: the clients shipped in excel_addin/ apply it; stock xlwings clients lack it
+NOTE_ACTION = "addNote"  # ours: the clients shipped in excel_addin/ apply it (empty text deletes the note); stock
+# xlwings clients lack it
 BLANK_FILL = "#FFFFFF"  # an error fill from an earlier run is painted over, as the stock clients cannot clear fills
 NUMBER_FORMATS = {"credit_limit": "#,##0", "loyalty_points": "#,##0"}
 
@@ -42,18 +43,24 @@ def actions(scored: ScoredSheet, sheet_position: int, outputs: list[str], notes:
     if scored.clear_columns:
         out.append(_action("clearContents", sheet_position, scored.header_row, scored.first_column + scored.width,
                            len(scored.rows), scored.clear_columns))
+    # A row that turned bad since the last run must not keep its old tier colour or note: every row of a coloured
+    # column gets a fill (white where it has none), every row of the note column a note (empty deletes it).
+    data_rows = range(scored.header_row + 1, scored.header_row + len(scored.rows))
     fills = dict(scored.fills)
-    messages = scored.first_column + scored.width - 1
-    for r in range(scored.header_row + 1, scored.header_row + len(scored.rows)):
-        fills.setdefault((r, messages), BLANK_FILL)
+    for c in {c for _, c in scored.fills} | {scored.first_column + scored.width - 1}:
+        for r in data_rows:
+            fills.setdefault((r, c), BLANK_FILL)
     out += _colour_runs(fills, sheet_position)
     for k, name in enumerate(outputs):
         if name in NUMBER_FORMATS and len(scored.rows) > 1:
             out.append(_action("setNumberFormat", sheet_position, scored.header_row + 1, scored.first_column + k,
                                len(scored.rows) - 1, 1, args=[NUMBER_FORMATS[name]]))
     if notes:
-        out += [_action(NOTE_ACTION, sheet_position, r, c, args=[text])
-                for (r, c), text in sorted(scored.notes.items())]
+        noted = dict(scored.notes)
+        for c in {c for _, c in scored.notes} or {scored.first_column}:
+            for r in data_rows:
+                noted.setdefault((r, c), "")
+        out += [_action(NOTE_ACTION, sheet_position, r, c, args=[text]) for (r, c), text in sorted(noted.items())]
     row, col = scored.version_cell
     out.append(_action("setValues", sheet_position, row, col - 1, values=[[VERSION_LABEL, scored.revision or ""]]))
     out.append(_action("setAutofit", sheet_position, scored.header_row, scored.first_column, len(scored.rows),

@@ -56,7 +56,7 @@ async function main(workbook: ExcelScript.Workbook): Promise<void> {
         const cell = range.getCell(0, 0);
         const old = workbook.getCommentByCell(cell);
         if (old) { old.delete(); }
-        workbook.addComment(cell, String(action.args[0]));
+        if (String(action.args[0])) { workbook.addComment(cell, String(action.args[0])); }  // empty: note removed
         break;
       }
       default: throw new Error(`unknown action ${action.func}`);

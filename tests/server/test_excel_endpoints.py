@@ -67,6 +67,26 @@ def test_score_sheet_rescoring_reuses_its_columns_and_stock_clients_get_no_notes
     assert not [a for a in again.json["actions"] if a["func"] == "addNote"]
 
 
+def test_score_sheet_repaints_a_row_that_turned_bad(as_):
+    """A row scored A last time and unreadable now loses its green and its note explaining tier A: stock clients
+    cannot clear a fill, so the block's coloured columns are painted white where they have no colour, and our
+    clients get an empty note (which deletes the old one) on every tier cell without a new note."""
+    first = post_sheet(as_["viewer"], payload(LEDGER)).json["actions"]
+    block = first[0]
+    scored = [row + (block["values"][i - 2] if 2 <= i < 8 else [""] * 8) for i, row in enumerate(LEDGER)]
+    scored[3][1] = "很多"  # KH001 (tier A, row 3 from 0) now has an unreadable revenue
+    again = post_sheet(as_["viewer"], payload(scored)).json["actions"]
+    assert again[0]["values"][1][0] == ""
+    painted = {}
+    for a in again:
+        if a["func"] == "setRangeColor":
+            for r in range(a["start_row"], a["start_row"] + a["row_count"]):
+                painted[(r, a["start_column"])] = a["args"][0]
+    assert painted[(3, 6)] == "#FFFFFF" and painted[(6, 6)] != "#FFFFFF"  # KH001 white, KH003 keeps its tier colour
+    notes = {(a["start_row"], a["start_column"]): a["args"][0] for a in again if a["func"] == "addNote"}
+    assert notes[(3, 6)] == "" and notes[(6, 6)].startswith("客户等级 [tier]")
+
+
 def test_score_sheet_scores_the_active_sheet_only_and_refuses_a_bad_payload(as_):
     other = {"name": "说明", "values": [["x"]], "pictures": [], "tables": []}
     r = post_sheet(as_["viewer"], {**payload(LEDGER, extra_sheets=[other]), "book": {
