@@ -8,6 +8,7 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 
 from kamcore import rulefile
+from kamcore.rulegrid import CellError, Layout
 from kamcore.store import StaleBase, ValidationFailed
 
 from .. import services
@@ -15,7 +16,6 @@ from ..auth import authenticate
 from ..encoding import plain
 from ..problems import ApiProblem, problem_dicts
 from . import blp, portfolio
-from .grid import CellError, Layout
 from .rulebook import rule_document
 from .signin import page, show
 
@@ -73,7 +73,7 @@ def check(rule_id: str):
     try:
         base, file, text, layout = _proposal(rule_id, body)
     except CellError as e:
-        return {"ok": False, "cells": [{"row": e.row, "column": e.column, "message": e.message}], "problems": []}
+        return {"ok": False, "cells": [{"row": r, "column": c, "message": m} for r, c, m in e.cells], "problems": []}
     try:
         services().store.validate({file: text}, base)
     except ValidationFailed as e:

@@ -1,5 +1,5 @@
 """A decision table's rows or a scorecard indicator's bands as a grid of text cells, and back; and which cell a
-validation problem points at."""
+validation problem points at. The web editor and the xlsx rule tables (`ruletable`) share it."""
 
 from __future__ import annotations
 
@@ -9,19 +9,21 @@ from typing import Any
 
 import yaml
 
-from kamcore import yamlsource
-from kamcore.errors import Problem
+from . import yamlsource
+from .errors import Problem
 
 NOTE = "note"
 BAND_COLUMNS = ("when", "points", NOTE)
 
 
 class CellError(Exception):
-    """A cell whose text is not a value (e.g. points that are not a number)."""
+    """Cells whose text is not a value (e.g. points that are not a number): every one, as (row, column, message);
+    `row`, `column` and `message` name the first."""
 
-    def __init__(self, row: int, column: str, message: str):
-        super().__init__(message)
-        self.row, self.column, self.message = row, column, message
+    def __init__(self, cells: list[tuple[int, str, str]]):
+        super().__init__("; ".join(f"row {r + 1}, {c}: {m}" for r, c, m in cells))
+        self.cells = cells
+        self.row, self.column, self.message = cells[0]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Layout:
     @classmethod
     def of(cls, rule: Any, doc: dict[str, Any], indicator: str | None = None) -> Layout:
         if rule.kind == "decision_table":
-            inputs = tuple(doc.get("inputs") or ())
+            inputs = tuple(rule.input_names)
             outputs = tuple(rule.outputs)
             text = tuple(n for n, o in rule.outputs.items() if str(o.type) == "string")
             return cls(rule.kind, (*inputs, *outputs, NOTE), inputs, outputs, text)
@@ -74,15 +76,17 @@ class Layout:
         return found
 
     def document(self, doc: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """`doc` with its rows (or bands) replaced by the grid's; raises CellError for a cell that is no value."""
+        """`doc` with its rows (or bands) replaced by the grid's; raises CellError naming every cell that is no
+        value."""
         doc = copy.deepcopy(doc)
         items = []
+        bad: list[tuple[int, str, str]] = []
         for i, row in enumerate(rows):
             cells = {k: str(v if v is not None else "").strip() for k, v in (row.get("cells") or {}).items()}
             item: dict[str, Any] = {}
             if self.kind == "decision_table":
                 item["when"] = {name: cells[name] for name in self.inputs if cells.get(name)}
-                then = {name: self._output(i, name, cells.get(name, "")) for name in self.outputs
+                then = {name: self._output(i, name, cells.get(name, ""), bad) for name in self.outputs
                         if cells.get(name)}
                 if len(self.outputs) == 1:
                     if then:
@@ -92,24 +96,27 @@ class Layout:
             else:
                 if cells.get("when"):
                     item["when"] = cells["when"]
-                item["points"] = _number(i, "points", cells.get("points", ""))
+                item["points"] = _number(i, "points", cells.get("points", ""), bad)
             item |= {k: v for k, v in (row.get("keep") or {}).items() if k not in item and k != NOTE}
             if cells.get(NOTE):
                 item[NOTE] = cells[NOTE]
             items.append(item)
+        if bad:
+            raise CellError(bad)
         if self.kind == "decision_table":
             doc["rows"] = items
         else:
             next(ind for ind in doc["indicators"] if ind["name"] == self.indicator)["bands"] = items
         return doc
 
-    def _output(self, row: int, name: str, cell: str) -> Any:
+    def _output(self, row: int, name: str, cell: str, bad: list[tuple[int, str, str]]) -> Any:
         if name in self.text_outputs and not cell.startswith(("[", "{")):
             return cell
         try:
             return yaml.safe_load(cell)
         except yaml.YAMLError as e:
-            raise CellError(row, name, f"not a value: {str(e).splitlines()[0]}") from None
+            bad.append((row, name, f"not a value: {str(e).splitlines()[0]}"))
+            return None
 
     def cell_of(self, problem: Problem, text: str, file: str, rule_id: str) -> tuple[int, str | None] | None:
         """(row, column) of the grid a problem in the new file `text` points at; None when it is elsewhere."""
@@ -158,9 +165,10 @@ def text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).removesuffix("\n...\n").strip()
 
 
-def _number(row: int, column: str, cell: str) -> Any:
+def _number(row: int, column: str, cell: str, bad: list[tuple[int, str, str]]) -> Any:
     try:
         value = float(cell)
     except ValueError:
-        raise CellError(row, column, f"{cell!r} is not a number") from None
+        bad.append((row, column, f"{cell!r} is not a number"))
+        return None
     return int(value) if value.is_integer() else value
