@@ -322,13 +322,15 @@ class _Placed:
 
 @dataclass
 class TableEdit:
-    """The rule as the workbook has it: the rule file's new text, or `unchanged`."""
+    """The rule as the workbook has it: the rule file's new text (or `unchanged`), and the cells that could not
+    be read (formulas, error values: taken as empty so the rest of the rule is still checked)."""
 
     rule_id: str
     file: str
     text: str
     unchanged: bool
     placed: list[_Placed]
+    problems: list[TableProblem] = field(default_factory=list)
 
     def located(self, problems: list[Problem]) -> list[TableProblem]:
         """The store's problems with the changed book, each at the cell it points at where it points at one."""
@@ -345,17 +347,29 @@ class TableEdit:
                 found.append(TableProblem(str(problem)))
         return found
 
+    def checked(self, check: Any) -> None:
+        """Run `check` (the store's validation of the change) and raise TableRefused with every problem: the
+        unreadable cells and what the check found, each at its cell."""
+        found = list(self.problems)
+        try:
+            check()
+        except ValidationFailed as e:
+            found += self.located(e.problems)
+        if found:
+            raise TableRefused(found)
+
 
 def rebuild(upload: TableWorkbook, book: RuleBook, source: str) -> TableEdit:
-    """The rule file `source` (at the table's base) with the rule as the workbook's sheets have it; raises
-    TableRefused naming every cell that cannot be read (bad or missing columns, cells that are no value, settings
-    changed, formulas)."""
+    """The rule file `source` (at the table's base) with the rule as the workbook's sheets have it. Raises
+    TableRefused naming every cell when the sheets cannot make a rule (missing or extra columns, changed
+    settings, cells that are no value); cells that only cannot be read are in the edit's `problems`."""
     rule = _rule(book, upload.rule_id)
     if rule.file != upload.file:
         raise InputError(f"{upload.name}: rule {rule.id} is in {rule.file}, not {upload.file}; export the table "
                          "again")
     doc = rulefile.rule_doc(source, rule.id)
     problems: list[TableProblem] = []
+    unreadable: list[TableProblem] = []
     placed: list[_Placed] = []
     new_doc, unchanged = doc, True
     for sheet in _sheets(book, rule, doc):
@@ -363,22 +377,21 @@ def rebuild(upload: TableWorkbook, book: RuleBook, source: str) -> TableEdit:
             problems.append(TableProblem(f"the workbook has no sheet {sheet.title!r} (it holds "
                                          f"{_what(sheet)}); export the table again"))
             continue
-        ws = upload.workbook[sheet.title]
-        rows, place, found = _read_sheet(ws, sheet)
+        rows, place, found, cells = _read_sheet(upload.workbook[sheet.title], sheet)
         problems += found
+        unreadable += cells
         if found:
             continue
         placed.append(place)
-        original = sheet.layout.rows(doc)
-        unchanged &= _same(rows, original)
+        unchanged &= _same(rows, sheet.layout.rows(doc))
         try:
             new_doc = sheet.layout.document(new_doc, rows)
         except CellError as e:
             problems += [TableProblem(m, sheet.title, _address(place, r, c)) for r, c, m in e.cells]
     if problems:
-        raise TableRefused(problems)
+        raise TableRefused(problems + unreadable)
     new_text = source if unchanged else rulefile.replace_rule(source, rule.id, new_doc)
-    return TableEdit(rule.id, rule.file, new_text, unchanged, placed)
+    return TableEdit(rule.id, rule.file, new_text, unchanged and not unreadable, placed, unreadable)
 
 
 def _what(sheet: _Sheet) -> str:
@@ -386,11 +399,14 @@ def _what(sheet: _Sheet) -> str:
     return f"the bands of indicator {layout.indicator}" if layout.indicator else "the table's rows"
 
 
-def _read_sheet(ws: Worksheet, sheet: _Sheet) -> tuple[list[dict[str, Any]], _Placed, list[TableProblem]]:
+def _read_sheet(ws: Worksheet, sheet: _Sheet) -> tuple[list[dict[str, Any]], _Placed, list[TableProblem],
+                                                     list[TableProblem]]:
+    """(grid rows, where they sit, problems that make the sheet unreadable, cells that cannot be read)."""
     problems: list[TableProblem] = []
+    cells: list[TableProblem] = []
     if ws.max_row > MAX_ROWS:
         return [], _Placed(sheet, [], {}), [TableProblem(f"{ws.max_row:,} rows: a rule table has at most "
-                                                         f"{MAX_ROWS:,}", sheet.title)]
+                                                         f"{MAX_ROWS:,}", sheet.title)], []
     grid = [list(r) for r in ws.iter_rows(min_row=1, max_row=ws.max_row, max_col=max(ws.max_column, 1))]
     wanted = {c: {header_key(k) for k in (c, *label.values(), _bilingual(label)) if k}
               for c, label in zip(sheet.columns, sheet.headers, strict=True)}
@@ -403,8 +419,8 @@ def _read_sheet(ws: Worksheet, sheet: _Sheet) -> tuple[list[dict[str, Any]], _Pl
     if header_at is None:
         shown = ", ".join(_bilingual(h) for h in sheet.headers)
         return [], _Placed(sheet, [], {}), [TableProblem(f"no header row naming the table's columns ({shown})",
-                                                         sheet.title)]
-    problems += _settings_changed(grid[:header_at], sheet)
+                                                         sheet.title)], []
+    cells += _settings_changed(grid[:header_at], sheet)  # refused, yet the rest of the sheet is still checked
     letters: dict[str, str] = {}
     index: dict[str, int] = {}
     for cell in grid[header_at]:
@@ -440,14 +456,14 @@ def _read_sheet(ws: Worksheet, sheet: _Sheet) -> tuple[list[dict[str, Any]], _Pl
                 continue
             value, problem = _cell_text(cell)
             if problem:
-                problems.append(TableProblem(problem, sheet.title, cell.coordinate))
+                cells.append(TableProblem(problem, sheet.title, cell.coordinate))
             values[column] = value
         if not any(values.values()):
             continue  # an empty row: people leave them between groups of rows
         row_id = values.pop(ROW_ID, "")
         rows.append({"cells": {c: v for c, v in values.items()}, "keep": {ROW_ID: row_id} if row_id else {}})
         sheet_rows.append(r + 1)
-    return rows, _Placed(sheet, sheet_rows, letters), problems
+    return rows, _Placed(sheet, sheet_rows, letters), problems, cells
 
 
 def _settings_changed(above: list[list[Any]], sheet: _Sheet) -> list[TableProblem]:
@@ -579,6 +595,8 @@ def import_table(store: RuleStore, data: bytes, author: str, message: str, base:
             raise StaleTable(base, head, upload.file, _changes_since(store, upload.file, base))
         base = head  # only other files changed: the edit applies to the head exactly as it would to its base
     edit = rebuild(upload, store.book(base), source)
+    if edit.problems:
+        edit.checked(lambda: store.validate({edit.file: edit.text}, base))
     if edit.unchanged:
         return Imported(edit.rule_id, edit.file, base, unchanged=True)
     try:
