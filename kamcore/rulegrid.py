@@ -4,6 +4,8 @@ validation problem points at. The web editor and the xlsx rule tables (`ruletabl
 from __future__ import annotations
 
 import copy
+import difflib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +102,8 @@ class Layout:
             item |= {k: v for k, v in (row.get("keep") or {}).items() if k not in item and k != NOTE}
             if cells.get(NOTE):
                 item[NOTE] = cells[NOTE]
+            if "id" in item:  # a row's id reads first, as people write it
+                item = {"id": item.pop("id"), **item}
             items.append(item)
         if bad:
             raise CellError(bad)
@@ -110,13 +114,19 @@ class Layout:
         return doc
 
     def _output(self, row: int, name: str, cell: str, bad: list[tuple[int, str, str]]) -> Any:
-        if name in self.text_outputs and not cell.startswith(("[", "{")):
+        """A `then` cell: a list or mapping when written `[…]` / `{…}`, else a number, true/false or null when
+        it reads as one, else the text as written (`原因：超额度 / on hold: …` is a reason, not a mapping)."""
+        listed = cell.startswith(("[", "{"))
+        if name in self.text_outputs and not listed:
             return cell
         try:
-            return yaml.safe_load(cell)
+            value = yaml.safe_load(cell)
         except yaml.YAMLError as e:
+            if not listed:
+                return cell
             bad.append((row, name, f"not a value: {str(e).splitlines()[0]}"))
             return None
+        return cell if isinstance(value, dict | list) and not listed else value
 
     def cell_of(self, problem: Problem, text: str, file: str, rule_id: str) -> tuple[int, str | None] | None:
         """(row, column) of the grid a problem in the new file `text` points at; None when it is elsewhere."""
@@ -154,6 +164,113 @@ class Layout:
         if len(path) < 4 or path[0] != "indicators" or path[2] != "bands" or names[path[1]] != self.indicator:
             return None
         return path[3], path[4] if len(path) > 4 and path[4] in self.columns else None
+
+
+def file_text(source: str, rule_id: str, doc: dict[str, Any]) -> str:
+    """The rule file `source` with rule `rule_id` made `doc`. When only its rows (or bands) changed, only their
+    lines are rewritten, one `- {…}` line per row, so the commit's text diff shows the rows that changed; else the
+    rule is written whole (`rulefile.replace_rule`). The result is checked to load as exactly `doc`."""
+    from . import rulefile
+
+    doc = _restored(rulefile.rule_doc(source, rule_id), doc)
+    try:
+        edited = _with_items(source, rule_id, doc)
+    except (yaml.YAMLError, AttributeError, KeyError, IndexError, TypeError, ValueError, StopIteration):
+        edited = None
+    return edited if edited is not None else rulefile.replace_rule(source, rule_id, doc)
+
+
+def _restored(before: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with each row (band) that says what an old one says given back as written: the grid reads every
+    condition as text, so `false_big_account: true` would otherwise come back as `'true'`, a change in name only."""
+    doc = copy.deepcopy(doc)
+
+    def restore(was: list[Any], now: list[Any]) -> list[Any]:
+        old = {_same_key(item): item for item in was}
+        return [old.get(_same_key(item), item) for item in now]
+
+    if isinstance(doc.get("rows"), list):
+        doc["rows"] = restore(before.get("rows") or [], doc["rows"])
+    for k, indicator in enumerate(doc.get("indicators") or []):
+        was = (before.get("indicators") or [])
+        if isinstance(indicator, dict) and k < len(was) and isinstance(indicator.get("bands"), list):
+            indicator["bands"] = restore(was[k].get("bands") or [], indicator["bands"])
+    return doc
+
+
+def _same_key(item: Any) -> str:
+    if isinstance(item, dict) and isinstance(item.get("when"), dict):
+        item = {**item, "when": {k: text(v) for k, v in item["when"].items()}}
+    return _key(item)
+
+
+def _with_items(source: str, rule_id: str, doc: dict[str, Any]) -> str | None:
+    old = yaml.safe_load(source)
+    rules = old["rules"]
+    index = next(k for k, r in enumerate(rules) if isinstance(r, dict) and r.get("id") == rule_id)
+    before = rules[index]
+    if {k: v for k, v in before.items() if k not in ("rows", "indicators")} != \
+            {k: v for k, v in doc.items() if k not in ("rows", "indicators")}:
+        return None
+    node = _value(yaml.compose(source, Loader=yaml.SafeLoader), "rules").value[index]
+    spans: list[tuple[yaml.Node, list[Any], list[Any]]] = []
+    if before.get("rows") != doc.get("rows"):
+        spans.append((_value(node, "rows"), before.get("rows") or [], doc["rows"]))
+    if before.get("indicators") != doc.get("indicators"):
+        was, now = before.get("indicators") or [], doc.get("indicators") or []
+        if len(was) != len(now):
+            return None
+        for k, (a, b) in enumerate(zip(was, now, strict=True)):
+            if {x: y for x, y in a.items() if x != "bands"} != {x: y for x, y in b.items() if x != "bands"}:
+                return None
+            if a.get("bands") != b.get("bands"):
+                spans.append((_value(_value(node, "indicators").value[k], "bands"), a.get("bands") or [], b["bands"]))
+    lines = source.splitlines(keepends=True)
+    for seq, was, items in sorted(spans, key=lambda s: -s[0].start_mark.line):
+        if not isinstance(seq, yaml.SequenceNode) or seq.flow_style or not seq.value or not items \
+                or len(seq.value) != len(was):
+            return None
+        col = seq.start_mark.column
+        # each old item's lines: from after the item before it (its comments go with it) to its last line
+        ends = [_last_scalar(item).end_mark.line + 1 for item in seq.value]
+        starts = [seq.start_mark.line] + ends[:-1]
+        written: list[str] = []
+        keys = difflib.SequenceMatcher(None, [_key(i) for i in was], [_key(i) for i in items], autojunk=False)
+        for op, i1, i2, j1, j2 in keys.get_opcodes():
+            if op == "equal":  # rows the edit left alone keep their lines, comments and layout
+                written += lines[starts[i1]:ends[i2 - 1]] if i2 > i1 else []
+            else:
+                written += [line for item in items[j1:j2] for line in _item_lines(item, col)]
+        lines[starts[0]:ends[-1]] = written
+    edited = "".join(lines)
+    expected = [doc if k == index else r for k, r in enumerate(rules)]
+    return edited if yaml.safe_load(edited) == {**old, "rules": expected} else None
+
+
+def _key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _item_lines(item: Any, col: int) -> list[str]:
+    """One row or band as a `- {…}` line (wrapped if long) at column `col`."""
+    body = yaml.safe_dump(item, default_flow_style=True, allow_unicode=True, sort_keys=False, width=max(60, 118 - col))
+    first, *rest = body.rstrip("\n").splitlines()
+    return [" " * col + "- " + first + "\n"] + [" " * (col + 4) + line.lstrip() + "\n" for line in rest]
+
+
+def _value(node: yaml.Node, key: str) -> yaml.Node:
+    if not isinstance(node, yaml.MappingNode):
+        raise KeyError(key)
+    return next(v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key)
+
+
+def _last_scalar(node: yaml.Node) -> yaml.Node:
+    while isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(last, tuple) else last
+    if not isinstance(node, yaml.ScalarNode) or node.style in ("|", ">"):
+        raise ValueError("ends in a block scalar")  # its end is not its last line: write the rule whole
+    return node
 
 
 def text(value: Any) -> str:

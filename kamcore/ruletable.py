@@ -28,7 +28,7 @@ from . import rulefile
 from .dictionary import header_key
 from .errors import InputError, KamError, Problem
 from .rulebook import RuleBook
-from .rulegrid import NOTE, CellError, Layout, text
+from .rulegrid import NOTE, CellError, Layout, file_text, text
 from .sheetscore import FORMULA_STARTS
 from .store import StaleBase, ValidationFailed
 
@@ -390,7 +390,7 @@ def rebuild(upload: TableWorkbook, book: RuleBook, source: str) -> TableEdit:
             problems += [TableProblem(m, sheet.title, _address(place, r, c)) for r, c, m in e.cells]
     if problems:
         raise TableRefused(problems + unreadable)
-    new_text = source if unchanged else rulefile.replace_rule(source, rule.id, new_doc)
+    new_text = source if unchanged else file_text(source, rule.id, new_doc)
     return TableEdit(rule.id, rule.file, new_text, unchanged and not unreadable, placed, unreadable)
 
 

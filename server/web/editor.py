@@ -7,8 +7,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from kamcore import rulefile
-from kamcore.rulegrid import CellError, Layout
+from kamcore.rulegrid import CellError, Layout, file_text
 from kamcore.store import StaleBase, ValidationFailed
 
 from .. import services
@@ -61,7 +60,7 @@ def _proposal(rule_id: str, body: dict[str, Any]) -> tuple[str, str, str, Layout
     if not isinstance(rows, list):
         raise ApiProblem(422, "No rows", "send the grid's rows")
     new_doc = layout.document(doc, rows)
-    text = rulefile.replace_rule(store.read(rule.file, base), rule_id, new_doc)
+    text = file_text(store.read(rule.file, base), rule_id, new_doc)
     return base, rule.file, text, layout
 
 
