@@ -1,6 +1,7 @@
 """Rule tables in Excel: `kam rules export-xlsx` / `import-xlsx` over a real rule repository, with workbooks
 edited by openpyxl and re-saved by LibreOffice."""
 
+import difflib
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from kamcore import ruletable
+from kamcore import rulefile, ruletable
 from kamcore.cli import main
 from kamcore.store import RuleStore
 
@@ -91,9 +92,26 @@ def test_an_edited_threshold_is_committed_and_the_new_head_evaluates_differently
     assert store.head() != before and tier_of(store) == "A" and tier_of(store, before) == "B"
     latest = store.history()[0]
     assert (latest.author, latest.message, latest.paths) == ("Li Na", "Raise the bar", ("tiering.yaml",))
-    text = store.read("tiering.yaml")
-    assert "revenue_12m: '>= 2500000'" in text and "id: order_class" in text  # the rest of the file is kept
-    assert "bands: &abcd" in text or "share: 20%" in text
+    old, text = store.read("tiering.yaml", before).splitlines(), store.read("tiering.yaml").splitlines()
+    removed = [line for line in difflib.ndiff(old, text) if line.startswith("- ")]
+    added = [line for line in difflib.ndiff(old, text) if line.startswith("+ ")]
+    first_row = '      - {when: {revenue_12m: ">= 3000000", gross_margin: ">= 0.15", dso_days: "<= 90"}, then: A,'
+    assert removed == ["- " + first_row, "-          note: 300万以上，毛利≥15%，回款≤90天}"]  # only that row's lines
+    assert len(added) == 1 and "revenue_12m: '>= 2500000'" in added[0] and "note: 300万以上" in added[0]
+
+
+def test_a_reason_with_a_colon_stays_text_and_other_rows_keep_their_layout(store, tmp_path):
+    before = store.read("actions.yaml")
+    table = edit(export(store, "next_actions", tmp_path / "na.xlsx"),
+                 {"next_actions!J9": "投诉较多：上门 / visit: now"})
+    result = import_(store, table, "Clearer reason")
+    assert result.exit_code == 0, result.output
+    rows = rulefile.rule_doc(store.read("actions.yaml"), "next_actions")["rows"]
+    assert rows[2]["then"]["action_reasons"] == "投诉较多：上门 / visit: now"
+    assert rows[3]["when"] == {"false_big_account": True}  # not rewritten as the text 'true'
+    changed = [line for line in difflib.ndiff(before.splitlines(), store.read("actions.yaml").splitlines())
+               if line.startswith(("- ", "+ "))]
+    assert len(changed) <= 6, changed
 
 
 @soffice
