@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 FORMAT = "kam-rule-table/1"
 META_SHEET = "_kam"
 MAX_BYTES = 2 * 1024 * 1024  # a rule table is a few kB; anything near this is not one
+MAX_UNPACKED = 32 * 1024 * 1024  # what the xlsx zip may unpack to: no zip bombs
 MAX_ROWS = 5000  # rows read per sheet
 ROW_ID = "id"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -287,6 +288,11 @@ def read_workbook(data: bytes, name: str = "<upload>") -> TableWorkbook:
         raise InputError(f"{name}: {len(data):,} bytes is more than a rule table ({MAX_BYTES // 1024 // 1024} MiB "
                          "at most)")
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_UNPACKED:
+            raise InputError(f"{name}: unpacks to {unpacked:,} bytes, more than a rule table "
+                             f"({MAX_UNPACKED // 1024 // 1024} MiB at most)")
         wb = openpyxl.load_workbook(io.BytesIO(data))
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile,
             openpyxl.utils.exceptions.InvalidFileException) as e:

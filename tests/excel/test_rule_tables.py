@@ -4,6 +4,7 @@ edited by openpyxl and re-saved by LibreOffice."""
 import difflib
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -236,6 +237,11 @@ def test_a_workbook_that_is_no_rule_table(store, tmp_path):
     openpyxl.Workbook().save(plain)
     result = import_(store, plain)
     assert result.exit_code == 1 and "not a rule table exported by KAM Rules" in result.output
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"0" * (40 * 1024 * 1024))
+    result = import_(store, bomb)
+    assert result.exit_code == 1 and "more than a rule table" in result.output
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"PK\x03\x04 not really")
     result = import_(store, junk)
