@@ -86,6 +86,129 @@ def rules_test(folder: str) -> None:
         sys.exit(1)
 
 
+# --- rule tables in Excel ------------------------------------------------------------------------------------
+
+_table_data = click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
+                           help=f"the service's data dir: the live rule book (default: {DATA_DIR})")
+_table_rules = click.option("--rules", "rules_dir", default=None, type=click.Path(file_okay=False),
+                            help="a rules folder instead of the live rule book (the import then writes the file)")
+
+
+def _table_source(data_dir: str | None, rules_dir: str | None) -> tuple[str | None, str | None]:
+    if data_dir and rules_dir:
+        raise click.UsageError("give --data (the live rule book) or --rules (a rules folder), not both")
+    return (None, rules_dir) if rules_dir else (data_dir or DATA_DIR, None)
+
+
+@rules.command("export-xlsx")
+@click.argument("rule_id")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .xlsx file to write")
+@_table_data
+@_table_rules
+def rules_export_xlsx(rule_id: str, output: str, data_dir: str | None, rules_dir: str | None) -> None:
+    """Write the decision table or scorecard RULE_ID as an xlsx workbook to edit in Excel: one sheet per table
+    (per indicator for a scorecard), headers in 中文 / English, the settings shown, the base revision kept in a
+    hidden sheet for `kam rules import-xlsx`."""
+    from . import ruletable
+
+    data_dir, rules_dir = _table_source(data_dir, rules_dir)
+    try:
+        if rules_dir is not None:
+            book = _load(rules_dir)
+            if rule_id not in book:
+                raise click.ClickException(f"no rule {rule_id!r} in {rules_dir}")
+            text = (Path(rules_dir) / book.rule(rule_id).file).read_text(encoding="utf-8")
+            data = ruletable.export_table(book, rule_id, text, ruletable.file_revision(text))
+        else:
+            store = _open_store(data_dir)
+            base = store.head()
+            book = store.book(base)
+            if rule_id not in book:
+                raise click.ClickException(f"no rule {rule_id!r} in the rule book at {base[:10]}")
+            data = ruletable.export_table(book, rule_id, store.read(book.rule(rule_id).file, base), base)
+    except KamError as e:
+        raise click.ClickException(str(e)) from None
+    Path(output).write_bytes(data)
+    click.echo(f"{rule_id} written to {output}", err=True)
+
+
+@rules.command("import-xlsx")
+@click.argument("table", metavar="TABLE.xlsx", type=click.Path(exists=True, dir_okay=False))
+@click.option("-m", "--message", required=True, help="why the rule changes (the commit message)")
+@click.option("--author", default=None, help="who changes it, `Name <email>` (default: your login name)")
+@click.option("--propose", is_flag=True, help="open a change request for an approver instead of committing "
+              "(always so when KAM_REQUIRE_APPROVAL is set, as for the service)")
+@_table_data
+@_table_rules
+def rules_import_xlsx(table: str, message: str, author: str | None, propose: bool, data_dir: str | None,
+                      rules_dir: str | None) -> None:
+    """Read an edited rule table back: the rule is rebuilt from its sheets, validated and its rule tests run, then
+    committed with MESSAGE (exit 1 and `Sheet!C7: message` for every problem, nothing committed). A table exported
+    before its rule file changed is refused, naming that change."""
+    import getpass
+    import os
+
+    from . import ruletable
+    from .store import StaleBase, StoreError
+
+    data_dir, rules_dir = _table_source(data_dir, rules_dir)
+    if not message.strip():
+        raise click.UsageError("-m/--message must say why the rule changes")
+    data = Path(table).read_bytes()
+    try:
+        if rules_dir is not None:
+            _import_into_folder(rules_dir, data, table)
+            return
+        store = _open_store(data_dir)
+        store.require_approval = propose or os.environ.get("KAM_REQUIRE_APPROVAL", "").strip().lower() in (
+            "1", "true", "yes", "on")
+        done = ruletable.import_table(store, data, author or getpass.getuser(), message, name=table)
+    except ruletable.TableRefused as e:
+        for problem in e.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{table}: refused, {len(e.problems)} problem(s); nothing was committed") \
+            from None
+    except StaleBase as e:
+        raise click.ClickException(str(e)) from None
+    except (KamError, StoreError) as e:
+        raise click.ClickException(str(e)) from None
+    if done.unchanged:
+        click.echo(f"{done.rule_id}: the table says what the rule at {done.base[:10]} says: nothing to commit")
+    elif done.change_request is not None:
+        click.echo(f"{done.rule_id}: change request {done.change_request.id} opened on {done.base[:10]}; "
+                   "an approver other than you commits it")
+    else:
+        click.echo(f"{done.rule_id}: committed {done.revision[:10]} ({done.file})")
+
+
+def _import_into_folder(rules_dir: str, data: bytes, name: str) -> None:
+    """The import into a rules folder (no repository): checked and tested like a commit, then the file written."""
+    from . import ruletable
+    from .store import RULE_SUFFIXES
+    from .store import _checked_book as checked_book  # the same checks and rule tests a commit runs
+
+    upload = ruletable.read_workbook(data, name)
+    book = _load(rules_dir)
+    if upload.rule_id not in book:
+        raise click.ClickException(f"{name}: no rule {upload.rule_id!r} in {rules_dir}")
+    folder = Path(rules_dir)
+    path = folder / book.rule(upload.rule_id).file  # from the rule book, never from the upload
+    text = path.read_text(encoding="utf-8")
+    if ruletable.file_revision(text) != upload.base:
+        raise click.ClickException(f"{path} changed since this table was exported from it; export the table "
+                                   "again and redo your edit")
+    edit = ruletable.rebuild(upload, book, text)
+    if edit.unchanged:
+        click.echo(f"{edit.rule_id}: the table says what {path} says: nothing to write")
+        return
+    files = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in RULE_SUFFIXES}
+    files[edit.file] = edit.text
+    edit.checked(lambda: checked_book(files))
+    path.write_text(edit.text, encoding="utf-8")
+    click.echo(f"{edit.rule_id}: written to {path} (checked and its rule tests pass; commit it with your message)")
+
+
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),

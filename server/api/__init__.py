@@ -10,7 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ..problems import PROBLEM_JSON
 from ..schemas import ProblemSchema
-from . import cells, changes, decisions, evaluate, events, history, meta, rules, workbooks
+from . import cells, changes, decisions, evaluate, events, history, meta, rules, ruletables, workbooks
 
 
 class ServiceApi(Api):
@@ -33,7 +33,7 @@ class ServiceApi(Api):
 def register(app: Flask) -> Api:
     api = ServiceApi(app, spec_kwargs={"servers": [{"url": "/"}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for module in (meta, evaluate, rules, changes, history, decisions, events, workbooks, cells):
+    for module in (meta, evaluate, rules, ruletables, changes, history, decisions, events, workbooks, cells):
         api.register_blueprint(module.blp)
 
     @app.get("/docs/assets/<path:name>")

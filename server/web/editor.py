@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from kamcore import rulefile
+from kamcore.rulegrid import CellError, Layout, file_text
 from kamcore.store import StaleBase, ValidationFailed
 
 from .. import services
@@ -15,7 +15,6 @@ from ..auth import authenticate
 from ..encoding import plain
 from ..problems import ApiProblem, problem_dicts
 from . import blp, portfolio
-from .grid import CellError, Layout
 from .rulebook import rule_document
 from .signin import page, show
 
@@ -61,7 +60,7 @@ def _proposal(rule_id: str, body: dict[str, Any]) -> tuple[str, str, str, Layout
     if not isinstance(rows, list):
         raise ApiProblem(422, "No rows", "send the grid's rows")
     new_doc = layout.document(doc, rows)
-    text = rulefile.replace_rule(store.read(rule.file, base), rule_id, new_doc)
+    text = file_text(store.read(rule.file, base), rule_id, new_doc)
     return base, rule.file, text, layout
 
 
@@ -73,7 +72,7 @@ def check(rule_id: str):
     try:
         base, file, text, layout = _proposal(rule_id, body)
     except CellError as e:
-        return {"ok": False, "cells": [{"row": e.row, "column": e.column, "message": e.message}], "problems": []}
+        return {"ok": False, "cells": [{"row": r, "column": c, "message": m} for r, c, m in e.cells], "problems": []}
     try:
         services().store.validate({file: text}, base)
     except ValidationFailed as e:
