@@ -184,8 +184,7 @@ def rules_import_xlsx(table: str, message: str, author: str | None, propose: boo
 def _import_into_folder(rules_dir: str, data: bytes, name: str) -> None:
     """The import into a rules folder (no repository): checked and tested like a commit, then the file written."""
     from . import ruletable
-    from .store import RULE_SUFFIXES
-    from .store import _checked_book as checked_book  # the same checks and rule tests a commit runs
+    from .store import RULE_SUFFIXES, checked_book  # the same checks and rule tests a commit runs
 
     upload = ruletable.read_workbook(data, name)
     book = _load(rules_dir)

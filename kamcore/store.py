@@ -205,7 +205,7 @@ class RuleStore:
 
     def validate(self, changes: Mapping[str, str | None], base: str) -> RuleBook:
         """The rule book `changes` would make on top of `base`, loaded and tested; raises ValidationFailed."""
-        return _checked_book(_apply(self.files(base), changes))
+        return checked_book(_apply(self.files(base), changes))
 
     def commit(self, changes: Mapping[str, str | None], base: str, author: str, message: str) -> str:
         """Commit `changes` (path → new text, or None to delete) made on top of `base`; returns the new head.
@@ -227,7 +227,7 @@ class RuleStore:
             changes.update({p: None for p in current if p not in wanted})
             if not changes:
                 raise StoreError(f"the rule book at {target[:10]} is the same as the head: nothing to revert")
-            _checked_book(wanted)
+            checked_book(wanted)
             return self._write(changes, head, _signature(author), _signature(author),
                                f"{message}\n\nReverts: {target}")
 
@@ -236,7 +236,7 @@ class RuleStore:
         base = self.resolve(base)
         message = _checked_message(message)
         changes = _checked_changes(changes)
-        _checked_book(_apply(self.files(base), changes))
+        checked_book(_apply(self.files(base), changes))
         sig = _signature(author)
         cr_id = secrets.token_hex(6)
         with self._lock, self._mutex:
@@ -260,7 +260,7 @@ class RuleStore:
             if head != cr.base:
                 raise StaleBase(cr.base, head)
             proposed = self._tree_files_of(proposal)
-            _checked_book(proposed)
+            checked_book(proposed)
             changes = _changes_between(self.files(cr.base), proposed)
             message = f"{proposal.message.rstrip()}\n\nApproved-by: {approver_sig.name}\nChange-Request: {cr_id}"
             rev = self._write(changes, head, proposal.author, approver_sig, message)
@@ -390,7 +390,7 @@ class RuleStore:
         base = self.resolve(base)
         if base != self.head():
             raise StaleBase(base, self.head())
-        _checked_book(_apply(self.files(base), changes))  # before the lock: validation is the slow part
+        checked_book(_apply(self.files(base), changes))  # before the lock: validation is the slow part
         with self._lock:
             head = self.head()
             if head != base:
@@ -500,7 +500,7 @@ def _rule_files(files: Mapping[str, str]) -> dict[str, str]:
     return {p: t for p, t in files.items() if not p.startswith(TESTS_DIR + "/")}
 
 
-def _checked_book(files: Mapping[str, str]) -> RuleBook:
+def checked_book(files: Mapping[str, str]) -> RuleBook:
     """Load the rule book and run its tests; any error or failing test refuses the change."""
     try:
         book = RuleBook.from_files(_rule_files(files))
@@ -530,7 +530,7 @@ def _seed(repository: Path, folder: Path) -> None:
         raise StoreError(f"seed rule book folder {str(folder)!r} does not exist")
     files = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
              for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in RULE_SUFFIXES}
-    _checked_book(files)
+    checked_book(files)
     repo = pygit2.init_repository(str(repository), bare=True, initial_head="main")
     sig = _signature(SYSTEM)
     tree = _tree_with(repo, None, files)

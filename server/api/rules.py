@@ -60,7 +60,7 @@ class Rules(MethodView):
     @blp.alt_response(428, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, body: dict[str, Any]):
         """Add a rule (to `file`, default `<area>.yaml` or `custom.yaml`)."""
-        base = _if_match()
+        base = if_match()
         doc = _rule_doc(body)
         book = services().store.book(base)
         if doc.get("id") in book:
@@ -152,7 +152,7 @@ class Impact(MethodView):
         return plain(report.to_dict())
 
 
-def _if_match() -> str:
+def if_match() -> str:
     header = request.headers.get("If-Match")
     if not header:
         raise ApiProblem(428, "Precondition required",
@@ -168,7 +168,7 @@ def _if_match() -> str:
 
 def _rule_file(rule_id: str) -> tuple[str, Any, str]:
     """For a change to one rule: the base revision from `If-Match`, the rule there, and its file's text."""
-    base = _if_match()
+    base = if_match()
     rule = _rule(services().store.book(base), rule_id)
     return base, rule, services().store.read(rule.file, base)
 

@@ -18,7 +18,7 @@ from ..auth import authenticate, requires
 from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import ProblemSchema, RuleQuery, Strict
 from .evaluate import XLSX
-from .rules import _if_match
+from .rules import if_match
 
 blp = Blueprint("ruletables", __name__, url_prefix="/v1/rules",
                 description="Rule tables in Excel: a decision table or scorecard as an xlsx workbook, and back")
@@ -92,7 +92,7 @@ class RuleTable(MethodView):
         if (request.content_length or 0) > ruletable.MAX_BYTES:
             raise ApiProblem(413, "Payload too large",
                              f"a rule table is at most {ruletable.MAX_BYTES // 1024 // 1024} MiB")
-        base = _if_match() if request.headers.get("If-Match") else None
+        base = if_match() if request.headers.get("If-Match") else None
         data = request.get_data()
         if len(data) > ruletable.MAX_BYTES:
             raise ApiProblem(413, "Payload too large",
