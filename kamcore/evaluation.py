@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import RowError
+from .expressions import vectors as V
 from .kinds.base import State
-from .portfolio import Columns, read_columns, to_frame
+from .portfolio import Columns, column_array, read_columns, to_frame
 
 if TYPE_CHECKING:
     from .rulebook import RuleBook
@@ -108,7 +109,16 @@ class Evaluation:
                     values = s.astype(object).where(~self.state.excluded, None) if s.dtype == object else \
                         s.mask(pd.Series(self.state.excluded, index=s.index))
                 outputs[name] = values
-            replaced = [c for c in self.input.columns if c in outputs]
+            columns = self.input.columns
+            if self.state.n <= V.SMALL_COLUMN and len(columns) and columns.is_unique:
+                # A few accounts: one frame from copies of the input's column arrays and the outputs costs a third
+                # of dropping, building and concatenating frames (copies, so the result never writes into input).
+                data = {label: column_array(self.input, k).copy() for k, label in enumerate(columns.tolist())
+                        if label not in outputs}
+                data.update(outputs)
+                self._frame = pd.DataFrame(data, index=self.input.index, copy=False)
+                return self._frame
+            replaced = [c for c in columns if c in outputs]
             kept = self.input.drop(columns=replaced) if replaced else self.input
             # Fresh arrays, not Series: pandas then neither copies nor consolidates them into 2-D blocks.
             self._frame = pd.concat([kept, pd.DataFrame(outputs, index=self.input.index, copy=False)], axis=1)

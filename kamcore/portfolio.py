@@ -104,7 +104,7 @@ def _read_field(frame: pd.DataFrame, headers: list[Any], found: list[tuple[int, 
     vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
     for k, (position, match) in enumerate(found):
-        small = V.coerce_cells(_column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
+        small = V.coerce_cells(column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
             else None
         if small is None:
             column = frame[headers[position]] if by_label else frame.iloc[:, position]
@@ -121,7 +121,7 @@ def _read_field(frame: pd.DataFrame, headers: list[Any], found: list[tuple[int, 
     return vec, bad, source
 
 
-def _column_array(frame: pd.DataFrame, position: int) -> Any:
+def column_array(frame: pd.DataFrame, position: int) -> Any:
     """The array holding a column's cells. Fetching a column as a Series costs more than coercing a few cells, so
     small tables go to the frame's block manager (what `frame.iloc[:, position].array` reaches, without the
     Series)."""

@@ -255,3 +255,13 @@ def test_a_list_in_a_text_column_leaves_the_other_texts_matchable() -> None:
         ev = KIND_BOOKS["rule order"].evaluate([{"industry": "manufacturing"}, {"industry": [1, 2]},
                                                 {"industry": "finance"}], as_of=AS_OF)
     assert ev.outputs(2)["tier"] == ["B"] and [e.row for e in ev.errors] == [1]
+
+
+def test_writing_into_a_small_result_frame_leaves_the_input_alone() -> None:
+    accounts = pd.DataFrame([{"revenue_12m": 100.0, "industry": "retail", "account_id": "A1"}])
+    ev = SHIPPED.evaluate(accounts, as_of=AS_OF)
+    frame = ev.frame
+    frame.loc[0, "revenue_12m"] = 5.0
+    frame.loc[0, "industry"] = "energy"
+    assert ev.input.loc[0, "revenue_12m"] == 100.0 and ev.input.loc[0, "industry"] == "retail"
+    assert accounts.loc[0, "revenue_12m"] == 100.0
