@@ -298,9 +298,20 @@ class Membership(Compiled):
     def __init__(self, values: list[Vec]):
         self.values = values
         self.wanted = [v.value(0) for v in values]
+        # For a few accounts, a set lookup per account beats numpy's per-call cost: the texts, or the numbers.
+        self.texts = frozenset(self.wanted) if all(v.type == Type.STRING for v in values) else None
+        self.numbers = frozenset(float(v.data[()]) for v in values) \
+            if all(v.type == Type.NUMBER for v in values) else None
 
     def truth(self, env: Env) -> np.ndarray:
         x = env.input
+        if x.data.ndim == 1 and len(x.data) <= V.SMALL_COLUMN:
+            if x.type == Type.STRING and self.texts is not None:
+                cats, texts = x.cats, self.texts
+                return np.array([c >= 0 and cats[c] in texts for c in x.data.tolist()], dtype=bool)
+            if x.type == Type.NUMBER and self.numbers is not None:
+                numbers = self.numbers
+                return np.array([v in numbers for v in x.data.tolist()], dtype=bool)
         if x.type == Type.STRING:
             wanted = self.wanted
             codes = np.searchsorted(x.cats, wanted) if len(x.cats) else np.zeros(len(wanted), int)
