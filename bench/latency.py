@@ -4,6 +4,9 @@ Optionally against an earlier revision of the engine, run in interleaved subproc
 before / after ratio comes from one run under the same load:
 
     python bench/latency.py [--rules rules] [--accounts 1] [--calls 200] [--rounds 5] [--against REV]
+
+`--stages` instead prints where this tree's time goes (CPU µs per evaluation: building the input frame, reading
+the inputs, each rule kind, the result frame), to see what is left to make faster.
 """
 
 from __future__ import annotations
@@ -40,6 +43,42 @@ print(json.dumps([wall, cpu]))
 """
 
 
+# The same evaluation taken apart (kamcore.evaluation.evaluate, step by step); prints median CPU µs per stage.
+STAGES = """
+import collections, json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from kamcore.demo import synthetic_portfolio
+from kamcore.evaluation import Evaluation, as_of_date, begin
+from kamcore.portfolio import to_frame
+from kamcore.rulebook import RuleBook
+book = RuleBook.load(sys.argv[2])
+accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
+day, clock = as_of_date("2026-11-23"), time.process_time
+samples = collections.defaultdict(list)
+for k in range(int(sys.argv[4]) + 20):
+    took = collections.Counter()
+    t = clock(); frame = to_frame(accounts); took["input frame"] += clock() - t
+    t = clock(); state, columns = begin(book, frame, day); took["read inputs"] += clock() - t
+    for rule in book.rules:
+        t = clock(); rule.evaluate(state); took[rule.kind] += clock() - t
+    t = clock(); Evaluation(book, frame, state, day, columns.missing, columns.headers).frame
+    took["result frame"] += clock() - t
+    for stage, seconds in took.items():
+        if k >= 20:
+            samples[stage].append(seconds * 1e6)
+print(json.dumps({stage: statistics.median(us) for stage, us in samples.items()}))
+"""
+
+
+def stages(rules: Path, accounts: int, calls: int) -> None:
+    done = subprocess.run([sys.executable, "-c", STAGES, str(ROOT), str(rules), str(accounts), str(calls)],
+                          capture_output=True, text=True, check=True)
+    medians = json.loads(done.stdout)
+    for stage, us in medians.items():
+        print(f"{stage:>15}: {us:8.0f} µs CPU (median)")
+    print(f"{'sum':>15}: {sum(medians.values()):8.0f} µs CPU, {accounts} account(s), {calls} evaluations")
+
+
 def measure(source: Path, rules: Path, accounts: int, calls: int) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU milliseconds of each timed call."""
     done = subprocess.run([sys.executable, "-c", MEASURE, str(source), str(rules), str(accounts), str(calls)],
@@ -70,9 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=200, help="timed evaluations per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds (one subprocess per tree per round)")
     parser.add_argument("--against", metavar="REV", help="also time the engine at this git revision")
+    parser.add_argument("--stages", action="store_true", help="where this tree's time goes, stage by stage")
     args = parser.parse_args(argv)
     if args.accounts < 1 or args.calls < 1 or args.rounds < 1:
         parser.error("--accounts, --calls and --rounds must be positive")
+    if args.stages:
+        stages(args.rules.resolve(), args.accounts, args.calls)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT}
         if args.against:

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import RowError
+from .expressions import vectors as V
 from .kinds.base import State
-from .portfolio import Columns, read_columns, to_frame
+from .portfolio import Columns, column_array, read_columns, to_frame
 
 if TYPE_CHECKING:
     from .rulebook import RuleBook
@@ -108,7 +109,19 @@ class Evaluation:
                     values = s.astype(object).where(~self.state.excluded, None) if s.dtype == object else \
                         s.mask(pd.Series(self.state.excluded, index=s.index))
                 outputs[name] = values
-            replaced = [c for c in self.input.columns if c in outputs]
+            columns = self.input.columns
+            labels = columns.tolist() if self.state.n <= V.SMALL_COLUMN else []
+            if labels and columns.is_unique and all(isinstance(label, str) for label in labels):
+                # A few accounts: one frame from copies of the input's column arrays and the outputs costs a third
+                # of dropping, building and concatenating frames (copies, so the result never writes into input).
+                data = {label: column_array(self.input, k).copy() for k, label in enumerate(labels)
+                        if label not in outputs}
+                data.update(outputs)
+                # (Outputs masked for unreadable rows are Series: the checking constructor takes those.)
+                self._frame = pd.DataFrame(data, index=self.input.index, copy=False) if excluded else \
+                    _frame_of(data, self.input.index)
+                return self._frame
+            replaced = [c for c in columns if c in outputs]
             kept = self.input.drop(columns=replaced) if replaced else self.input
             # Fresh arrays, not Series: pandas then neither copies nor consolidates them into 2-D blocks.
             self._frame = pd.concat([kept, pd.DataFrame(outputs, index=self.input.index, copy=False)], axis=1)
@@ -128,6 +141,16 @@ class Evaluation:
         errors = [e for e in self.state.errors if e.row == i]
         warnings = [e for e in self.state.warnings if e.row == i]
         return Trace(i, self.revision, self.as_of, steps, errors, warnings)
+
+
+def _frame_of(data: dict[Any, Any], index: pd.Index) -> pd.DataFrame:
+    """A frame of whole 1-D arrays (numpy or pandas), each already of the index's length and its final dtype:
+    pandas' constructor for arrays that need no checking or conversion, where it has one."""
+    try:
+        return pd.DataFrame._from_arrays(list(data.values()), columns=pd.Index(list(data)), index=index,
+                                         verify_integrity=False)
+    except AttributeError:  # a pandas without it
+        return pd.DataFrame(data, index=index, copy=False)
 
 
 @dataclass

@@ -63,8 +63,9 @@ class Columns:
 def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
     """Find each needed field in the table (by name or any header alias) and read it as its type."""
     n = len(frame)
+    headers = frame.columns.tolist()  # plain labels: indexing a pandas Index (of text) costs more than the reading
     sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
-    for position, header in enumerate(frame.columns):
+    for position, header in enumerate(headers):
         match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
         if match is not None and match.field in needed:
             sources.setdefault(match.field, []).append((position, match))
@@ -79,22 +80,22 @@ def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], diction
             missing.append(name)
             values[name] = V.null(type_).full(n)
             continue
-        vec, bad, source = _read_field(frame, found, type_)
+        vec, bad, source = _read_field(frame, headers, found, type_)
         vocabulary = dictionary.canonical_values(name) if type_ == Type.STRING else None
         if vocabulary:  # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
             vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
         values[name] = vec
-        for i in np.flatnonzero(bad):
+        for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
             errors.append(RowError(int(i), None, name, f"{frame.iat[i, position]!r} is not {type_.label} "
-                                   f"(column {str(frame.columns[position])!r})"))
+                                   f"(column {str(headers[position])!r})"))
         excluded |= bad
     errors.sort(key=lambda e: (e.row, e.field or ""))
     return Columns(values, errors, excluded, missing,
-                   {k: str(frame.columns[v[0][0]]) for k, v in sources.items()})
+                   {k: str(headers[v[0][0]]) for k, v in sources.items()})
 
 
-def _read_field(frame: pd.DataFrame, found: list[tuple[int, HeaderMatch]],
+def _read_field(frame: pd.DataFrame, headers: list[Any], found: list[tuple[int, HeaderMatch]],
                 type_: Type) -> tuple[Vec, np.ndarray, np.ndarray]:
     """One field from every column that means it (records of one batch may spell it differently, e.g.
     `近12个月销售额` and `Revenue (12m)`): the first non-empty cell wins. Also returns the unreadable cells and,
@@ -103,8 +104,12 @@ def _read_field(frame: pd.DataFrame, found: list[tuple[int, HeaderMatch]],
     vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
     for k, (position, match) in enumerate(found):
-        column = frame[frame.columns[position]] if by_label else frame.iloc[:, position]
-        part, part_bad = V.coerce(column, type_, match.exponent)
+        small = V.coerce_cells(column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
+            else None
+        if small is None:
+            column = frame[headers[position]] if by_label else frame.iloc[:, position]
+            small = V.coerce_series(column, type_, match.exponent)
+        part, part_bad = small
         part = part.full(n)
         if vec is None:
             vec, bad = part, part_bad
@@ -114,6 +119,16 @@ def _read_field(frame: pd.DataFrame, found: list[tuple[int, HeaderMatch]],
         bad = np.where(take, part_bad, bad)
         source[take] = k
     return vec, bad, source
+
+
+def column_array(frame: pd.DataFrame, position: int) -> Any:
+    """The array holding a column's cells. Fetching a column as a Series costs more than coercing a few cells, so
+    small tables go to the frame's block manager (what `frame.iloc[:, position].array` reaches, without the
+    Series)."""
+    try:
+        return frame._mgr.iget_values(position)
+    except AttributeError:  # a pandas without it
+        return frame.iloc[:, position].array
 
 
 # --- files -------------------------------------------------------------------------------------------------

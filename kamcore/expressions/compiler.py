@@ -118,6 +118,8 @@ def compare(op: str, a: Vec, b: Vec) -> Vec:
 def compare_truth(op: str, a: Vec, b: Vec) -> np.ndarray:
     if op in ("=", "!=") or Type.NULL in (a.type, b.type):
         return compare(op, a, b).truth()
+    if a.type != Type.STRING:  # NaN and NaT compare false: no null masks needed
+        return _ORDER_OPS[op](a.data, b.data)
     va, vb, na, nb = _operands(a, b)
     result = _ORDER_OPS[op](va, vb)
     if a.type == Type.STRING:
@@ -295,11 +297,23 @@ class Membership(Compiled):
 
     def __init__(self, values: list[Vec]):
         self.values = values
+        self.wanted = [v.value(0) for v in values]
+        # For a few accounts, a set lookup per account beats numpy's per-call cost: the texts, or the numbers.
+        self.texts = frozenset(self.wanted) if all(v.type == Type.STRING for v in values) else None
+        self.numbers = frozenset(float(v.data[()]) for v in values) \
+            if all(v.type == Type.NUMBER for v in values) else None
 
     def truth(self, env: Env) -> np.ndarray:
         x = env.input
+        if x.data.ndim == 1 and len(x.data) <= V.SMALL_COLUMN:
+            if x.type == Type.STRING and self.texts is not None:
+                cats, texts = x.cats, self.texts
+                return np.array([c >= 0 and cats[c] in texts for c in x.data.tolist()], dtype=bool)
+            if x.type == Type.NUMBER and self.numbers is not None:
+                numbers = self.numbers
+                return np.array([v in numbers for v in x.data.tolist()], dtype=bool)
         if x.type == Type.STRING:
-            wanted = [v.value(0) for v in self.values]
+            wanted = self.wanted
             codes = np.searchsorted(x.cats, wanted) if len(x.cats) else np.zeros(len(wanted), int)
             hits = [int(c) for c, w in zip(codes, wanted, strict=True) if c < len(x.cats) and x.cats[c] == w]
             if not hits:

@@ -295,6 +295,16 @@ def coerce(series: pd.Series, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
     """An account-table column as a typed column, plus a mask of cells that could not be read as that type
     (those become null; the caller reports them as row errors). `exponent` scales numbers whose cell does not
     carry its own magnitude: 4 for a column headed `（万元）`, -2 for `(%)`."""
+    if len(series) <= SMALL_COLUMN:  # a request's few accounts: per cell in Python, without pandas' per-call cost
+        small = coerce_cells(series.to_numpy() if isinstance(series.dtype, np.dtype) else series.array, type_,
+                             exponent)
+        if small is not None:
+            return small
+    return coerce_series(series, type_, exponent)
+
+
+def coerce_series(series: pd.Series, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray]:
+    """`coerce` with pandas over the whole column (any length, any dtype)."""
     if type_ == Type.NUMBER:
         return _coerce_number(series, exponent)
     if type_ == Type.STRING:
@@ -307,6 +317,63 @@ def coerce(series: pd.Series, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
         values, bad = temporal.coerce(series, type_)
         return Vec(type_, values), bad
     raise ValueError(f"cannot read a column as {type_}")
+
+
+SMALL_COLUMN = 64  # up to this many cells, `coerce` reads cell by cell (same results, see coerce_cells)
+_PLAIN_CELLS = (str, float, int, bool)  # cell types coerce_cells reads; anything else goes to coerce_series
+_NUMERIC_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
+
+
+def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
+    """`coerce_series` cell by cell over a column's array (numpy or pandas), for a few cells, or None where this
+    path does not apply (other dtypes, cell types or field types). Results are identical: the same per-cell
+    readers, each distinct cell read once in the order pandas' factorize meets them (so `1` and `True` in one
+    column read as whichever came first), empty cells (None, NaN) as empty, lists and mappings as unreadable."""
+    dtype = column.dtype
+    if type_ == Type.NUMBER and dtype in _NUMERIC_DTYPES and not exponent:
+        values = np.array(column, dtype=np.float64)
+        infinite = np.isinf(values)
+        if infinite.any():
+            values[infinite] = np.nan
+        return number(values), infinite
+    if type_ == Type.DATE and isinstance(dtype, np.dtype) and dtype.kind == "M":  # datetimes without a zone
+        return date(np.asarray(column).astype("datetime64[D]")), np.zeros(len(column), dtype=bool)
+    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE):
+        return None
+    if dtype != np.dtype(object) and not isinstance(dtype, pd.StringDtype) and \
+            not (type_ == Type.STRING and dtype in _NUMERIC_DTYPES):
+        return None
+    cells = np.asarray(column, dtype=object)
+    n = len(cells)
+    bad = np.zeros(n, dtype=bool)
+    read: list[Any] = [None] * n  # None: an empty cell
+    seen: dict[Any, Any] = {}
+    for i, v in enumerate(cells):
+        if v is None or (type(v) is float and v != v):
+            continue
+        if isinstance(v, list | dict):
+            bad[i] = True
+            continue
+        if type(v) not in _PLAIN_CELLS and not (type_ == Type.DATE and isinstance(v, dt.date)):
+            return None
+        r = seen.get(v, seen)
+        if r is seen:
+            r = seen[v] = (_number_cell(v, exponent) if type_ == Type.NUMBER else
+                           _as_text(v) if type_ == Type.STRING else _date_cell(v))
+        read[i] = r
+    if type_ == Type.STRING:
+        texts = {t for t in read if t}
+        if any(t.endswith("\x00") for t in texts):  # numpy's unicode strings drop trailing NULs
+            return None
+        cats = np.array(sorted(texts), dtype=object) if texts else _EMPTY_CATS
+        code = {t: k for k, t in enumerate(cats)}
+        return Vec(Type.STRING, np.array([code[t] if t else -1 for t in read], dtype=np.int32), cats), bad
+    empty = (np.nan, True) if type_ == Type.NUMBER else (_NAT, True)
+    pairs = [empty if r is None else r for r in read]
+    bad |= np.array([not ok for _, ok in pairs], dtype=bool)
+    if type_ == Type.NUMBER:
+        return number(np.array([v for v, _ in pairs], dtype=np.float64)), bad
+    return date(np.array([v for v, _ in pairs], dtype="datetime64[D]")), bad
 
 
 def _blank(series: pd.Series) -> np.ndarray:
@@ -408,6 +475,7 @@ def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     # Text held as Python objects factorizes the same from a plain object array, with less pandas work per call.
     values = series.to_numpy(dtype=object) if series.dtype == object or isinstance(series.dtype, pd.StringDtype) \
         else series
+    ordered = True
     try:
         codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
     except TypeError:  # values of mixed types do not sort; lists and mappings (JSON cells) do not even hash
@@ -415,8 +483,9 @@ def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
         if bad.any():
             values = np.where(bad, None, np.asarray(values, dtype=object))
         codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+        ordered = False  # then the categories are sorted below (tests rely on sorted categories)
     u = np.asarray(uniques, dtype=object)
-    if len(u) and all(isinstance(v, str) and v.strip() == v and v not in DASHES for v in u):
+    if ordered and len(u) and all(isinstance(v, str) and v.strip() == v and v not in DASHES for v in u):
         return Vec(Type.STRING, codes.astype(np.int32), u), bad  # clean text: the categories are ready
     # Messy cells (numbers, padding, blanks): clean each distinct value once, then re-deduplicate.
     cleaned = np.array([_as_text(v) or None for v in u], dtype=object)

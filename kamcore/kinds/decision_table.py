@@ -196,6 +196,17 @@ class DecisionTableRule(Rule):
         self.outputs[name] = Output(name, out_type, self.outputs[name].label)
 
     def _precompute(self) -> None:
+        # Each distinct non-`-` cell test with its input, and per row and input the slot of its test (0: `-`).
+        self.distinct_tests: list[tuple[int, UnaryTest]] = []
+        slot_of: dict[int, int] = {}
+        self.cell_slots = np.zeros((len(self.tests), len(self.input_names)), dtype=np.intp)
+        for r, row_tests in enumerate(self.tests):
+            for k, test in enumerate(row_tests):
+                if not test.is_any:
+                    if id(test) not in slot_of:
+                        self.distinct_tests.append((k, test))
+                        slot_of[id(test)] = len(self.distinct_tests)
+                    self.cell_slots[r, k] = slot_of[id(test)]
         for j, name in enumerate(self.output_names):
             typ = self.value_types[name]
             literals = [None if row[j].is_expression else V.scalar(row[j].raw, typ) for row in self.out_cells]
@@ -237,18 +248,10 @@ class DecisionTableRule(Rule):
                 state.row_errors(bad, self.id, name,
                                  lambda i, k=k, name=name: f"{name} = {values[k].value(i)!r} is not an allowed value")
                 invalid |= bad
-        matched = np.zeros((len(self.row_ids), n), dtype=bool)
-        done: dict[int, np.ndarray] = {}
-        for r, row_tests in enumerate(self.tests):
-            m: np.ndarray | None = None
-            for k, test in enumerate(row_tests):
-                if test.is_any:
-                    continue
-                hit = done.get(id(test))
-                if hit is None:
-                    hit = done[id(test)] = test.matches(values[k], cols, n, as_of)
-                m = hit if m is None else m & hit
-            matched[r] = True if m is None else m
+        if n <= V.SMALL_COLUMN:
+            matched = self._match_few(values, state)
+        else:
+            matched = self._match(values, state)
         matched[:, invalid] = False
         row_values = [self._row_values(j, state) for j in range(len(self.output_names))]
         # A row with a disallowed input matches nothing and gets null outputs, never the default.
@@ -265,6 +268,33 @@ class DecisionTableRule(Rule):
             else:
                 self._collect(matched, row_values, invalid, state)
         state.traces[self.id] = {"values": values, "matched": matched, "selected": selected, "violation": violation}
+
+    def _match(self, values: list[Vec], state: State) -> np.ndarray:
+        """Which rows each account matches (rows × accounts): each distinct cell tested once over all accounts."""
+        n, cols, as_of = state.n, state.columns, state.as_of
+        matched = np.zeros((len(self.row_ids), n), dtype=bool)
+        done: dict[int, np.ndarray] = {}
+        for r, row_tests in enumerate(self.tests):
+            m: np.ndarray | None = None
+            for k, test in enumerate(row_tests):
+                if test.is_any:
+                    continue
+                hit = done.get(id(test))
+                if hit is None:
+                    hit = done[id(test)] = test.matches(values[k], cols, n, as_of)
+                m = hit if m is None else m & hit
+            matched[r] = True if m is None else m
+        return matched
+
+    def _match_few(self, values: list[Vec], state: State) -> np.ndarray:
+        """`_match` for a few accounts: every distinct cell's hits stacked, then each row's cells and-ed in one
+        step (rows × inputs × accounts booleans, small when the accounts are few)."""
+        n, cols, as_of = state.n, state.columns, state.as_of
+        hits = np.empty((len(self.distinct_tests) + 1, n), dtype=bool)
+        hits[0] = True  # a `-` cell
+        for u, (k, test) in enumerate(self.distinct_tests, start=1):
+            hits[u] = test.matches(values[k], cols, n, as_of)
+        return hits[self.cell_slots].all(axis=1)
 
     def _row_values(self, j: int, state: State) -> list[Vec]:
         """The value each row gives for output j, as a column (scalar for literals)."""

@@ -129,7 +129,7 @@ class RankingRule(Rule):
         else:
             order = np.argsort(primary, kind="stable")  # stable: ties keep input order
         g = groups[order]
-        starts = np.r_[True, g[1:] != g[:-1]] if n else np.zeros(0, bool)
+        starts = np.concatenate(([True], g[1:] != g[:-1])) if n else np.zeros(0, bool)
         group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, np.int64)
         group_id = np.cumsum(starts) - 1
         # Accounts are banded among those with a measure; empty measures go to the last band (and are reported),
@@ -141,7 +141,7 @@ class RankingRule(Rule):
         if self.together:
             value = primary[order]
             same = (value[1:] == value[:-1]) | (np.isnan(value[1:]) & np.isnan(value[:-1]))
-            new_value = starts | np.r_[True, ~same] if n else starts
+            new_value = starts | np.concatenate(([True], ~same)) if n else starts
             position = np.maximum.accumulate(np.where(new_value, np.arange(n), 0)) - group_start
         # Both methods place an account by the share ranked above it: of accounts (quantile) or of the
         # measure (pareto). Band k holds the accounts whose share above is below the k-th cumulative share.
@@ -153,7 +153,7 @@ class RankingRule(Rule):
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
             running = np.cumsum(m)
-            before = running - m - np.r_[0.0, running][group_start]  # measure of the accounts ranked above
+            before = running - m - np.concatenate(([0.0], running))[group_start]  # measure of the accounts ranked above
             totals = np.bincount(group_id, weights=m)[group_id] if n else np.zeros(0)
             if self.together:
                 before = before[group_start + position]
