@@ -25,7 +25,9 @@ blp = Blueprint("workbooks", __name__, url_prefix="/v1", description="Score an x
 class EvaluateWorkbook(MethodView):
     @requires("read")
     @blp.arguments(EvaluateQuery, location="query")
-    @blp.doc(requestBody={"required": True, "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}})
+    @blp.doc(requestBody={"required": True, "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}},
+             responses={"200": {"description": "the same workbook with the results beside its account table",
+                                "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}})
     @blp.response(200, content_type=XLSX)
     @blp.alt_response(415, schema=ProblemSchema, content_type=PROBLEM_JSON)
     @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
