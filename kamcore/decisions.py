@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import orjson
 import pandas as pd
+import zstandard
 
 from .errors import KamError, RowError
 from .evaluation import as_of_date as _as_of
@@ -35,7 +36,7 @@ SCHEMA_VERSION = 1
 HASH_FORMAT = 1  # inside every hashed record: a later change of what is hashed must bump it
 GENESIS = "0" * 64  # what the first record links to
 BUSY_TIMEOUT_S = 30.0
-COMPRESSION_LEVEL = 3  # zlib: 3.5x faster than the default 6 on a 100-account batch, 7% larger
+COMPRESSION_LEVEL = 3  # zstd's default: on a 10,000-account table 10x faster than zlib at level 3, as small
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width UTC, so text order is time order
 
 _SCHEMA = [
@@ -266,8 +267,7 @@ class DecisionLog:
         output_bytes = canonical_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs})
         fields = {"kind": "decision", "actor": actor, "revision": revision, "as_of": day.isoformat(),
                   "input_digest": _digest(input_bytes), "output_digest": _digest(output_bytes),
-                  "inputs": zlib.compress(input_bytes, COMPRESSION_LEVEL),
-                  "outputs": zlib.compress(output_bytes, COMPRESSION_LEVEL), "checkpoint": None}
+                  "inputs": compress(input_bytes), "outputs": compress(output_bytes), "checkpoint": None}
         with self._writing():
             return self._append(fields)
 
@@ -367,9 +367,9 @@ class DecisionLog:
         problem = _self_check(r)
         if problem:
             raise DecisionLogError(f"decision {decision_id} (record {r.seq}) {problem}: it was altered")
-        outputs = _parse(zlib.decompress(r.outputs))
+        outputs = _parse(decompress(r.outputs))
         return Decision(r.id, r.seq, _parse_time(r.time), r.actor, r.revision, dt.date.fromisoformat(r.as_of),
-                        r.input_digest, frame_of(_parse(zlib.decompress(r.inputs))), frame_of(outputs["outputs"]),
+                        r.input_digest, frame_of(_parse(decompress(r.inputs))), frame_of(outputs["outputs"]),
                         [RowError(**e) for e in outputs["errors"]], r.prev_hash, r.hash)
 
     def verify(self) -> Verification:
@@ -510,6 +510,26 @@ def frame_of(table: Mapping[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame(columns, index=pd.RangeIndex(table["rows"]))
     frame.columns = pd.Index(table["columns"], dtype=object)
     return frame
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_codecs = threading.local()  # zstd (de)compressor objects are not safe to share between threads
+
+
+def compress(data: bytes) -> bytes:
+    """A stored table: a zstd frame (which holds its own length). The digest is over `data`, never this."""
+    if not hasattr(_codecs, "compressor"):
+        _codecs.compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
+    return _codecs.compressor.compress(data)
+
+
+def decompress(blob: bytes) -> bytes:
+    """A stored table's bytes: a zstd frame, or a zlib stream as logs written before zstd hold."""
+    if blob[:4] != _ZSTD_MAGIC:
+        return zlib.decompress(blob)
+    if not hasattr(_codecs, "decompressor"):
+        _codecs.decompressor = zstandard.ZstdDecompressor()
+    return _codecs.decompressor.decompress(blob)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -690,8 +710,8 @@ def _self_check(r: _Row) -> str | None:
     if r.kind == "decision":
         for name, blob, digest in (("inputs", r.inputs, r.input_digest), ("outputs", r.outputs, r.output_digest)):
             try:
-                data = zlib.decompress(blob) if isinstance(blob, bytes) else None
-            except zlib.error:
+                data = decompress(blob) if isinstance(blob, bytes) else None
+            except (zlib.error, zstandard.ZstdError):
                 data = None
             if data is None or _digest(data) != digest:
                 return f"has {name} that do not match their digest"
