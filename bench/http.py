@@ -5,7 +5,7 @@ its own process with one keep-alive connection, so the clients do not share this
 time (`Server-Timing`) of a 10,000-row batch. The clients share the machine's cores with the server, so the
 requests/s figure is a floor, not a ceiling.
 
-    python bench/http.py [--requests 2000] [--clients 8] [--seconds 10] [--workers 2] [--threads 8]
+    python bench/http.py [--requests 2000] [--clients 8] [--seconds 10] [--workers 2] [--threads 8] [--batch 10000]
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="`kam serve --workers`: server processes")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads per worker")
     parser.add_argument("--access-log", action="store_true", help="keep the server's JSON access log on")
+    parser.add_argument("--batch", type=int, default=10_000, help="accounts in the batch request")
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="kam-bench-http-"))
@@ -138,13 +139,14 @@ def main() -> None:
         print(f"single account, {args.clients} concurrent client processes for {args.seconds:g} s ({setup}): "
               f"{rate:,.0f} req/s")
 
-        batch = json.dumps({"accounts": json.loads(synthetic_portfolio(10_000, seed=12).to_json(
+        batch = json.dumps({"accounts": json.loads(synthetic_portfolio(args.batch, seed=12).to_json(
             orient="records", date_format="iso"))}).encode()
         runs = [post(conn, batch, headers) for _ in range(7)]
         server = statistics.median(r[1] for r in runs)
         client_total = statistics.median(r[0] for r in runs)
-        print(f"10,000-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7: server time {server:.0f} ms, "
-              f"round trip {client_total:.0f} ms, {len(json.loads(runs[0][2])['results'])} results")
+        print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7: "
+              f"server time {server:.0f} ms, round trip {client_total:.0f} ms, "
+              f"{len(json.loads(runs[0][2])['results'])} results")
     finally:
         proc.terminate()
         proc.wait(10)
