@@ -28,7 +28,7 @@ UPLOADS = {"text/csv": "csv", XLSX: "xlsx"}
 
 
 class EvaluationTimeout(Exception):
-    pass
+    """The evaluation passed `evaluate_timeout_s`: stopped between two rules, answered with a 413."""
 
 
 @blp.route("/evaluate")
@@ -46,7 +46,8 @@ class Evaluate(MethodView):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
         `errors`. Keys / headers may be field names or sheet headers in 中文 or English. An xlsx body sent with
         `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` gets its workbook back with
-        the results beside its account table (as `POST /v1/evaluate.xlsx`)."""
+        the results beside its account table (as `POST /v1/evaluate.xlsx`). More accounts than the service takes
+        at once, or an evaluation still running at the time limit, is a 413: split the table."""
         if request.mimetype == XLSX and request.accept_mimetypes.best == XLSX:
             from .workbooks import scored_workbook
 
