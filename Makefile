@@ -31,7 +31,7 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py
-	$(BIN)/python bench/service.py
+	$(BIN)/python bench/http.py --workers 2
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/events.py

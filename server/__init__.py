@@ -61,7 +61,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     live = LiveRules(store)
     app.extensions["kam"] = Services(cfg, store, live, TokenStore(cfg.data_dir / SERVICE_DB, cfg.token_cache_s,
                                                                   cfg.token_memory_kib),
-                                     DecisionLog.open(log_path(cfg.data_dir)))
+                                     DecisionLog.open(log_path(cfg.data_dir), durable=cfg.decisions_durable))
     try:
         event_ledger(app.extensions["kam"])  # start the sweep now, not at the first event request
     except NotReady:

@@ -1,12 +1,13 @@
 """Per request: a `Server-Timing` header, and one JSON line on the `kam.access` logger (who, what, status, time,
-decision and revision)."""
+decision and revision, and which worker process answered)."""
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 
+import orjson
 from flask import Flask, Response, g, request
 
 log = logging.getLogger("kam.access")
@@ -16,6 +17,8 @@ def register(app: Flask, log_lines: bool = True) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+
+    worker = os.getpid()
 
     @app.after_request
     def _line(response: Response) -> Response:
@@ -33,6 +36,7 @@ def register(app: Flask, log_lines: bool = True) -> None:
             "decision_id": g.get("decision_id"),
             "revision": g.get("revision"),
             "bytes_in": request.content_length,
+            "worker": worker,
         }
-        log.info(json.dumps(record, ensure_ascii=False))
+        log.info(orjson.dumps(record).decode())
         return response

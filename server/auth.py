@@ -55,13 +55,14 @@ class Principal:
 
 class TokenStore:
     """Tokens look like `kam_<id>_<secret>`: the id finds the row, argon2 checks the secret. A verified token
-    is remembered (by its SHA-256) for a short while, so a request costs a dictionary lookup, not an argon2 run."""
+    is remembered (by its SHA-256), so a request costs a dictionary lookup, not an argon2 run; its row is read
+    again every `cache_seconds` to see a revocation."""
 
     def __init__(self, path: Path, cache_seconds: float = 30.0, memory_kib: int = 65536):
         self.path = path
         self.cache_seconds = cache_seconds
         self._hasher = PasswordHasher(memory_cost=memory_kib)
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._verified: dict[str, tuple[Principal, float, str]] = {}  # sha256 → (who, checked at, argon2 hash)
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute(_SCHEMA)
@@ -98,7 +99,9 @@ class TokenStore:
         return [dict(zip(("id", "name", "role", "created", "revoked"), r, strict=True)) for r in rows]
 
     def principal(self, token: str) -> Principal | None:
-        """The caller a token belongs to, or None for an unknown, malformed or revoked token."""
+        """The caller a token belongs to, or None for an unknown, malformed or revoked token. argon2 runs once
+        per token and process; after `cache_seconds` the token's row is read again (one indexed SELECT), so a
+        revocation by any process takes effect within that window, and a changed hash is verified afresh."""
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         now = time.monotonic()
         with self._lock:
@@ -112,14 +115,17 @@ class TokenStore:
             row = db.execute("SELECT id, name, role, hash FROM tokens WHERE id = ? AND revoked IS NULL",
                              (parts[1],)).fetchone()
         if row is None:
-            return None
-        try:
-            self._hasher.verify(row[3], token)
-        except (VerificationError, InvalidHashError):
+            with self._lock:
+                self._verified.pop(digest, None)
             return None
         principal = Principal(row[0], row[1], row[2])
+        if not (cached and cached[2] == row[3]):  # this secret not yet checked against this hash
+            try:
+                self._hasher.verify(row[3], token)
+            except (VerificationError, InvalidHashError):
+                return None
         with self._lock:
-            self._verified[digest] = (principal, now)
+            self._verified[digest] = (principal, now, row[3])
         return principal
 
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,10 +42,16 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
               type=click.Path(file_okay=False), help="the rule book a new data dir starts from (default: shipped)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="request threads per worker")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes sharing the port (Python runs one thread at a time per process: use about "
+                   "one per core)")
 @click.option("--demo", is_flag=True, help="write a demo portfolio into the data dir and print an admin token")
-def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, demo: bool) -> None:
-    """Run the KAM Rules service under waitress."""
+@click.option("--listen-fd", type=int, hidden=True)  # a worker: serve on this inherited listening socket
+@click.option("--ready-fd", type=int, hidden=True)  # a worker: write a byte here once the app is built
+def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, workers: int, demo: bool,
+          listen_fd: int | None, ready_fd: int | None) -> None:
+    """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
     import waitress
 
     from . import create_app
@@ -52,14 +65,76 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, dem
 
         config.data_dir.mkdir(parents=True, exist_ok=True)
         write_table(synthetic_portfolio(2000), portfolio)
+    if workers > 1 and listen_fd is None:
+        _supervise(config, host, port, threads, workers, demo)
+        return
     app = create_app(config)
     kam = app.extensions["kam"]
+    if listen_fd is not None:  # one worker of several: the supervisor says where and with which token
+        listening = socket.socket(fileno=listen_fd)
+        click.echo(f"worker {os.getpid()}: rules revision {kam.store.head()[:12]}")
+        if ready_fd is not None:
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+        waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+        return
     click.echo(f"rules revision {kam.store.head()[:12]} from {config.data_dir / 'rules.git'}")
     if demo:
         click.echo(f"demo portfolio: {portfolio}")
         click.echo(f"admin token (shown once): {kam.tokens.create('admin (make run)', 'admin')}")
     click.echo(f"KAM Rules on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="kam-rules")
+
+
+WORKER_START_TIMEOUT_S = 120
+
+
+def _supervise(config: Config, host: str, port: int, threads: int, workers: int, demo: bool) -> None:
+    """Bind the port once and start `workers` processes that all accept on it, each a whole service (its own
+    app, database connections and rule cache; hot reload works in each, as the head is read per request; the
+    decision log's chain stays linear across processes). The first worker starts alone, so a new data dir is
+    created once. Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
+    listening = socket.create_server((host, port), backlog=2048)
+    listening.set_inheritable(True)
+    command = [sys.executable, "-m", "server.cli", "serve", "--data", str(config.data_dir), "--rules",
+               str(config.rules_seed), "--threads", str(threads), "--listen-fd", str(listening.fileno())]
+    processes: list[subprocess.Popen] = []
+
+    def stop(*_: object, code: int = 0) -> None:
+        for p in processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in processes:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise SystemExit(code)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for _ in range(workers):
+            read, write = os.pipe()
+            processes.append(subprocess.Popen([*command, "--ready-fd", str(write)],  # noqa: S603 (our own argv)
+                                              pass_fds=(listening.fileno(), write)))
+            os.close(write)
+            with os.fdopen(read, "rb") as ready:
+                if not select.select([ready], [], [], WORKER_START_TIMEOUT_S)[0] or ready.read(1) != b"1":
+                    click.echo(f"worker {processes[-1].pid} did not start", err=True)
+                    stop(code=1)
+        if demo:
+            click.echo(f"demo portfolio: {config.data_dir / PORTFOLIO}")
+            click.echo(f"admin token (shown once): {_tokens(str(config.data_dir)).create('admin (make run)', 'admin')}")
+        bound = listening.getsockname()[1]
+        click.echo(f"KAM Rules on http://{host}:{bound}/ with {workers} workers  (API docs: http://{host}:{bound}/docs)")
+        while True:
+            for p in processes:
+                if p.poll() is not None:
+                    click.echo(f"worker {p.pid} exited ({p.returncode}): stopping the others", err=True)
+                    stop(code=1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop()
 
 
 @main.group()
@@ -104,3 +179,7 @@ def _register_excel() -> None:
 
 
 _register_excel()
+
+
+if __name__ == "__main__":  # how the workers of `kam serve --workers N` start
+    main()

@@ -19,7 +19,10 @@ class Config:
     require_approval: bool = False  # four-eyes: rule changes become change requests
     max_body_bytes: int = 16 * 1024 * 1024
     max_rows: int = 100_000  # accounts per evaluate request
-    evaluate_timeout_s: float = 30.0
+    evaluate_timeout_s: float = 30.0  # an evaluation still running after this answers 413 (split the table)
+    # Each decision flushed to disk before its answer (SQLite synchronous=FULL): survives power loss too, at
+    # one disk flush per request. Off: WAL with synchronous=NORMAL, which survives a killed service.
+    decisions_durable: bool = False
     token_cache_s: float = 30.0  # how long a verified token is trusted before its row is read again
     token_memory_kib: int = 65536  # argon2 memory cost of new token hashes (the argon2-cffi default)
     events_sweep_s: float = 60.0  # how often due event timers fire (0: never; tests call sweep themselves)

@@ -4,12 +4,21 @@ unescaped."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pandas as pd
+from flask import Response
 from flask.json.provider import DefaultJSONProvider
+
+from kamcore.expressions.types import Type
+from kamcore.expressions.vectors import NULL, TRUE, Vec
+
+if TYPE_CHECKING:
+    from kamcore.evaluation import Evaluation
 
 
 def plain(value: Any) -> Any:
@@ -33,16 +42,55 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _default(o: Any) -> Any:
+    converted = plain(o)
+    if converted is o:
+        return DefaultJSONProvider.default(o)
+    return converted
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as UTF-8 bytes (Chinese unescaped), by orjson; values it has no form for go through `plain`. What
+    orjson refuses (an integer beyond 64 bits) takes the standard library's slower path."""
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_default, ensure_ascii=False).encode()
+
+
+def loads(data: str | bytes) -> Any:
+    """Parse JSON by orjson; what it refuses but the standard library reads (NaN, integers beyond 64 bits) is
+    read as before, and the standard library's error (with line and column) is what an invalid body gets."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON (jsonify, problem documents, flask-smorest responses) by orjson."""
+
     ensure_ascii = False
     sort_keys = False
+    default = staticmethod(_default)
 
-    @staticmethod
-    def default(o: Any) -> Any:
-        converted = plain(o)
-        if converted is o:
-            return DefaultJSONProvider.default(o)
-        return converted
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs:
+            return super().dumps(obj, **kwargs)
+        return dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return json.loads(s, **kwargs) if kwargs else loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        return json_response(self._prepare_response_obj(args, kwargs))
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    """A JSON response straight from orjson's bytes."""
+    from flask import current_app
+
+    return current_app.response_class(dumps(value), status=status, mimetype="application/json")
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -68,3 +116,64 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             columns[name] = [plain(v) for v in col.tolist()]
     names = list(columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+# --- evaluation results, straight from the engine's typed columns -------------------------------------------
+
+def result_rows(evaluation: Evaluation, rows: np.ndarray) -> list[dict[str, Any]]:
+    """The outputs of accounts `rows` (0-based, ascending) as JSON-ready dicts, each with its `row`: numbers as
+    ints when whole, dates as ISO text, text, booleans and lists as they are, null for a missing value. Read
+    column by column from the evaluation's state, without building its DataFrame (the same values as `records`
+    of `evaluation.frame`)."""
+    state = evaluation.state
+    names = evaluation.output_names
+    dead = state.excluded[rows] if state.excluded.any() else None  # unreadable input: every output null
+    columns = []
+    for name in names:
+        cells = _cells(state.columns[name], rows)
+        if dead is not None and dead.any():
+            cells = [None if d else v for v, d in zip(cells, dead.tolist(), strict=True)]
+        columns.append(cells)
+    keys = (*names, "row")
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, rows.tolist(), strict=True)]
+
+
+def _cells(vec: Vec, rows: np.ndarray) -> list[Any]:
+    data = np.broadcast_to(vec.data, (len(rows),)) if vec.data.ndim == 0 else vec.data[rows]
+    kind = vec.type
+    if kind is Type.NUMBER:
+        return _numbers(data)
+    if kind is Type.STRING:
+        cats = vec.cats if vec.cats is not None else np.empty(0, dtype=object)
+        text = np.empty(len(data), dtype=object)
+        text[:] = cats.take(np.maximum(data, 0)) if len(cats) else None
+        text[data < 0] = None
+        return text.tolist()
+    if kind is Type.BOOLEAN:
+        truth = np.empty(len(data), dtype=object)
+        truth[:] = data == TRUE
+        truth[data == NULL] = None
+        return truth.tolist()
+    if kind is Type.DATE:
+        text = np.datetime_as_string(data.astype("datetime64[D]"), unit="D").astype(object)
+        text[np.isnat(data)] = None
+        return text.tolist()
+    if kind is Type.LIST and data.dtype == object:  # lists of text (actions, entitlements) are JSON as they are
+        return [v if v is None or type(v) is list and all(type(x) is str for x in v) else plain(v)
+                for v in data.tolist()]
+    whole = vec if vec.data.ndim == 0 else None
+    return [plain(whole.value(0) if whole is not None else vec.value(int(i))) for i in rows.tolist()]
+
+
+def _numbers(values: np.ndarray) -> list[Any]:
+    """float64 cells as JSON numbers: whole ones as ints (below 2**53), NaN and ±Infinity as null."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        whole = finite & (np.abs(values) < 2**53) & (values == np.trunc(values))
+    if whole.all():
+        return values.astype(np.int64).tolist()
+    cells = values.astype(object)  # Python floats; whole numbers as ints, the rest null
+    cells[whole] = values[whole].astype(np.int64).tolist()
+    cells[~finite] = None
+    return cells.tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 LANGS = validate.OneOf(["zh", "en"])
@@ -41,6 +43,28 @@ class EvaluateRequest(Strict):
                                                     "(中文 or English) from the data dictionary"})
     explain = fields.Boolean(load_default=False)
     as_of = fields.Date()
+
+
+def load_evaluate_request(payload: Any) -> dict[str, Any]:
+    """`EvaluateRequest().load(payload)` with the same result and the same field-level errors, but the accounts
+    checked in one pass rather than through a marshmallow field each (the load took 45 ms per 1,000 accounts).
+    A JSON object's keys are always text, so an account needs only to be an object."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("accounts"), list):
+        return EvaluateRequest().load(payload)  # no list of accounts: marshmallow says what is wrong
+    accounts = payload["accounts"]
+    errors: dict[str, Any] = {}
+    not_mapping = fields.Dict.default_error_messages["invalid"]
+    bad = {i: [not_mapping] for i, account in enumerate(accounts) if not isinstance(account, dict)}
+    if bad:
+        errors["accounts"] = bad
+    try:
+        body = EvaluateRequest().load({**payload, "accounts": []})
+    except ValidationError as e:
+        errors = {**e.messages, **errors}  # type: ignore[dict-item]
+    if errors:
+        raise ValidationError(errors)
+    body["accounts"] = accounts
+    return body
 
 
 class RowErrorSchema(Schema):

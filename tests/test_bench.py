@@ -41,3 +41,14 @@ def test_the_check_catches_a_difference():
     assert [p.split(":")[0] for p in problems] == ["tier", "utilisation"]
     assert "1 of 500 rows differ" in problems[0]
     assert "2 of 500 rows differ" in problems[1]
+
+
+def test_the_http_benchmark_drives_a_real_multi_worker_service():
+    """bench/http.py end to end on small numbers (it runs, its requests succeed; its figures are not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--requests", "20", "--clients", "2",
+                           "--seconds", "1", "--workers", "2", "--batch", "50"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "single account, 1 client, 20 requests (2 worker(s) x 8 threads): p50" in done.stdout
+    assert "2 concurrent client processes" in done.stdout and "req/s" in done.stdout
+    assert "50-row batch" in done.stdout and "50 results" in done.stdout

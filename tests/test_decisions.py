@@ -30,6 +30,8 @@ from kamcore.decisions import (
     DecisionLogError,
     UnknownDecision,
     canonical_json,
+    compress,
+    decompress,
     log_path,
     table_of,
 )
@@ -179,9 +181,23 @@ def test_tables_are_stored_compressed(log):
     frame = synthetic_portfolio(100)
     decision_id = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
     blob, = raw(log).execute("SELECT inputs FROM decisions WHERE id = ?", (decision_id,)).fetchone()
-    canonical = zlib.decompress(blob)
+    assert blob[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    canonical = decompress(blob)
     assert canonical == canonical_json(table_of(frame))
     assert len(blob) < len(canonical) / 2
+
+
+def test_records_stored_with_zlib_before_zstd_still_read_and_verify(log):
+    decision_id = log.record("alice", "r1", [{"account_id": "C1", "客户": "华瑞"}], [{"tier": "A"}], as_of=AS_OF)
+    db = raw(log)
+    blobs = db.execute("SELECT inputs, outputs FROM decisions WHERE id = ?", (decision_id,)).fetchone()
+    db.execute("UPDATE decisions SET inputs = ?, outputs = ? WHERE id = ?",
+               (*(zlib.compress(decompress(b), 3) for b in blobs), decision_id))
+    db.commit()
+    got = log.get(decision_id)
+    assert got.inputs.to_dict("records") == [{"account_id": "C1", "客户": "华瑞"}]
+    assert got.outputs.to_dict("records") == [{"tier": "A"}]
+    assert log.verify().ok
 
 
 def test_a_value_that_cannot_be_recorded_is_named_by_row_and_column(log):
@@ -257,9 +273,9 @@ def test_editing_stored_outputs_is_detected(log):
     ids = write(log, 4)
     db = raw(log)
     blob, = db.execute("SELECT outputs FROM decisions WHERE id = ?", (ids[1],)).fetchone()
-    doc = json.loads(zlib.decompress(blob))
+    doc = json.loads(decompress(blob))
     doc["outputs"]["values"][0] = ["A"]  # tier D -> A
-    db.execute("UPDATE decisions SET outputs = ? WHERE id = ?", (zlib.compress(canonical_json(doc)), ids[1]))
+    db.execute("UPDATE decisions SET outputs = ? WHERE id = ?", (compress(canonical_json(doc)), ids[1]))
     first = log.verify().first
     assert (first.seq, first.decision_id) == (2, ids[1])
     assert "outputs that do not match their digest" in first.message

@@ -153,14 +153,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def launch(root, env=None, data=None):
-    """`kam serve` on a free port with its data dir under `root`; waits until /healthz answers."""
+def launch(root, env=None, data=None, args=()):
+    """`kam serve` (plus `args`) on a free port with its data dir under `root`; waits until /healthz answers."""
     data = data or root / "data"
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     out, err = root / f"stdout-{port}.txt", root / f"stderr-{port}.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen([KAM, "serve", "--data", str(data), "--port", str(port), "--threads", "4"],
+        process = subprocess.Popen([KAM, "serve", "--data", str(data), "--port", str(port), "--threads", "4", *args],
                                    stdout=stdout, stderr=stderr, env=dict(os.environ, **(env or {})))
     running = Server(data, port, process, out, err)
     deadline = time.monotonic() + START_TIMEOUT_S

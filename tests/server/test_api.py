@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import pandas as pd
 import pygit2
@@ -108,6 +109,49 @@ def test_limits(new_app):
     assert r.status_code == 413 and "limit is 3" in r.json["detail"]
 
 
+def test_an_evaluation_past_its_time_limit_is_a_413_saying_to_split_the_table(new_app):
+    app, as_ = new_app(evaluate_timeout_s=0)  # every evaluation is over its limit after its first rule
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(5)})
+    assert r.status_code == 413 and r.mimetype == "application/problem+json"
+    assert "5 accounts" in r.json["detail"] and "0 s" in r.json["detail"] and "split the table" in r.json["detail"]
+    assert "账户过多" in r.json["title"]
+    assert app.extensions["kam"].decisions.verify().records == 0  # nothing half-done was logged
+
+
+def test_the_evaluate_request_check_names_each_bad_field(as_):
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": [{"revenue_12m": 1}, 3, "x"], "explain": "perhaps",
+                                                 "colour": "red"})
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    assert r.json["errors"] == {"accounts": {"1": ["Not a valid mapping type."], "2": ["Not a valid mapping type."]},
+                                "explain": ["Not a valid boolean."], "colour": ["Unknown field."]}
+    for body, field, message in (({}, "accounts", "Missing data for required field."),
+                                 ({"accounts": {"a": 1}}, "accounts", "Not a valid list."),
+                                 ({"accounts": None}, "accounts", "Field may not be null."),
+                                 ({"accounts": [], "as_of": "2026-02-30"}, "as_of", "Not a valid date.")):
+        r = as_["viewer"].post("/v1/evaluate", json=body)
+        assert r.status_code == 422 and r.json["errors"] == {field: [message]}, body
+    r = as_["viewer"].post("/v1/evaluate", json=[])
+    assert r.status_code == 422 and r.json["errors"] == {"_schema": ["Invalid input type."]}
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": [], "explain": "yes", "as_of": "2026-01-31"})
+    assert r.status_code == 200 and r.json["results"] == [] and r.json["as_of"] == "2026-01-31"
+
+
+def test_results_equal_the_result_frame_with_errors_and_unreadable_rows(app, as_):
+    """The results are read from the engine's columns; they hold exactly what the result frame holds."""
+    from server.encoding import records
+
+    rows = accounts(40)
+    for i, bad in ((3, "n/a"), (7, None), (11, "2026-13-01"), (19, 1e300)):
+        rows[i]["revenue_12m" if i != 11 else "last_order_date"] = bad
+    body = as_["viewer"].post("/v1/evaluate", json={"accounts": rows, "as_of": "2026-06-30"}).json
+    evaluation = app.extensions["kam"].rules.book().evaluate(rows, as_of="2026-06-30")
+    out = evaluation.frame.loc[evaluation.ok, evaluation.output_names]
+    want = records(out)
+    for row, result in zip(out.index.tolist(), want, strict=True):
+        result["row"] = row
+    assert body["results"] == want and len(want) < 40 and body["errors"]
+
+
 def test_a_null_boolean_output_is_json_null(app, as_):
     rule = {"id": "big_account", "kind": "formula", "label": {"zh": "大客户", "en": "Big account"},
             "formulas": {"big_account": "revenue_12m >= 10000000"}}
@@ -187,6 +231,34 @@ def test_a_revoked_token_stops_working(app, as_):
     token_id = as_["viewer"].token.split("_", 2)[1]
     tokens.revoke(token_id)
     assert as_["viewer"].get("/v1/rules").status_code == 401
+
+
+def test_a_known_token_is_hashed_once_and_a_revocation_elsewhere_counts_after_the_cache_window(tmp_path):
+    from argon2 import PasswordHasher
+
+    from server.auth import TokenStore
+
+    verified = []
+
+    class CountingHasher(PasswordHasher):  # real argon2, counted
+        def verify(self, hash, password):
+            verified.append(1)
+            return super().verify(hash, password)
+
+    service = TokenStore(tmp_path / "tokens.sqlite3", cache_seconds=1.0, memory_kib=1024)
+    service._hasher = CountingHasher(memory_cost=1024)
+    elsewhere = TokenStore(tmp_path / "tokens.sqlite3", memory_kib=1024)  # e.g. `kam token revoke`
+    token = service.create("robot", "viewer")
+    for _ in range(2):
+        time.sleep(1.05)  # past the window: the row is read again, argon2 is not run again
+        assert service.principal(token).role == "viewer"
+    assert len(verified) == 1
+    assert service.principal(token[:-1] + ("x" if token[-1] != "x" else "y")) is None  # another secret: checked
+    assert len(verified) == 2
+    elsewhere.revoke(token.split("_", 2)[1])
+    assert service.principal(token) is not None  # within the window (the machine may be slow: 1 s is ample)
+    time.sleep(1.05)
+    assert service.principal(token) is None
 
 
 # --- rules ---

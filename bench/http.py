@@ -1,0 +1,157 @@
+"""HTTP benchmark: a real `kam serve` (waitress, `--workers` processes) on loopback, driven by keep-alive clients.
+
+Reports single-account evaluate latency (p50 / p99, one client), requests/s with concurrent clients (each client
+its own process with one keep-alive connection, so the clients do not share this script's GIL), and the server
+time (`Server-Timing`) of a 10,000-row batch. The clients share the machine's cores with the server, so the
+requests/s figure is a floor, not a ceiling.
+
+    python bench/http.py [--requests 2000] [--clients 8] [--seconds 10] [--workers 2] [--threads 8] [--batch 10000]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as `python bench/http.py`, this file's folder leads sys.path and would stand in for the standard `http`.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from kamcore.demo import synthetic_portfolio  # noqa: E402
+
+KAM = Path(sys.executable).with_name("kam")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data: Path, port: int, threads: int, workers: int, access_log: bool) -> subprocess.Popen:
+    env = dict(os.environ, KAM_ACCESS_LOG=str(access_log).lower())
+    command = [str(KAM), "serve", "--data", str(data), "--port", str(port), "--threads", str(threads)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def token(data: Path) -> str:
+    out = subprocess.run([str(KAM), "token", "create", "--name", "bench", "--role", "viewer", "--data", str(data)],
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def post(conn: http.client.HTTPConnection, body: bytes, headers: dict) -> tuple[float, float, bytes]:
+    start = time.perf_counter()
+    conn.request("POST", "/v1/evaluate", body=body, headers=headers)
+    response = conn.getresponse()
+    payload = response.read()
+    elapsed = time.perf_counter() - start
+    if response.status != 200:
+        raise SystemExit(f"HTTP {response.status}: {payload[:300]!r}")
+    server = float(response.headers["Server-Timing"].split("dur=")[1])
+    return elapsed * 1000, server, payload
+
+
+def client(port: int, body: bytes, headers: dict, start_at: float, stop_at: float, counts) -> None:
+    """One concurrent client: its own process and keep-alive connection, posting until `stop_at`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    post(conn, body, headers)
+    n = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    while time.time() < stop_at:
+        post(conn, body, headers)
+        n += 1
+    counts.put(n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="`kam serve --workers`: server processes")
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads per worker")
+    parser.add_argument("--access-log", action="store_true", help="keep the server's JSON access log on")
+    parser.add_argument("--batch", type=int, default=10_000, help="accounts in the batch request")
+    args = parser.parse_args()
+
+    data = Path(tempfile.mkdtemp(prefix="kam-bench-http-"))
+    port = free_port()
+    proc = start_server(data, port, args.threads, args.workers, args.access_log)
+    try:
+        headers = {"Authorization": f"Bearer {token(data)}", "Content-Type": "application/json"}
+        one = json.dumps({"accounts": json.loads(synthetic_portfolio(1, seed=11).to_json(
+            orient="records", date_format="iso"))}).encode()
+        setup = f"{args.workers} worker(s) x {args.threads} threads"
+
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for _ in range(50):
+            post(conn, one, headers)
+        client_ms, server_ms = [], []
+        for _ in range(args.requests):
+            c, s, _ = post(conn, one, headers)
+            client_ms.append(c)
+            server_ms.append(s)
+        q = statistics.quantiles(client_ms, n=100)
+        print(f"single account, 1 client, {args.requests} requests ({setup}): p50 {statistics.median(client_ms):.2f} "
+              f"ms, p99 {q[98]:.2f} ms (server time p50 {statistics.median(server_ms):.2f} ms)")
+
+        fork = multiprocessing.get_context("fork")
+        counts = fork.Queue()
+        start_at = time.time() + 2  # every client connected and warmed before the clock starts
+        stop_at = start_at + args.seconds
+        clients = [fork.Process(target=client, args=(port, one, headers, start_at, stop_at, counts))
+                   for _ in range(args.clients)]
+        for p in clients:
+            p.start()
+        done = [counts.get(timeout=args.seconds + 120) for _ in clients]
+        for p in clients:
+            p.join()
+        rate = sum(done) / args.seconds
+        print(f"single account, {args.clients} concurrent client processes for {args.seconds:g} s ({setup}): "
+              f"{rate:,.0f} req/s")
+
+        batch = json.dumps({"accounts": json.loads(synthetic_portfolio(args.batch, seed=12).to_json(
+            orient="records", date_format="iso"))}).encode()
+        runs = [post(conn, batch, headers) for _ in range(7)]
+        server = statistics.median(r[1] for r in runs)
+        client_total = statistics.median(r[0] for r in runs)
+        print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7: "
+              f"server time {server:.0f} ms, round trip {client_total:.0f} ms, "
+              f"{len(json.loads(runs[0][2])['results'])} results")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

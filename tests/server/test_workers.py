@@ -1,0 +1,90 @@
+"""`kam serve --workers 2` for real: two processes accepting on one port, each a whole service. Decisions written
+by both keep one linear hash chain, and a rule change through the API is live in every worker."""
+
+import json
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from kamcore.demo import synthetic_portfolio
+from tests.server.conftest import launch
+
+REQUESTS = 60
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = launch(tmp_path_factory.mktemp("workers"), args=("--workers", "2"))
+    yield running
+    running.stop()
+    assert running.process.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def tokens(server):
+    return {role: server.token(f"{role}-user", role) for role in ("viewer", "editor", "auditor")}
+
+
+def accounts(n=2):
+    return json.loads(synthetic_portfolio(n, seed=5).to_json(orient="records", date_format="iso"))
+
+
+def evaluate_many(server, token, n=REQUESTS):
+    """n evaluations over n connections, 8 at a time, so both workers take some."""
+    def one(_):
+        status, _, body = server.call("POST", "/v1/evaluate", token=token, body={"accounts": accounts()})
+        assert status == 200, body
+        return body
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def workers_of(server, decision_ids):
+    lines = [x for x in server.access_log() if x.get("decision_id") in decision_ids]
+    assert len(lines) == len(decision_ids)
+    return {x["worker"] for x in lines}
+
+
+def test_two_workers_answer_on_one_port_and_keep_one_decision_chain(server, tokens):
+    answers = evaluate_many(server, tokens["viewer"])
+    ids = {a["decision_id"] for a in answers}
+    assert len(ids) == REQUESTS
+    assert len(workers_of(server, ids)) == 2 and server.process.pid not in workers_of(server, ids)
+    status, _, check = server.call("GET", "/v1/decisions/verify", token=tokens["auditor"])
+    assert status == 200 and check["ok"] and check["records"] >= REQUESTS, check
+    for decision_id in list(ids)[:3]:  # a decision written by either worker is found by any
+        status, _, found = server.call("GET", f"/v1/decisions/{decision_id}", token=tokens["auditor"])
+        assert status == 200 and found["decision_id"] == decision_id
+
+
+def test_a_rule_change_through_the_api_is_live_in_every_worker(server, tokens):
+    status, headers, body = server.call("GET", "/v1/rules/margins", token=tokens["editor"])
+    assert status == 200
+    changed = dict(body["rule"], formulas={**body["rule"]["formulas"], "revenue_k": {"expr": "revenue_12m / 1000"}})
+    status, _, written = server.call("PUT", "/v1/rules/margins", token=tokens["editor"],
+                                     body={"rule": changed, "message": "Revenue in thousands"},
+                                     headers={"If-Match": headers["ETag"]})
+    assert status == 200, written
+    answers = evaluate_many(server, tokens["viewer"])
+    assert {a["rules_version"] for a in answers} == {written["revision"]}
+    assert all("revenue_k" in r for a in answers for r in a["results"])
+    assert len(workers_of(server, {a["decision_id"] for a in answers})) == 2
+
+
+def test_stopping_the_supervisor_stops_every_worker(tmp_path):
+    running = launch(tmp_path, args=("--workers", "2"))
+    deadline = time.monotonic() + 60
+    while "with 2 workers" not in running.out.read_text():  # /healthz answers once the first worker is up
+        assert time.monotonic() < deadline, running.err.read_text()
+        time.sleep(0.1)
+    workers = [int(pid) for pid in re.findall(r"^worker (\d+): rules revision", running.out.read_text(), re.M)]
+    assert len(workers) == 2 and running.process.pid not in workers
+    running.stop()
+    assert running.process.returncode == 0
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
