@@ -8,6 +8,7 @@ which is what a spreadsheet cell runs once links are allowed: that call, made fr
 LibreOffice, fetches the tier from the live service, the same text a desktop cell shows."""
 
 import html
+import json
 import shutil
 import subprocess
 import urllib.parse
@@ -59,7 +60,9 @@ def cell_url(server, token, account):
 
 
 def requests_seen(server):
-    return server.err.read_text(encoding="utf-8").count('"path": "/v1/cell/tier"')
+    """Cell requests in the service's access log (one JSON object a line on stderr)."""
+    lines = [line for line in server.err.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    return sum(json.loads(line).get("path") == "/v1/cell/tier" for line in lines)
 
 
 def test_libreoffice_webservice_fetches_the_tier_from_a_live_service(served):

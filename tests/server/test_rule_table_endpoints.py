@@ -114,7 +114,7 @@ def test_bad_requests(as_):
 
 
 def test_documented_in_openapi(as_):
-    spec = as_["anonymous"].get("/openapi.json").json
+    spec = as_["viewer"].get("/openapi.json").json
     path = spec["paths"]["/v1/rules/{rule_id}/table.xlsx"]
     assert XLSX in path["get"]["responses"]["200"]["content"]
     assert XLSX in path["put"]["requestBody"]["content"]
