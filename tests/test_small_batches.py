@@ -25,6 +25,7 @@ from kamcore import RuleBook
 from kamcore.expressions import scalar as S
 from kamcore.expressions import vectors as V
 from kamcore.expressions.types import Type
+from kamcore.portfolio import read_columns, records_of
 from tests.kinds import test_decision_table as dt_tests
 from tests.kinds import test_ranking as ranking_tests
 from tests.kinds import test_scorecard as scorecard_tests
@@ -433,3 +434,27 @@ def test_writing_into_a_small_result_frame_leaves_the_input_alone() -> None:
     frame.loc[0, "industry"] = "energy"
     assert ev.input.loc[0, "revenue_12m"] == 100.0 and ev.input.loc[0, "industry"] == "retail"
     assert accounts.loc[0, "revenue_12m"] == 100.0
+
+
+@settings(max_examples=examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(accounts=accounts_for(SHIPPED, most=4), data=st.data())
+def test_records_read_as_their_frame_reads(accounts: list[dict[str, Any]], data: st.DataObject) -> None:
+    """A request's records are read without building their DataFrame (portfolio.records_of) exactly as the frame
+    would be read: the same typed columns, row errors, unreadable rows, missing fields and headers."""
+    extra = data.draw(st.lists(st.one_of(odd, numbers, st.just(pd.NaT), dates), max_size=len(accounts)))
+    for record, cell in zip(accounts, extra, strict=False):
+        record["extra"] = cell  # a column of mixed cells (read as text below)
+    records = records_of(accounts, 16)
+    needed = dict(SHIPPED.inputs, extra=data.draw(st.sampled_from([Type.NUMBER, Type.STRING, Type.DATE])))
+    whole = read_columns(pd.DataFrame(accounts), needed, SHIPPED.dictionary)
+    if records is None:
+        return
+    small = read_columns(records, needed, SHIPPED.dictionary)
+    assert small.values.keys() == whole.values.keys()
+    for name in whole.values:
+        same_vec(small.values[name], whole.values[name])
+    assert [e.to_dict() for e in small.errors] == [e.to_dict() for e in whole.errors]
+    assert small.excluded.tolist() == whole.excluded.tolist()
+    assert (small.missing, small.headers) == (whole.missing, whole.headers)
+    pd.testing.assert_frame_equal(records.frame, pd.DataFrame(accounts))
