@@ -65,8 +65,8 @@ class Evaluation:
     """The result of one evaluation.
 
     `input`: the accounts as a DataFrame; `frame`: the input columns plus one column per rule output (null for
-    rows whose input was unreadable). `errors`: RowError per problem (unreadable cell, hit-policy violation, disallowed value); `warnings`:
-    notes that do not invalidate a row (e.g. an empty measure ranked last)."""
+    rows whose input was unreadable). `errors`: RowError per problem (unreadable cell, hit-policy violation,
+    disallowed value); `warnings`: notes that do not invalidate a row (e.g. an empty measure ranked last)."""
 
     book: RuleBook
     source: pd.DataFrame | Records  # the accounts as given; `input` is their DataFrame (built when asked for)
