@@ -187,7 +187,8 @@ def test_reading_a_few_cells_gives_what_reading_the_column_gives(kind: Type, dat
 
 
 @pytest.mark.parametrize("values", [[1, True], [True, 1], [False, 0, "0"], [0.0, -0.0, "x"], ["b", "a", None, "a"],
-                                    [" a", "a", "-", ""], [math.nan, None], ["abc", [1], {"a": 1}]])
+                                    [" a", "a", "-", ""], [math.nan, None], ["abc", [1], {"a": 1}],
+                                    [[1, 2], pd.NaT], [pd.NaT, "2024-03-01", 5]])
 @pytest.mark.parametrize("kind", [Type.NUMBER, Type.STRING, Type.DATE])
 def test_awkward_columns_read_alike(values: list[Any], kind: Type) -> None:
     column = pd.DataFrame([{"c": v} for v in values])["c"]
@@ -403,12 +404,21 @@ def test_the_kinds_test_books_give_the_same_either_way(name: str, data: st.DataO
     both_ways(book, data.draw(accounts_for(book)))
 
 
+@pytest.mark.parametrize("name", ["quantile", "quantile within", "pareto", "pareto together", "shipped"])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_account_alone_ranks_the_same_either_way(name: str, data: st.DataObject) -> None:
+    book = SHIPPED if name == "shipped" else KIND_BOOKS[name]
+    both_ways(book, data.draw(accounts_for(book, most=1)))
+
+
 def test_the_shipped_book_runs_per_account_where_it_can() -> None:
-    """The per-account path is not silently off: every decision table, formula and scorecard of the shipped book
-    has a per-account evaluation (rankings stay vectorized)."""
+    """The per-account path is not silently off: every rule of the shipped book has a per-account evaluation
+    (rankings for one account alone)."""
     SHIPPED.evaluate([{"revenue_12m": 1}], as_of=AS_OF)
     planned = {r.id for r in SHIPPED.rules if r.__dict__.get("_per_account") is not None}
-    assert planned == {r.id for r in SHIPPED.rules if r.kind != "ranking"}
+    assert planned == {r.id for r in SHIPPED.rules}
     formulas = KIND_BOOKS["formulas"]
     formulas.evaluate([{"revenue": 1}], as_of=AS_OF)
     assert [r.__dict__["_per_account"] is not None for r in formulas.rules] == [True, False]
