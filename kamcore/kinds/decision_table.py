@@ -478,34 +478,38 @@ class DecisionTableRule(Rule):
         names = dict(compiler.fields)
 
         def evaluate(state: State) -> None:
+            # Plain lists throughout; numpy arrays only for what the state and the trace hold.
             n = state.n
             cols = state.per_account().lists(names)
             xs = [[fn(cols, i, None) for i in range(n)] for fn in inputs]
             values = [state.columns[f] if f else S.trace_vec(t, x) for f, t, x in zip(fields, types, xs, strict=True)]
-            invalid = np.zeros(n, dtype=bool)
+            invalid = [False] * n
             for k, test in allowed:
                 x = xs[k]
                 null = S.is_null_fn(types[k])
-                bad = np.array([test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)], dtype=bool)
-                name = self.input_names[k]
-                state.row_errors(bad, self.id, name,
-                                 lambda i, k=k, name=name: f"{name} = {values[k].value(i)!r} is not an allowed value")
-                invalid |= bad
+                bad = [test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)]
+                if any(bad):
+                    name = self.input_names[k]
+                    state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, k=k, name=name: (
+                        f"{name} = {values[k].value(i)!r} is not an allowed value"))
+                    invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
             hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
             hit_rows = []
-            matched = np.zeros((rows, n), dtype=bool)
+            flat = [False] * (rows * n)
             for i in range(n):
                 found = [] if invalid[i] else [r for r, slots in enumerate(row_slots)
                                                if all(hits[u][i] for u in slots)]
-                matched[found, i] = True
+                for r in found:
+                    flat[r * n + i] = True
                 hit_rows.append(found)
+            matched = np.array(flat, dtype=bool).reshape(rows, n)
             if self.hit_policy in SINGLE_HIT:
-                selected, violation = self._select_few(hit_rows, priority, plain, matched, invalid, state)
-                slots = [r if r >= 0 else (rows if r == -1 else rows + 1)
-                         for r in np.where(violation, -2, selected).tolist()]
-                index = np.array(slots, dtype=np.int64)
+                chosen, violation = self._select_few(hit_rows, priority, plain, matched, invalid, state)
+                index = np.array([rows + 1 if bad else (r if r >= 0 else rows)
+                                  for r, bad in zip(chosen, violation, strict=True)], dtype=np.int64)
                 for j, name in enumerate(self.output_names):
                     state.columns[name] = self.pick_tables[j].take(index)
+                selected = np.array(chosen, dtype=np.int64)
             else:
                 selected, violation = None, invalid
                 if self.hit_policy == "OUTPUT ORDER":
@@ -518,29 +522,29 @@ class DecisionTableRule(Rule):
                             ([default] if default is not None else None)
                     state.columns[name] = Vec(Type.LIST, lists)
             state.traces[self.id] = {"values": values, "matched": matched, "selected": selected,
-                                     "violation": violation}
+                                     "violation": np.array(violation, dtype=bool)}
         return evaluate
 
     def _select_few(self, hit_rows: list[list[int]], priority: list[int], plain: list[list[Any]],
-                    matched: np.ndarray, invalid: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray]:
+                    matched: np.ndarray, invalid: list[bool], state: State) -> tuple[list[int], list[bool]]:
         """`_select` from each account's matching rows: the row it takes (-1: none) and where the hit policy was
         violated (or the input was not allowed), with the same row errors."""
         if self.hit_policy == "PRIORITY":
             chosen = [min(found, key=priority.__getitem__) if found else -1 for found in hit_rows]
         else:
             chosen = [found[0] if found else -1 for found in hit_rows]
-        selected = np.array(chosen, dtype=np.int64)
-        violation = np.zeros(state.n, dtype=bool)
+        violation = [False] * state.n
         if self.hit_policy == "UNIQUE":
-            violation = np.array([len(found) > 1 for found in hit_rows], dtype=bool)
-            state.row_errors(violation, self.id, None, lambda i: (
-                f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
+            violation = [len(found) > 1 for found in hit_rows]
+            if any(violation):
+                state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
+                    f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
         elif self.hit_policy == "ANY":
-            violation = np.array([len(found) > 1 and any(plain[r] != plain[found[0]] for r in found)
-                                  for found in hit_rows], dtype=bool)
-            state.row_errors(violation, self.id, None, lambda i: (
-                f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
-        return selected, violation | invalid
+            violation = [len(found) > 1 and any(plain[r] != plain[found[0]] for r in found) for found in hit_rows]
+            if any(violation):
+                state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
+                    f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
+        return chosen, [a or b for a, b in zip(violation, invalid, strict=True)]
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
         t = state.traces[self.id]
