@@ -4,6 +4,9 @@ Optionally against an earlier revision of the engine, run in interleaved subproc
 before / after ratio comes from one run under the same load:
 
     python bench/latency.py [--rules rules] [--accounts 1] [--calls 200] [--rounds 5] [--against REV]
+                            [--answer frame|outputs]
+
+`--answer outputs` times what the JSON API reads (`Evaluation.outputs(i)` per account) instead of `.frame`.
 
 `--stages` instead prints where this tree's time goes (CPU µs per evaluation: building the input frame, reading
 the inputs, each rule kind, the result frame), to see what is left to make faster.
@@ -31,12 +34,18 @@ from kamcore.demo import synthetic_portfolio
 book = RuleBook.load(sys.argv[2])
 accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
 calls = int(sys.argv[4])
+if sys.argv[5] == "frame":
+    def answer(ev):
+        return ev.frame
+else:
+    def answer(ev):
+        return [ev.outputs(i) for i in range(len(accounts))]
 for _ in range(max(calls // 10, 5)):
-    book.evaluate(accounts, as_of="2026-11-23").frame
+    answer(book.evaluate(accounts, as_of="2026-11-23"))
 wall, cpu = [], []
 for _ in range(calls):
     start, start_cpu = time.perf_counter(), time.process_time()
-    book.evaluate(accounts, as_of="2026-11-23").frame
+    answer(book.evaluate(accounts, as_of="2026-11-23"))
     wall.append((time.perf_counter() - start) * 1000)
     cpu.append((time.process_time() - start_cpu) * 1000)
 print(json.dumps([wall, cpu]))
@@ -49,7 +58,8 @@ import collections, json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from kamcore.demo import synthetic_portfolio
 from kamcore.evaluation import Evaluation, as_of_date, begin
-from kamcore.portfolio import to_frame
+from kamcore.expressions import scalar as S
+from kamcore.portfolio import records_of, to_frame
 from kamcore.rulebook import RuleBook
 book = RuleBook.load(sys.argv[2])
 accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
@@ -57,12 +67,16 @@ day, clock = as_of_date("2026-11-23"), time.process_time
 samples = collections.defaultdict(list)
 for k in range(int(sys.argv[4]) + 20):
     took = collections.Counter()
-    t = clock(); frame = to_frame(accounts); took["input frame"] += clock() - t
+    t = clock()
+    frame = records_of(accounts, S.MOST_ACCOUNTS) if S.applies(1) else None  # as evaluate() does
+    frame = to_frame(accounts) if frame is None else frame
+    took["input frame"] += clock() - t
     t = clock(); state, columns = begin(book, frame, day); took["read inputs"] += clock() - t
     for rule in book.rules:
         t = clock(); rule.evaluate(state); took[rule.kind] += clock() - t
-    t = clock(); Evaluation(book, frame, state, day, columns.missing, columns.headers).frame
-    took["result frame"] += clock() - t
+    ev = Evaluation(book, frame, state, day, columns.missing, columns.headers)
+    t = clock(); [ev.outputs(i) for i in range(len(accounts))]; took["outputs(i)"] += clock() - t
+    t = clock(); ev.frame; took["result frame"] += clock() - t
     for stage, seconds in took.items():
         if k >= 20:
             samples[stage].append(seconds * 1e6)
@@ -79,10 +93,11 @@ def stages(rules: Path, accounts: int, calls: int) -> None:
     print(f"{'sum':>15}: {sum(medians.values()):8.0f} µs CPU, {accounts} account(s), {calls} evaluations")
 
 
-def measure(source: Path, rules: Path, accounts: int, calls: int) -> tuple[list[float], list[float]]:
+def measure(source: Path, rules: Path, accounts: int, calls: int,
+            answer: str = "frame") -> tuple[list[float], list[float]]:
     """Wall-clock and CPU milliseconds of each timed call."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(source), str(rules), str(accounts), str(calls)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(source), str(rules), str(accounts), str(calls),
+                           answer], capture_output=True, text=True, check=True)
     wall, cpu = json.loads(done.stdout)
     return wall, cpu
 
@@ -110,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (one subprocess per tree per round)")
     parser.add_argument("--against", metavar="REV", help="also time the engine at this git revision")
     parser.add_argument("--stages", action="store_true", help="where this tree's time goes, stage by stage")
+    parser.add_argument("--answer", choices=("frame", "outputs"), default="frame",
+                        help="what each call builds: the result frame, or outputs(i) per account (as the API)")
     args = parser.parse_args(argv)
     if args.accounts < 1 or args.calls < 1 or args.rounds < 1:
         parser.error("--accounts, --calls and --rounds must be positive")
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         cpus: dict[str, list[float]] = {name: [] for name in trees}
         for r in range(args.rounds):  # interleaved, so drift on a shared machine hits every tree alike
             for name, source in trees.items():
-                s = summary(*measure(source, args.rules.resolve(), args.accounts, args.calls))
+                s = summary(*measure(source, args.rules.resolve(), args.accounts, args.calls, args.answer))
                 medians[name].append(s["p50"])
                 cpus[name].append(s["cpu"])
                 print(f"round {r + 1}: {name:>12}  p50 {s['p50']:7.3f} ms  p99 {s['p99']:7.3f} ms  "

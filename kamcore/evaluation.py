@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import RowError
+from .expressions import scalar as S
 from .expressions import vectors as V
 from .kinds.base import State
-from .portfolio import Columns, column_array, read_columns, to_frame
+from .portfolio import Columns, Records, column_array, read_columns, records_of, to_frame
 
 if TYPE_CHECKING:
     from .rulebook import RuleBook
@@ -25,7 +26,9 @@ def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
     as_of): `today()` in a rule means `as_of`, so a past decision reproduces exactly. `progress` is called
     with each rule id once that rule is done. `ranks` (rule id -> Ranks) are rankings computed over a whole
     portfolio that `accounts` is one partition of (see kamcore.partitioned)."""
-    frame = to_frame(accounts)
+    # A request's few accounts are read straight from their records (the frame is built only if asked for).
+    frame = records_of(accounts, S.MOST_ACCOUNTS) if S.applies(1) else None
+    frame = to_frame(accounts) if frame is None else frame
     day = as_of_date(as_of)
     state, columns = begin(book, frame, day, ranks)
     for rule in book.rules:
@@ -35,7 +38,7 @@ def evaluate(book: RuleBook, accounts: Any, as_of: dt.date | str | None = None,
     return Evaluation(book, frame, state, day, columns.missing, columns.headers)
 
 
-def begin(book: RuleBook, frame: pd.DataFrame, day: dt.date, ranks: Mapping[str, Any] | None = None,
+def begin(book: RuleBook, frame: pd.DataFrame | Records, day: dt.date, ranks: Mapping[str, Any] | None = None,
           fields: Collection[str] | None = None) -> tuple[State, Columns]:
     """The state an evaluation starts from: the fields the rules read, typed, with unreadable rows excluded.
     `fields`: read only these of the book's inputs, for an evaluation of some rules only."""
@@ -61,17 +64,21 @@ def as_of_date(as_of: dt.date | str | None) -> dt.date:
 class Evaluation:
     """The result of one evaluation.
 
-    `frame`: the input columns plus one column per rule output (null for rows whose input was unreadable).
-    `errors`: RowError per problem (unreadable cell, hit-policy violation, disallowed value); `warnings`:
-    notes that do not invalidate a row (e.g. an empty measure ranked last)."""
+    `input`: the accounts as a DataFrame; `frame`: the input columns plus one column per rule output (null for
+    rows whose input was unreadable). `errors`: RowError per problem (unreadable cell, hit-policy violation,
+    disallowed value); `warnings`: notes that do not invalidate a row (e.g. an empty measure ranked last)."""
 
     book: RuleBook
-    input: pd.DataFrame
+    source: pd.DataFrame | Records  # the accounts as given; `input` is their DataFrame (built when asked for)
     state: State
     as_of: dt.date
     missing_fields: list[str]
     headers: dict[str, str]
     _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def input(self) -> pd.DataFrame:
+        return self.source.frame if isinstance(self.source, Records) else self.source
 
     @property
     def revision(self) -> str | None:

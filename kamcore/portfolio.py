@@ -49,6 +49,87 @@ def to_frame(accounts: Any) -> pd.DataFrame:
     raise InputError("accounts must be a DataFrame or a list of {field: value} mappings")
 
 
+_MISSING = object()
+_INT64 = (-(2**63), 2**63 - 1)
+_MOMENTS = {pd.Timestamp, dt.datetime}
+
+
+class Records:
+    """A few accounts given as {field: value} mappings, column by column as `pd.DataFrame(records)` would hold
+    them for reading, without building the frame (which costs more than evaluating one account); `frame` builds
+    it when someone asks. Made by `records_of` only where the reading is certain to be the same."""
+
+    def __init__(self, records: list[dict[str, Any]], headers: list[str], arrays: list[np.ndarray]):
+        self.records = records
+        self.headers = headers
+        self.arrays = arrays
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.records)
+        return self._frame
+
+
+def records_of(accounts: Any, most: int) -> Records | None:
+    """`accounts` as Records when it is a list of at most `most` dicts (or one dict) with text keys whose cells
+    are plain JSON values (text, numbers, booleans, null, lists, objects), else None (then: to_frame). Each
+    column is the array pandas would make of it where reading depends on that (int64 or float64 for numbers
+    only, the cells themselves otherwise; a key a record lacks is NaN, as in the frame)."""
+    records = [accounts] if isinstance(accounts, dict) else accounts
+    if type(records) is not list or not 0 < len(records) <= most:
+        return None
+    headers: dict[str, None] = {}
+    for r in records:
+        if type(r) is not dict:
+            return None
+        headers.update(dict.fromkeys(r))
+    if not all(type(h) is str for h in headers):
+        return None
+    arrays = []
+    for h in headers:
+        cells = [r.get(h, _MISSING) for r in records]
+        kinds = {type(v) for v in cells}
+        if kinds <= {int}:  # every record has a whole number: int64, as pandas makes it
+            if not all(_INT64[0] <= v <= _INT64[1] for v in cells):
+                return None
+            arrays.append(np.array(cells, dtype=np.int64))
+            continue
+        if kinds <= {type(None), object}:  # nothing at all: pandas makes it float64 NaN
+            arrays.append(np.full(len(cells), np.nan))
+            continue
+        if kinds <= {type(pd.NaT), type(None), object}:  # no date (NaT) at all: datetime64 NaT
+            arrays.append(np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[s]"))
+            continue
+        if kinds & {int, float} and kinds <= {int, float, type(None), object}:  # numbers and gaps: float64
+            if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in cells):
+                return None
+            arrays.append(np.array([np.nan if v is None or v is _MISSING else float(v) for v in cells],
+                                   dtype=np.float64))
+            continue
+        if kinds & _MOMENTS and kinds <= _MOMENTS | {type(pd.NaT), type(None), object}:  # datetime64, as pandas
+            if any(type(v) in _MOMENTS and v.tzinfo is not None for v in cells):
+                return None
+            arrays.append(np.array([np.datetime64("NaT") if v is None or v is _MISSING or v is pd.NaT
+                                    else np.datetime64(v) for v in cells]))
+            continue
+        if kinds <= {bool} or not kinds <= {str, int, float, bool, type(None), object, list, dict}:
+            return None  # a boolean column (bool dtype), or cells of other types: the frame decides
+        column = np.empty(len(cells), dtype=object)
+        for k, v in enumerate(cells):  # one by one: equal-length lists must not become a second dimension
+            column[k] = np.nan if v is _MISSING else v
+        arrays.append(column)
+    return Records(records, list(headers), arrays)
+
+
+class NeedsFrame(Exception):  # noqa: N818 - a signal, not an error anyone sees
+    """Reading these records cell by cell is not certain to match the frame: read the frame."""
+
+
 @dataclass
 class Columns:
     """The typed input columns of one evaluation and what went wrong reading them."""
@@ -60,10 +141,22 @@ class Columns:
     headers: dict[str, str] = field(default_factory=dict)  # field -> the header it was read from
 
 
-def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
+def read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | None],
+                 dictionary: Dictionary) -> Columns:
     """Find each needed field in the table (by name or any header alias) and read it as its type."""
+    if isinstance(frame, Records):
+        try:
+            return _read_columns(frame, needed, dictionary)
+        except NeedsFrame:
+            frame = frame.frame
+    return _read_columns(frame, needed, dictionary)
+
+
+def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | None],
+                  dictionary: Dictionary) -> Columns:
     n = len(frame)
-    headers = frame.columns.tolist()  # plain labels: indexing a pandas Index (of text) costs more than the reading
+    # plain labels: indexing a pandas Index (of text) costs more than the reading
+    headers = frame.headers if isinstance(frame, Records) else frame.columns.tolist()
     sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
     for position, header in enumerate(headers):
         match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
@@ -87,7 +180,8 @@ def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], diction
         values[name] = vec
         for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
-            errors.append(RowError(int(i), None, name, f"{frame.iat[i, position]!r} is not {type_.label} "
+            cell = frame.arrays[position][i] if isinstance(frame, Records) else frame.iat[i, position]
+            errors.append(RowError(int(i), None, name, f"{cell!r} is not {type_.label} "
                                    f"(column {str(headers[position])!r})"))
         excluded |= bad
     errors.sort(key=lambda e: (e.row, e.field or ""))
@@ -95,18 +189,25 @@ def read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], diction
                    {k: str(headers[v[0][0]]) for k, v in sources.items()})
 
 
-def _read_field(frame: pd.DataFrame, headers: list[Any], found: list[tuple[int, HeaderMatch]],
+def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[tuple[int, HeaderMatch]],
                 type_: Type) -> tuple[Vec, np.ndarray, np.ndarray]:
     """One field from every column that means it (records of one batch may spell it differently, e.g.
     `近12个月销售额` and `Revenue (12m)`): the first non-empty cell wins. Also returns the unreadable cells and,
     per row, the index into `found` of the column its value came from (for error messages)."""
     n = len(frame)
     vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
-    by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
+    records = isinstance(frame, Records)
     for k, (position, match) in enumerate(found):
-        small = V.coerce_cells(column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
-            else None
+        if records:
+            small = V.coerce_cells(frame.arrays[position], type_, match.exponent) \
+                if type_ in (Type.NUMBER, Type.STRING, Type.DATE) else None
+            if small is None:
+                raise NeedsFrame(headers[position])
+        else:
+            small = V.coerce_cells(column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
+                else None
         if small is None:
+            by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
             column = frame[headers[position]] if by_label else frame.iloc[:, position]
             small = V.coerce_series(column, type_, match.exponent)
         part, part_bad = small

@@ -1,13 +1,17 @@
 """A request's few accounts take faster paths than a portfolio (cell-by-cell input reading, see
-`vectors.coerce_cells`). Those paths must give exactly what the whole-column engine gives: these tests evaluate
-random accounts (empty and unreadable cells, values on thresholds, ties, 中文 headers) both ways and compare
-every output, row error, warning and explain trace."""
+`vectors.coerce_cells`; rules evaluated account by account, see `expressions.scalar`). Those paths must give
+exactly what the whole-column engine gives: these tests evaluate random accounts (empty and unreadable cells,
+values on thresholds, ties, 中文 headers) both ways and compare every output, row error, warning and explain
+trace; and the per-account rules against the same engine with only them switched off.
+
+More examples than CI runs: KAM_EXAMPLES_SCALE=20 pytest tests/test_small_batches.py"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kamcore import RuleBook
+from kamcore.expressions import scalar as S
 from kamcore.expressions import vectors as V
 from kamcore.expressions.types import Type
+from kamcore.portfolio import read_columns, records_of
 from tests.kinds import test_decision_table as dt_tests
 from tests.kinds import test_ranking as ranking_tests
 from tests.kinds import test_scorecard as scorecard_tests
@@ -27,6 +33,12 @@ from tests.kinds import test_scorecard as scorecard_tests
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = RuleBook.load(ROOT / "rules")
 AS_OF = "2026-11-23"
+SCALE = float(os.environ.get("KAM_EXAMPLES_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    return max(1, int(n * SCALE))
+
 
 # --- cells ---------------------------------------------------------------------------------------------------
 
@@ -75,12 +87,23 @@ def same_vec(a: V.Vec, b: V.Vec) -> None:
 @contextlib.contextmanager
 def whole_columns():
     """Every small-batch path off: the engine as it runs over a portfolio."""
-    saved = V.SMALL_COLUMN
-    V.SMALL_COLUMN = -1
+    saved = V.SMALL_COLUMN, S.ENABLED
+    V.SMALL_COLUMN, S.ENABLED = -1, False
     try:
         yield
     finally:
-        V.SMALL_COLUMN = saved
+        V.SMALL_COLUMN, S.ENABLED = saved
+
+
+@contextlib.contextmanager
+def vectorized_rules():
+    """Only the per-account rule path off: every rule vectorized, over inputs read as for a few accounts."""
+    saved = S.ENABLED
+    S.ENABLED = False
+    try:
+        yield
+    finally:
+        S.ENABLED = saved
 
 
 def run(book: RuleBook, accounts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,8 +132,14 @@ def assert_same(small: dict[str, Any], whole: dict[str, Any]) -> None:
 
 def both_ways(book: RuleBook, accounts: list[dict[str, Any]]) -> None:
     small = run(book, accounts)
+    with vectorized_rules():
+        vectorized = run(book, accounts)
     with whole_columns():
         whole = run(book, accounts)
+    if "frame" in small:
+        assert_same(dict(small, frame=small["frame"].copy()), vectorized)
+    else:
+        assert_same(dict(small), vectorized)
     assert_same(small, whole)
 
 
@@ -142,7 +171,7 @@ def accounts_for(book: RuleBook, most: int = 8) -> st.SearchStrategy[list[dict[s
 # --- input reading -------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from([Type.NUMBER, Type.STRING, Type.DATE]), data=st.data(),
        exponent=st.sampled_from([0, 0, 4, -2]))
 def test_reading_a_few_cells_gives_what_reading_the_column_gives(kind: Type, data: st.DataObject,
@@ -158,7 +187,8 @@ def test_reading_a_few_cells_gives_what_reading_the_column_gives(kind: Type, dat
 
 
 @pytest.mark.parametrize("values", [[1, True], [True, 1], [False, 0, "0"], [0.0, -0.0, "x"], ["b", "a", None, "a"],
-                                    [" a", "a", "-", ""], [math.nan, None], ["abc", [1], {"a": 1}]])
+                                    [" a", "a", "-", ""], [math.nan, None], ["abc", [1], {"a": 1}],
+                                    [[1, 2], pd.NaT], [pd.NaT, "2024-03-01", 5]])
 @pytest.mark.parametrize("kind", [Type.NUMBER, Type.STRING, Type.DATE])
 def test_awkward_columns_read_alike(values: list[Any], kind: Type) -> None:
     column = pd.DataFrame([{"c": v} for v in values])["c"]
@@ -172,7 +202,8 @@ def test_awkward_columns_read_alike(values: list[Any], kind: Type) -> None:
 # --- whole evaluations ---------------------------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(accounts=accounts_for(SHIPPED))
 def test_the_shipped_book_gives_the_same_for_a_few_accounts_either_way(accounts: list[dict[str, Any]]) -> None:
     both_ways(SHIPPED, accounts)
@@ -235,14 +266,162 @@ for _name in ("SUM", "COUNT", "MIN", "MAX"):
 KIND_BOOKS["scorecard"] = RuleBook.from_files({"fields.yaml": scorecard_tests.FIELDS,
                                                "card.yaml": scorecard_tests.TWO_INDICATORS})
 
+# Books that reach every construct of the per-account compiler (and some it leaves to the vectorized path).
+SCALAR_FIELDS = """
+fields:
+  - {name: revenue, type: number}
+  - {name: score, type: number}
+  - {name: industry, type: string}
+  - {name: since, type: date}
+  - {name: until, type: date}
+  - {name: flag, type: boolean}
+"""
+KIND_BOOKS["formulas"] = RuleBook.from_files({"fields.yaml": SCALAR_FIELDS, "rules.yaml": """
+rules:
+  - id: f
+    kind: formula
+    label: Formulas
+    formulas:
+      a:
+        expr: revenue / score
+      b:
+        expr: "round(revenue / 3, 2) + round(-score) + round(score * 1.005, 2) - round(revenue, -3)"
+      c:
+        expr: floor(score / 7) + ceil(-score / 7) + ceiling(score / 3) + abs(score - 50)
+      d:
+        expr: min(revenue, score * 1000, 5000) + max(coalesce(revenue, 0), coalesce(score, -1))
+      e:
+        expr: min(revenue, null) + max(null, score)
+      mb:
+        expr: months_between(since, until)
+      db:
+        expr: days_between(since, today()) - days_between(until, since)
+      ym:
+        expr: year(since) * 100 + month(coalesce(until, today()))
+      i:
+        expr: >-
+          if contains(lower(industry), "fin") then 1 else if starts_with(industry, "制") then 2
+          else if ends_with(upper(industry), "A") then 3 else null
+      j:
+        expr: revenue > 100 and (score < 5 or not(flag))
+      k:
+        expr: 'industry in ("finance", "retail", "制造业") or revenue in [10..100) or score in (1, 2, 3)'
+      l:
+        expr: min(since, until)
+      m:
+        expr: is_null(revenue) or flag or is_null(null)
+      n:
+        expr: revenue - score * 2 + -revenue + a * 0
+      o:
+        expr: if flag then since else until
+      p:
+        expr: 'industry = "energy" or industry != "finance" and revenue >= score'
+      q:
+        expr: if revenue > score then null else revenue / 0
+      r:
+        expr: 'since < until or since = until or since in [@"2024-01-01"..@"2025-12-31"]'
+      s:
+        expr: revenue * 1e300 * 1e300 - revenue * 1e300 * 1e300
+      t:
+        expr: 'score in (> 50, [10..20], null) and not(industry in ("x"))'
+      u:
+        expr: 'max(since, @"2026-01-01")'
+      v:
+        expr: 'if industry + "!" = "finance!" then 1 else 0'
+  - id: text
+    kind: formula
+    label: Text formulas (vectorized)
+    formulas:
+      w:
+        expr: 'upper(industry) + "x"'
+      y:
+        expr: score ** 2
+"""})
+KIND_BOOKS["cells"] = RuleBook.from_files({"fields.yaml": SCALAR_FIELDS, "rules.yaml": """
+rules:
+  - id: u
+    kind: decision_table
+    label: Cells
+    hit_policy: UNIQUE
+    inputs:
+      - revenue
+      - {expr: score * 2, name: double_score}
+      - {expr: lower(industry), name: sector, values: [finance, retail, 制造业, energy]}
+      - since
+      - flag
+    outputs:
+      - {name: grade, type: string, values: [A, B, C], default: C}
+      - {name: weight, type: number}
+    rows:
+      - {when: {revenue: "> score * 2", sector: '"finance", "retail"'}, then: {grade: A, weight: 1}}
+      - {when: {revenue: "[score..100]", since: '< @"2025-01-01"'}, then: {grade: B, weight: 2.5}}
+      - {when: {revenue: "null", flag: true}, then: {grade: B, weight: ~}}
+      - {when: {double_score: "not(< 5, null)", sector: 'not("energy")', flag: false}, then: {grade: A, weight: 0}}
+      - {when: {since: "null", revenue: "? > 1000 and ? < 2000"}, then: {grade: C, weight: -1}}
+  - id: any
+    kind: decision_table
+    label: Any
+    hit_policy: ANY
+    inputs: [revenue, industry]
+    outputs: [{name: same, type: number}]
+    rows:
+      - {when: {revenue: "> score"}, then: 1}
+      - {when: {revenue: ">= 50", industry: '"finance"'}, then: 1}
+      - {when: {revenue: "< score * 2"}, then: 2}
+      - {when: {revenue: "null", industry: "? = lower(?)"}, then: {same: ~}}
+  - id: priority
+    kind: decision_table
+    label: Priority
+    hit_policy: PRIORITY
+    inputs: [revenue, since]
+    outputs:
+      - {name: level, type: string, values: [high, mid, low]}
+      - {name: note, type: string, values: [x, y]}
+    rows:
+      - {when: {revenue: ">= 10"}, then: {level: mid, note: y}}
+      - {when: {revenue: ">= 10"}, then: {level: mid, note: x}}
+      - {when: {since: "not(null)"}, then: {level: high, note: y}}
+      - {when: {revenue: "-"}, then: {level: low, note: x}}
+  - id: lists
+    kind: decision_table
+    label: Lists
+    hit_policy: COLLECT
+    inputs: [level, grade, flag]
+    outputs: [{name: tags, type: string, default: none}]
+    rows:
+      - {when: {level: '"high"'}, then: h}
+      - {when: {grade: '"A", "B"', flag: "not(true)"}, then: ab}
+      - {when: {level: '"mid", "low"', grade: "null"}, then: {tags: ~}}
+"""})
+
 
 @pytest.mark.parametrize("name", sorted(KIND_BOOKS))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                                HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_the_kinds_test_books_give_the_same_either_way(name: str, data: st.DataObject) -> None:
     book = KIND_BOOKS[name]
     both_ways(book, data.draw(accounts_for(book)))
+
+
+@pytest.mark.parametrize("name", ["quantile", "quantile within", "pareto", "pareto together", "shipped"])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_account_alone_ranks_the_same_either_way(name: str, data: st.DataObject) -> None:
+    book = SHIPPED if name == "shipped" else KIND_BOOKS[name]
+    both_ways(book, data.draw(accounts_for(book, most=1)))
+
+
+def test_the_shipped_book_runs_per_account_where_it_can() -> None:
+    """The per-account path is not silently off: every rule of the shipped book has a per-account evaluation
+    (rankings for one account alone)."""
+    SHIPPED.evaluate([{"revenue_12m": 1}], as_of=AS_OF)
+    planned = {r.id for r in SHIPPED.rules if r.__dict__.get("_per_account") is not None}
+    assert planned == {r.id for r in SHIPPED.rules}
+    formulas = KIND_BOOKS["formulas"]
+    formulas.evaluate([{"revenue": 1}], as_of=AS_OF)
+    assert [r.__dict__["_per_account"] is not None for r in formulas.rules] == [True, False]
 
 
 def test_a_list_in_a_text_column_leaves_the_other_texts_matchable() -> None:
@@ -265,3 +444,27 @@ def test_writing_into_a_small_result_frame_leaves_the_input_alone() -> None:
     frame.loc[0, "industry"] = "energy"
     assert ev.input.loc[0, "revenue_12m"] == 100.0 and ev.input.loc[0, "industry"] == "retail"
     assert accounts.loc[0, "revenue_12m"] == 100.0
+
+
+@settings(max_examples=examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(accounts=accounts_for(SHIPPED, most=4), data=st.data())
+def test_records_read_as_their_frame_reads(accounts: list[dict[str, Any]], data: st.DataObject) -> None:
+    """A request's records are read without building their DataFrame (portfolio.records_of) exactly as the frame
+    would be read: the same typed columns, row errors, unreadable rows, missing fields and headers."""
+    extra = data.draw(st.lists(st.one_of(odd, numbers, st.just(pd.NaT), dates), max_size=len(accounts)))
+    for record, cell in zip(accounts, extra, strict=False):
+        record["extra"] = cell  # a column of mixed cells (read as text below)
+    records = records_of(accounts, 16)
+    needed = dict(SHIPPED.inputs, extra=data.draw(st.sampled_from([Type.NUMBER, Type.STRING, Type.DATE])))
+    whole = read_columns(pd.DataFrame(accounts), needed, SHIPPED.dictionary)
+    if records is None:
+        return
+    small = read_columns(records, needed, SHIPPED.dictionary)
+    assert small.values.keys() == whole.values.keys()
+    for name in whole.values:
+        same_vec(small.values[name], whole.values[name])
+    assert [e.to_dict() for e in small.errors] == [e.to_dict() for e in whole.errors]
+    assert small.excluded.tolist() == whole.excluded.tolist()
+    assert (small.missing, small.headers) == (whole.missing, whole.headers)
+    pd.testing.assert_frame_equal(records.frame, pd.DataFrame(accounts))

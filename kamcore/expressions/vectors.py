@@ -349,7 +349,7 @@ def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
     read: list[Any] = [None] * n  # None: an empty cell
     seen: dict[Any, Any] = {}
     for i, v in enumerate(cells):
-        if v is None or (type(v) is float and v != v):
+        if v is None or v is pd.NaT or (type(v) is float and v != v):  # NaT: empty, as factorize reads it
             continue
         if isinstance(v, list | dict):
             bad[i] = True

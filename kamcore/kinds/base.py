@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ExpressionError, Problem, RowError
 from ..expressions import Expression, UnaryTest, ast
+from ..expressions import scalar as S
 from ..expressions.parser import parse_expression, parse_unary_tests
 from ..expressions.types import TYPE_NAMES, Type
 from ..expressions.vectors import Vec
@@ -144,6 +145,13 @@ class State:
     # Results of portfolio-relative rules (rule id -> ranks) computed over the whole portfolio, when this
     # state is one partition of it.
     ranks: dict[str, Any] = field(default_factory=dict)
+    # The columns as per-account value lists, for rules evaluated account by account (made when first needed).
+    scalars: S.Columns | None = field(default=None, repr=False)
+
+    def per_account(self) -> S.Columns:
+        if self.scalars is None:
+            self.scalars = S.Columns(self.columns, self.n, self.as_of)
+        return self.scalars
 
     def row_errors(self, rows: np.ndarray, rule: str, field_: str | None, message: Callable[[int], str],
                    severity: str = "error") -> None:
@@ -151,6 +159,9 @@ class State:
         for i in np.flatnonzero(rows):
             if not self.excluded[i]:
                 target.append(RowError(int(i), rule, field_, message(int(i)), severity))
+
+
+_UNPLANNED = object()
 
 
 class Rule:
@@ -169,6 +180,31 @@ class Rule:
         self.line = ctx.line
         self.outputs: dict[str, Output] = {}
         self.reads: set[str] = set()
+
+    def evaluated_per_account(self, state: State) -> bool:
+        """For a few accounts, evaluate this rule account by account in plain Python (kamcore.expressions.scalar)
+        and say so; False where the rule (or one of its expressions) has no exact per-account form, and then it
+        runs vectorized. Both write the same columns, errors, warnings and traces."""
+        if not S.applies(state.n):
+            return False
+        plan = self.__dict__.get("_per_account", _UNPLANNED)
+        if plan is _UNPLANNED:
+            try:
+                plan = self.plan_per_account()
+            except S.Unsupported:
+                plan = None
+            self._per_account = plan
+        if plan is None:
+            return False
+        try:
+            plan(state)  # writes nothing to the state before it can no longer fail
+        except S.Unsupported:
+            return False
+        return True
+
+    def plan_per_account(self) -> Callable[[State], None] | None:
+        """The per-account evaluation of this rule, or None (or Unsupported raised) where it has none."""
+        return None
 
     def compile(self, scope: Scope) -> None:
         """Type-check and compile against the names visible to this rule; report problems on self.ctx."""

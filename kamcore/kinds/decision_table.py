@@ -6,11 +6,13 @@ Each row's cells are compiled unary tests; matching all accounts against all row
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..expressions import Expression, UnaryTest
+from ..expressions import Expression, UnaryTest, ast
+from ..expressions import scalar as S
 from ..expressions import vectors as V
 from ..expressions.compiler import choose
 from ..expressions.types import Type
@@ -237,6 +239,8 @@ class DecisionTableRule(Rule):
     # --- evaluating ---
 
     def evaluate(self, state: State) -> None:
+        if self.evaluated_per_account(state):
+            return
         n, cols, as_of = state.n, state.columns, state.as_of
         values = [e.evaluate(cols, n, as_of) for e in self.inputs]
         invalid = np.zeros(n, dtype=bool)
@@ -442,6 +446,105 @@ class DecisionTableRule(Rule):
                                  for a, b in zip(starts, ends, strict=True)), dtype=object, count=n)
             lists[invalid] = None
             state.columns[name] = Vec(Type.LIST, lists)
+
+    def plan_per_account(self) -> Callable[[State], None] | None:
+        """`evaluate` account by account, for tables whose outputs are all literal values (no formula cells, no
+        COLLECT operator): the same matches, hit-policy checks, outputs (gathered from the same pick tables) and
+        trace."""
+        rows = len(self.row_ids)
+        if self.aggregation or not rows or any(c.is_expression for row in self.out_cells for c in row):
+            raise S.Unsupported("formula cells or an aggregation")
+        if any(e is None for e in self.inputs) or not hasattr(self, "distinct_tests"):
+            raise S.Unsupported("a table that did not compile")
+        if any(self.pick_tables[j].type != self.literals[j][0].type for j in range(len(self.output_names))):
+            raise S.Unsupported("outputs gathered from a table made per evaluation")
+        compiler = S.Compiler()
+        types = [e.type for e in self.inputs]
+        if any(t not in S.SUPPORTED for t in types):
+            raise S.Unsupported("an input of another type")
+        inputs = [compiler.expression(e.tree) for e in self.inputs]
+        fields = [e.tree.name if isinstance(e.tree, ast.Name) else None for e in self.inputs]
+        allowed = [(k, compiler.tests(a.tree, types[k])) for k, a in enumerate(self.allowed_inputs) if a is not None]
+        tests = [(k, compiler.tests(test.tree, types[k])) for k, test in self.distinct_tests]
+        row_slots = [[int(u) - 1 for u in self.cell_slots[r] if u] for r in range(rows)]
+        ranked = self.hit_policy in ("PRIORITY", "OUTPUT ORDER")
+        priority = [0] * rows
+        for j, spec in enumerate(self.output_specs):
+            order = spec.get("values")
+            if ranked and order:
+                priority = [p * (len(order) + 1) + self.literal_ranks[j][r] for r, p in enumerate(priority)]
+        # Each row's outputs as plain values: equal exactly where the vectorized _equal finds them equal.
+        plain = [[self.literals[j][r].value(0) for j in range(len(self.output_names))] for r in range(rows)]
+        names = dict(compiler.fields)
+
+        def evaluate(state: State) -> None:
+            # Plain lists throughout; numpy arrays only for what the state and the trace hold.
+            n = state.n
+            cols = state.per_account().lists(names)
+            xs = [[fn(cols, i, None) for i in range(n)] for fn in inputs]
+            values = [state.columns[f] if f else S.trace_vec(t, x) for f, t, x in zip(fields, types, xs, strict=True)]
+            invalid = [False] * n
+            for k, test in allowed:
+                x = xs[k]
+                null = S.is_null_fn(types[k])
+                bad = [test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)]
+                if any(bad):
+                    name = self.input_names[k]
+                    state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, k=k, name=name: (
+                        f"{name} = {values[k].value(i)!r} is not an allowed value"))
+                    invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
+            hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
+            hit_rows = []
+            flat = [False] * (rows * n)
+            for i in range(n):
+                found = [] if invalid[i] else [r for r, slots in enumerate(row_slots)
+                                               if all(hits[u][i] for u in slots)]
+                for r in found:
+                    flat[r * n + i] = True
+                hit_rows.append(found)
+            matched = np.array(flat, dtype=bool).reshape(rows, n)
+            if self.hit_policy in SINGLE_HIT:
+                chosen, violation = self._select_few(hit_rows, priority, plain, matched, invalid, state)
+                index = np.array([rows + 1 if bad else (r if r >= 0 else rows)
+                                  for r, bad in zip(chosen, violation, strict=True)], dtype=np.int64)
+                for j, name in enumerate(self.output_names):
+                    state.columns[name] = self.pick_tables[j].take(index)
+                selected = np.array(chosen, dtype=np.int64)
+            else:
+                selected, violation = None, invalid
+                if self.hit_policy == "OUTPUT ORDER":
+                    hit_rows = [sorted(found, key=lambda r: (priority[r], r)) for found in hit_rows]
+                for j, name in enumerate(self.output_names):
+                    default = self.output_specs[j].get("default")
+                    lists = np.empty(n, dtype=object)
+                    for i, found in enumerate(hit_rows):
+                        lists[i] = None if invalid[i] else [plain[r][j] for r in found] if found else \
+                            ([default] if default is not None else None)
+                    state.columns[name] = Vec(Type.LIST, lists)
+            state.traces[self.id] = {"values": values, "matched": matched, "selected": selected,
+                                     "violation": np.array(violation, dtype=bool)}
+        return evaluate
+
+    def _select_few(self, hit_rows: list[list[int]], priority: list[int], plain: list[list[Any]],
+                    matched: np.ndarray, invalid: list[bool], state: State) -> tuple[list[int], list[bool]]:
+        """`_select` from each account's matching rows: the row it takes (-1: none) and where the hit policy was
+        violated (or the input was not allowed), with the same row errors."""
+        if self.hit_policy == "PRIORITY":
+            chosen = [min(found, key=priority.__getitem__) if found else -1 for found in hit_rows]
+        else:
+            chosen = [found[0] if found else -1 for found in hit_rows]
+        violation = [False] * state.n
+        if self.hit_policy == "UNIQUE":
+            violation = [len(found) > 1 for found in hit_rows]
+            if any(violation):
+                state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
+                    f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
+        elif self.hit_policy == "ANY":
+            violation = [len(found) > 1 and any(plain[r] != plain[found[0]] for r in found) for found in hit_rows]
+            if any(violation):
+                state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
+                    f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
+        return chosen, [a or b for a, b in zip(violation, invalid, strict=True)]
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
         t = state.traces[self.id]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..expressions import Expression
+from ..expressions import scalar as S
+from ..expressions.types import Type
 from ..expressions.vectors import cast_null
 from .base import Context, Output, Rule, Scope, State, declared_type
 
@@ -43,9 +46,35 @@ class FormulaRule(Rule):
             local.types[name] = self.outputs[name].type
 
     def evaluate(self, state: State) -> None:
+        if self.evaluated_per_account(state):
+            return
         for name, expr in self.formulas.items():
             state.columns[name] = cast_null(expr.evaluate(state.columns, state.n, state.as_of),
                                             self.outputs[name].type).full(state.n)
+
+    def plan_per_account(self) -> Callable[[State], None] | None:
+        compiler = S.Compiler()
+        steps = []
+        for name, expr in self.formulas.items():
+            typ = self.outputs[name].type
+            if typ not in (Type.NUMBER, Type.BOOLEAN, Type.DATE) or expr.type not in (typ, Type.NULL):
+                raise S.Unsupported(f"a {typ} formula")  # text: its categories depend on the vectorized steps
+            steps.append((name, typ, None if expr.type == Type.NULL else compiler.expression(expr.tree)))
+        # Fields read from the state; a formula's own results are handed to the formulas after it.
+        fields = {k: t for k, t in compiler.fields.items() if k not in self.formulas}
+
+        def evaluate(state: State) -> None:
+            n, columns = state.n, state.per_account()
+            cols = columns.lists(fields)
+            done = []
+            for name, typ, fn in steps:
+                values = [S.null_of(typ)] * n if fn is None else [fn(cols, i, None) for i in range(n)]
+                cols[name] = values
+                done.append((name, S.from_list(typ, values), values))
+            for name, vec, values in done:
+                state.columns[name] = vec
+                columns.put(name, vec, values)
+        return evaluate
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
         return {

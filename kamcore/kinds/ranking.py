@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..expressions import Expression
+from ..expressions import scalar as S
 from ..expressions import vectors as V
 from ..expressions.types import Type
 from ..expressions.vectors import Vec
@@ -104,7 +105,43 @@ class RankingRule(Rule):
     def evaluate(self, state: State) -> None:
         # Ranks handed in were computed over the whole portfolio this state is one partition of.
         ranks = state.ranks.get(self.id)
+        if ranks is None and state.n == 1 and self.evaluated_per_account(state):
+            return
         self.apply(state, ranks if ranks is not None else self.rank(self.keys(state)))
+
+    def plan_per_account(self) -> Callable[[State], None] | None:
+        """`rank` for one account alone (a request scoring one account): it is its group, ranked first; only its
+        own measure decides its band. The same arithmetic as `rank`, on one value."""
+        if self.measure is None or self.measure.type != Type.NUMBER:
+            raise S.Unsupported("a measure that is not a number")
+        compiler = S.Compiler()
+        measure = compiler.expression(self.measure.tree)
+        fields = dict(compiler.fields)
+        last = len(self.band_labels) - 1
+        bounds = [np.ceil(np.round(self.cumulative * size, 6)).tolist() for size in (0, 1)]
+        edges = (self.cumulative - 1e-12).tolist()
+
+        def evaluate(state: State) -> None:
+            if state.n != 1:
+                raise S.Unsupported("more than one account")
+            m = measure(state.per_account().lists(fields), 0, None)
+            excluded = bool(state.excluded[0])
+            missing = m != m or excluded
+            size = 0 if missing else 1
+            if self.method == "quantile":
+                share = 0.0
+                band = sum(1 for b in bounds[size] if 0 >= b)
+            else:
+                held = 0.0 if missing else (m if m > 0.0 else 0.0)
+                before = held - held - 0.0  # what the accounts ranked above hold: none (NaN for an infinite measure)
+                total = 0.0 + held
+                share = before / total if total > 0 else 1.0
+                band = len(edges) if share != share else sum(1 for e in edges if e <= share)
+            band = last if missing else min(band, last)
+            self.apply(state, Ranks(np.array([len(self.band_labels) if excluded else band], dtype=np.int64),
+                                    np.array([1], dtype=np.int64), np.array([share], dtype=np.float64),
+                                    np.array([size], dtype=np.int64), np.array([m != m], dtype=bool)))
+        return evaluate
 
     def keys(self, state: State) -> RankKeys:
         """What this ranking orders the accounts of `state` by, before any sorting."""

@@ -3,11 +3,13 @@ and cut-offs turn the score into a grade."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..expressions import Expression, UnaryTest
+from ..expressions import Expression, UnaryTest, ast
+from ..expressions import scalar as S
 from ..expressions import vectors as V
 from ..expressions.types import Type
 from .base import Context, Output, Rule, Scope, State, cell_text, literal_type
@@ -63,6 +65,8 @@ class ScorecardRule(Rule):
                                         self.outputs[self.grade["name"]].type)
 
     def evaluate(self, state: State) -> None:
+        if self.evaluated_per_account(state):
+            return
         n = state.n
         total = np.zeros(n)
         trace: dict[str, Any] = {"values": [], "band": [], "points": []}
@@ -90,6 +94,45 @@ class ScorecardRule(Rule):
                 slot[(total >= floor) if floor is not None else np.ones(n, bool)] = c
             state.columns[self.grade["name"]] = self.grades.take(slot)
         state.traces[self.id] = trace
+
+    def plan_per_account(self) -> Callable[[State], None] | None:
+        compiler = S.Compiler()
+        indicators = []
+        for ind, expr, bands, table in zip(self.indicators, self.expressions, self.bands, self.points, strict=True):
+            if expr is None or expr.type not in S.SUPPORTED or any(b is None for b in bands):
+                raise S.Unsupported("an indicator without a plain value")
+            field = expr.tree.name if isinstance(expr.tree, ast.Name) else None
+            tests = [compiler.tests(b.tree, expr.type) for b in bands]
+            indicators.append((compiler.expression(expr.tree), expr.type, field, tests, table.tolist(), ind["weight"]))
+        floors = [None if c.get("min") is None else float(c["min"]) for c in self.grade["cutoffs"]] \
+            if self.grade else []
+        fields = dict(compiler.fields)
+
+        def evaluate(state: State) -> None:
+            n = state.n
+            cols = state.per_account().lists(fields)
+            total = [0.0] * n
+            trace: dict[str, Any] = {"values": [], "band": [], "points": []}
+            for fn, typ, field, tests, table, weight in indicators:
+                values = [fn(cols, i, None) for i in range(n)]
+                bands, points = [], []
+                for i, v in enumerate(values):
+                    band = next((b for b, test in enumerate(tests) if test(cols, i, v) == S.T), -1)
+                    bands.append(band)
+                    p = table[band]  # band -1 reads the last slot: missing_points
+                    points.append(p)
+                    total[i] = total[i] + weight * p
+                trace["values"].append(state.columns[field] if field else S.trace_vec(typ, values))
+                trace["band"].append(np.array(bands, dtype=np.int16))
+                trace["points"].append(np.array(points, dtype=np.float64))
+            rounded = np.round(np.array(total, dtype=np.float64), 9)  # as evaluate: numpy's rounding, not Python's
+            state.columns[self.score_name] = V.number(rounded)
+            if self.grade:
+                slots = [next((c for c, floor in enumerate(floors) if floor is None or t >= floor), len(floors))
+                         for t in rounded.tolist()]
+                state.columns[self.grade["name"]] = self.grades.take(np.array(slots, dtype=np.int64))
+            state.traces[self.id] = trace
+        return evaluate
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
         t = state.traces[self.id]
