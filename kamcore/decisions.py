@@ -28,6 +28,7 @@ from .errors import KamError, RowError
 from .evaluation import as_of_date as _as_of
 from .expressions.types import Type
 from .expressions.vectors import NULL, TRUE, Vec
+from .portfolio import Records
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation
@@ -255,8 +256,11 @@ class DecisionLog:
         its as_of and its book's revision."""
         if not evaluation.revision:
             raise DecisionLogError("the rule book has no revision: evaluate a book from the rule store")
-        return self._record(actor, evaluation.revision, table_of(evaluation.input, "inputs"),
-                            output_table(evaluation), evaluation.errors, evaluation.as_of)
+        # A request's few records are recorded as they came (the frame is not built just for the log).
+        source = evaluation.source
+        inputs = table_of(source.records if isinstance(source, Records) else evaluation.input, "inputs")
+        return self._record(actor, evaluation.revision, inputs, output_table(evaluation), evaluation.errors,
+                            evaluation.as_of)
 
     def _record(self, actor: str, revision: str, inputs: dict[str, Any], outputs: dict[str, Any],
                 errors: Iterable[RowError | Mapping[str, Any]], as_of: dt.date | str | None) -> str:

@@ -460,6 +460,20 @@ def test_decisions_are_logged_reproduced_and_verified(as_):
     assert as_["auditor"].get("/v1/decisions/nope").status_code == 404
 
 
+def test_a_few_odd_records_are_logged_as_sent_and_reproduce(as_):
+    """A request's few records are logged as they came (not through a DataFrame): a key one record lacks, a
+    null among whole numbers, 中文 headers, 万 text and an unreadable cell still reproduce exactly."""
+    sent = [{"客户编号": "KH1", "近12个月销售额（元）": 12_000_000, "回款天数": 45, "gross_profit_12m": None},
+            {"客户编号": "KH2", "近12个月销售额（元）": "1200万", "gross_profit_12m": 3_600_000, "industry": "制造业"},
+            {"客户编号": "KH3", "近12个月销售额（元）": "很多", "回款天数": None}]
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": sent, "as_of": "2026-03-31"}).json
+    assert [res["row"] for res in r["results"]] == [0, 1] and r["errors"][0]["row"] == 2
+    decision = as_["auditor"].get(f"/v1/decisions/{r['decision_id']}").json
+    assert len(decision["inputs"]) == 3 and decision["inputs"][1]["近12个月销售额（元）"] == "1200万"
+    again = as_["auditor"].post(f"/v1/decisions/{r['decision_id']}/reproduce").json
+    assert again["identical"] and again["differences"] == []
+
+
 # --- meta ---
 
 def test_fields_readyz_and_openapi(app, as_):
