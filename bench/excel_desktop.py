@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.service import free_port, start_server, token  # noqa: E402
+from bench.http import free_port, start_server, token  # noqa: E402
 from excel_addin.macro import score_sheet  # noqa: E402
 from excel_addin.settings import Settings  # noqa: E402
 from excel_addin.sheet import SheetModel  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"offline  {scored:,} accounts: first run {first:.2f} s, re-run {again:.2f} s, {calls} sheet calls")
     data = Path(tempfile.mkdtemp(prefix="kam-bench-"))
     port = free_port()
-    server = start_server(data, port, threads=4)
+    server = start_server(data, port, threads=4, workers=1, access_log=False)
     try:
         remote = Settings(url=f"http://127.0.0.1:{port}", token=token(data))
         score_sheet(SheetModel.from_rows(rows[:50]), remote)
