@@ -196,9 +196,11 @@ class Trace:
 
 _WORDS = {
     "en": {"row": "row", "matched": "matched", "none": "no row matched", "default": "default used",
-           "band": "band", "points": "points", "rank": "rank", "of": "of", "share": "share above"},
+           "band": "band", "points": "points", "rank": "rank", "of": "of", "share": "share above",
+           "unranked": "empty: not ranked among the {of} with a value, last band"},
     "zh": {"row": "行", "matched": "命中", "none": "无命中行", "default": "使用默认值",
-           "band": "区间", "points": "分", "rank": "排名", "of": "/", "share": "之前累计占比"},
+           "band": "区间", "points": "分", "rank": "排名", "of": "/", "share": "之前累计占比",
+           "unranked": "无数值：不参与 {of} 个有值客户的排名，归入最后一档"},
 }
 
 
@@ -218,6 +220,8 @@ def _details(step: dict[str, Any], lang: str) -> list[str]:
         return [f"{i['indicator']} = {_show(i['value'])}: {w['band']} {i['band'] or '-'} → {i['points']:g} "
                 f"{w['points']} × {i['weight']:g}" for i in step["indicators"]]
     if kind == "ranking":
+        if step["rank"] is None:
+            return [w["unranked"].format(of=step["of"])]
         return [f"{w['rank']} {step['rank']} {w['of']} {step['of']}, {w['share']} {step['share']:.1%}"]
     if kind == "formula":
         return [f"{k} = {v}" for k, v in step["formulas"].items()]

@@ -214,7 +214,7 @@ class RankingRule(Rule):
         if len(ranks) != state.n:
             raise ValueError(f"ranking {self.id!r}: {len(ranks)} ranks for {state.n} accounts")
         state.columns[self.output_name] = self.labels.take(ranks.band)
-        state.traces[self.id] = {"rank": ranks.rank, "share": ranks.share, "size": ranks.size}
+        state.traces[self.id] = {"rank": ranks.rank, "share": ranks.share, "size": ranks.size, "empty": ranks.empty}
         state.row_errors(ranks.empty, self.id, self.output_name, lambda i: (
             f"{self.spec['measure']} is empty; ranked last ({self.band_labels[ranks.band[i]]})"), severity="warning")
 
@@ -225,7 +225,8 @@ class RankingRule(Rule):
         return {
             "rule": self.id, "kind": self.kind, "label": self.label, "method": self.method,
             "inputs": self.inputs_of(state, i),
-            "rank": int(t["rank"][i]), "of": int(t["size"][i]),
+            # An empty measure is not ranked among the `of` accounts that have one: it goes last, without a rank.
+            "rank": None if t["empty"][i] else int(t["rank"][i]), "of": int(t["size"][i]),
             "share": float(t["share"][i]), "share_means": share_kind,
             "bands": [{"label": label, "up_to": float(c)}
                       for label, c in zip(self.band_labels, self.cumulative, strict=True)],

@@ -131,6 +131,18 @@ def test_null_measure_ranks_last_with_a_warning_not_an_error():
     assert ev.ok.all()
 
 
+def test_null_measure_is_explained_as_not_ranked():
+    """Its trace has no rank (not "rank 10 of 9", nor "rank 1 of 0" for one account alone), in both languages."""
+    for accounts, of in ((revenues(None, 10, 9, 8, 7, 6, 5, 4, 3, 2), 9), (revenues(None), 0)):
+        ev = ranking().evaluate(accounts, as_of=AS_OF)
+        step = ev.explain(0).step("rank")
+        assert (step["rank"], step["of"]) == (None, of)
+        assert f"not ranked among the {of} with a value" in ev.explain(0).text("en")
+        assert f"不参与 {of} 个有值客户的排名" in ev.explain(0).text("zh")
+        if of:
+            assert ev.explain(9).step("rank")["rank"] == 9  # the accounts with a value keep their ranks
+
+
 def test_null_measure_in_pareto_is_other():
     ev = ranking("pareto", PARETO).evaluate(revenues(None, 700, 200, 100), as_of=AS_OF)
     assert [ev.outputs(i)["cls"] for i in range(4)] == ["other", "key", "key", "other"]
