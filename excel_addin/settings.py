@@ -62,12 +62,33 @@ def read_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] 
     lang = chosen.get("lang", "zh").lower()
     if lang not in LANGS:
         raise AddinError(f"KAM_LANG 只能是 zh 或 en / KAM_LANG must be zh or en, not {lang!r}")
-    url = chosen.get("url")
-    if url is not None:
-        if not url.startswith(("http://", "https://")):
-            raise AddinError(f"KAM_URL 需以 http:// 或 https:// 开头 / KAM_URL must start with http:// or https://: "
-                             f"{url!r}")
-        url = url.split("?", 1)[0].rstrip("/")
-        url = url.removesuffix(ENDPOINT).rstrip("/")
+    url = _service_url(chosen.get("url"))
     rules = Path(chosen["rules"]).expanduser() if "rules" in chosen else SHIPPED_RULES
-    return Settings(url=url, token=chosen.get("token"), lang=lang, rules=rules)
+    return Settings(url=url, token=_token_for(url, conf or {}, env), lang=lang, rules=rules)
+
+
+def _service_url(url: str | None) -> str | None:
+    """The service's base URL from what a user typed (the Office Script's endpoint URL is understood too)."""
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise AddinError(f"KAM_URL 需以 http:// 或 https:// 开头 / KAM_URL must start with http:// or https://: "
+                         f"{url!r}")
+    return url.split("?", 1)[0].rstrip("/").removesuffix(ENDPOINT).rstrip("/")
+
+
+def _token_for(url: str | None, conf: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """The token for `url`: the workbook's own, or the environment's (KAM_TOKEN) only when the URL is the
+    environment's too — a workbook someone sent, naming a host of its choosing, never gets the user's token."""
+    def given(source: Mapping[str, Any], *keys: str) -> str | None:
+        for key in keys:
+            value = source.get(key)
+            if value is not None and str(value).strip():
+                return str(value).strip()
+        return None
+
+    sheet_token = given(conf, "KAM_TOKEN", "TOKEN")
+    if sheet_token or url is None:
+        return sheet_token
+    env_url = given(env, "KAM_URL")
+    return given(env, "KAM_TOKEN") if env_url is not None and _service_url(env_url) == url else None

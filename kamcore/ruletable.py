@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,8 @@ META_SHEET = "_kam"
 MAX_BYTES = 2 * 1024 * 1024  # a rule table is a few kB; anything near this is not one
 MAX_UNPACKED = 32 * 1024 * 1024  # what the xlsx zip may unpack to: no zip bombs
 MAX_ROWS = 5000  # rows read per sheet
+EXTRA_COLUMNS = 30  # columns a sheet may hold beyond its table's (notes beside it); a cell far right is refused
+_REVISION = re.compile(r"^[0-9a-f]{40}$")
 ROW_ID = "id"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -294,7 +298,8 @@ def read_workbook(data: bytes, name: str = "<upload>") -> TableWorkbook:
             raise InputError(f"{name}: unpacks to {unpacked:,} bytes, more than a rule table "
                              f"({MAX_UNPACKED // 1024 // 1024} MiB at most)")
         wb = openpyxl.load_workbook(io.BytesIO(data))
-    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile,
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zlib.error, zipfile.BadZipFile,
+            SyntaxError,  # a part whose XML is cut or broken (ElementTree's ParseError)
             openpyxl.utils.exceptions.InvalidFileException) as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
     if META_SHEET not in wb.sheetnames:
@@ -314,6 +319,9 @@ def read_workbook(data: bytes, name: str = "<upload>") -> TableWorkbook:
     missing = [k for k in ("rule_id", "file", "base", "kind") if not meta.get(k)]
     if missing:
         raise InputError(f"{name}: its {META_SHEET!r} sheet lacks {', '.join(missing)}; export the table again")
+    if not _REVISION.match(meta["base"]):  # `HEAD` would match whatever the head is: no stale check at all
+        raise InputError(f"{name}: its {META_SHEET!r} sheet's base {meta['base']!r} is not a revision; export the "
+                         "table again")
     return TableWorkbook(meta["rule_id"], meta["file"], meta["base"], meta["kind"], sheets, wb, name)
 
 
@@ -413,6 +421,11 @@ def _read_sheet(ws: Worksheet, sheet: _Sheet) -> tuple[list[dict[str, Any]], _Pl
     if ws.max_row > MAX_ROWS:
         return [], _Placed(sheet, [], {}), [TableProblem(f"{ws.max_row:,} rows: a rule table has at most "
                                                          f"{MAX_ROWS:,}", sheet.title)], []
+    if ws.max_column > len(sheet.columns) + EXTRA_COLUMNS:  # every cell of the rectangle would be made
+        return [], _Placed(sheet, [], {}), [TableProblem(
+            f"a cell in column {get_column_letter(ws.max_column)}: this table has {len(sheet.columns)} columns; "
+            f"clear the cells beyond column {get_column_letter(len(sheet.columns) + EXTRA_COLUMNS)}",
+            sheet.title)], []
     grid = [list(r) for r in ws.iter_rows(min_row=1, max_row=ws.max_row, max_col=max(ws.max_column, 1))]
     wanted = {c: {header_key(k) for k in (c, *label.values(), _bilingual(label)) if k}
               for c, label in zip(sheet.columns, sheet.headers, strict=True)}

@@ -64,7 +64,16 @@ def loads(data: str | bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        pass
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    try:  # a lone surrogate (\ud800) the standard library lets through could never be written back as UTF-8
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the JSON holds text that is not valid Unicode ({e.reason})") from None
+    return value
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -16,8 +16,18 @@ def test_conf_sheet_pairs_are_read_as_xlwings_reads_them():
 
 def test_sheet_wins_over_environment_and_fills_in_what_it_lacks():
     env = {"KAM_URL": "http://env:1", "KAM_TOKEN": "kam_env", "KAM_LANG": "en"}
-    got = read_settings({"KAM_URL": "http://sheet:8080/", "KAM_TOKEN": "  "}, env)
-    assert (got.url, got.token, got.lang, got.remote) == ("http://sheet:8080", "kam_env", "en", True)
+    got = read_settings({"KAM_URL": "http://env:1/", "KAM_TOKEN": "  "}, env)
+    assert (got.url, got.token, got.lang, got.remote) == ("http://env:1", "kam_env", "en", True)
+    assert read_settings({"KAM_LANG": "zh"}, env).token == "kam_env"
+
+
+def test_a_workbook_naming_another_host_never_gets_the_users_token():
+    """A workbook someone sent, whose xlwings.conf names a host of its choosing, gets no KAM_TOKEN from the
+    environment: only a token it carries itself."""
+    env = {"KAM_URL": "http://kam.internal:8080", "KAM_TOKEN": "kam_users_own"}
+    assert read_settings({"KAM_URL": "https://attacker.example"}, env).token is None
+    assert read_settings({"URL": "https://attacker.example", "TOKEN": "kam_its_own"}, env).token == "kam_its_own"
+    assert read_settings({"KAM_URL": "https://attacker.example"}, {"KAM_TOKEN": "kam_users_own"}).token is None
 
 
 def test_defaults_are_offline_chinese_shipped_rules():

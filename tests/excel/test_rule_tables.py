@@ -248,6 +248,27 @@ def test_a_workbook_that_is_no_rule_table(store, tmp_path):
     assert result.exit_code == 1 and "not an xlsx workbook" in result.output
 
 
+def test_a_cell_far_to_the_right_a_cut_sheet_and_a_base_that_is_no_revision_are_refused(store, tmp_path):
+    table = export(store, "tier", tmp_path / "tier.xlsx")
+    far = edit(table, {"tier!XFD300": "x"}, tmp_path / "far.xlsx")  # 5 kB that would make millions of cells
+    result = import_(store, far)
+    assert result.exit_code == 1 and "a cell in column XFD" in result.output
+    cut = tmp_path / "cut.xlsx"
+    with zipfile.ZipFile(table) as source, zipfile.ZipFile(cut, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, data[: len(data) // 2] if info.filename == "xl/worksheets/sheet1.xml" else data)
+    result = import_(store, cut)
+    assert result.exit_code == 1 and "not an xlsx workbook" in result.output
+    wb = openpyxl.load_workbook(table)
+    row = next(r for r in wb["_kam"].iter_rows() if r[0].value == "base")
+    row[1].value = "HEAD"  # would match whatever the head is, so a stale table would never be refused
+    wb.save(tmp_path / "head.xlsx")
+    result = import_(store, tmp_path / "head.xlsx")
+    assert result.exit_code == 1 and "is not a revision" in result.output
+    assert len(store.history()) == 1
+
+
 def test_propose_opens_a_change_request_instead(store, tmp_path):
     head = store.head()
     table = edit(export(store, "tier", tmp_path / "tier.xlsx"), {"tier!A8": ">= 2500000"})

@@ -94,6 +94,10 @@ def test_a_body_that_is_not_json_says_where(as_):
     r = as_["viewer"].post("/v1/evaluate", data=b'{"accounts": [{"revenue_12m": 1,}]}', content_type="application/json")
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
     assert "line 1 column 33" in r.json["detail"]
+    for body, says in ((b'{"accounts": [{"\\ud800": 1}]}', "not valid Unicode"),
+                       (b'{"accounts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply")):
+        r = as_["viewer"].post("/v1/evaluate", data=body, content_type="application/json")
+        assert r.status_code == 400 and says in r.json["detail"], r.json
 
 
 def test_limits(new_app):
