@@ -43,7 +43,7 @@ MAX_BYTES = 2 * 1024 * 1024  # a rule table is a few kB; anything near this is n
 MAX_UNPACKED = 32 * 1024 * 1024  # what the xlsx zip may unpack to: no zip bombs
 MAX_ROWS = 5000  # rows read per sheet
 EXTRA_COLUMNS = 30  # columns a sheet may hold beyond its table's (notes beside it); a cell far right is refused
-_REVISION = re.compile(r"^[0-9a-f]{40}$")
+_REVISION = re.compile(r"^([0-9a-f]{40}|sha256:[0-9a-f]{8,64})$")  # a commit, or a rules folder file's hash
 ROW_ID = "id"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
