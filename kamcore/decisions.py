@@ -26,6 +26,7 @@ import zstandard
 
 from .errors import KamError, RowError
 from .evaluation import as_of_date as _as_of
+from .expressions.scalar import ListVec
 from .expressions.types import Type
 from .expressions.vectors import NULL, TRUE, Vec
 from .portfolio import Records
@@ -456,6 +457,8 @@ def output_table(evaluation: Evaluation) -> dict[str, Any]:
 def _vec_cells(vec: Vec, n: int, excluded: np.ndarray | None, name: str) -> list[Any]:
     """Text and booleans straight from the engine's column (the values `to_array` would hold, without building
     a pandas array for them: half the cost for one account); any other type through `to_array`."""
+    if type(vec) is ListVec and vec.type is not Type.DATE:  # a few accounts' outputs held as plain values
+        return _plain_cells(vec.values, vec.type, excluded, name)
     data = vec.data
     if vec.type is Type.STRING and data.dtype.kind == "i":
         codes = np.broadcast_to(data, (n,))
@@ -472,6 +475,17 @@ def _vec_cells(vec: Vec, n: int, excluded: np.ndarray | None, name: str) -> list
         truth[flags == NULL if excluded is None else (flags == NULL) | excluded] = None
         return truth.tolist()
     return _array_cells(vec.to_array(n), excluded, name)
+
+
+def _plain_cells(values: list[Any], kind: Type, excluded: np.ndarray | None, name: str) -> list[Any]:
+    """`_vec_cells` of a column held as per-account values (kamcore.expressions.scalar): the same cells."""
+    dead = [False] * len(values) if excluded is None else excluded.tolist()
+    if kind is Type.NUMBER:  # floats as they are, NaN and ±infinity tagged (as _number_cells)
+        return [{"$float": "nan"} if d else v if v - v == 0 else {"$float": repr(v)}
+                for v, d in zip(values, dead, strict=True)]
+    if kind is Type.BOOLEAN:  # the codes FALSE 0, NULL 1, TRUE 2
+        return [None if d or v == 1 else v == 2 for v, d in zip(values, dead, strict=True)]
+    return _column_cells([None if d else v for v, d in zip(values, dead, strict=True)], "outputs", name)
 
 
 def _array_cells(array: Any, excluded: np.ndarray | None, name: str) -> list[Any]:

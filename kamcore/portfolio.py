@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import math
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pandas as pd
 
 from .dictionary import Dictionary, HeaderMatch, header_key
 from .errors import InputError, Problem, RowError
+from .expressions import scalar as S
 from .expressions import vectors as V
 from .expressions.compiler import choose
 from .expressions.types import Type
@@ -176,7 +178,11 @@ def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | Non
         vec, bad, source = _read_field(frame, headers, found, type_)
         vocabulary = dictionary.canonical_values(name) if type_ == Type.STRING else None
         if vocabulary:  # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
-            vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
+            if type(vec) is S.ListVec:
+                vec = S.ListVec(Type.STRING, [None if text is None else vocabulary.get(header_key(text), text)
+                                              for text in vec.values])
+            else:
+                vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
         values[name] = vec
         for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
@@ -195,8 +201,12 @@ def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[t
     `近12个月销售额` and `Revenue (12m)`): the first non-empty cell wins. Also returns the unreadable cells and,
     per row, the index into `found` of the column its value came from (for error messages)."""
     n = len(frame)
-    vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     records = isinstance(frame, Records)
+    if records and len(found) == 1:
+        few = _read_cells(frame.arrays[found[0][0]], type_, found[0][1].exponent)
+        if few is not None:
+            return few[0], few[1], np.zeros(n, dtype=np.int16)
+    vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     for k, (position, match) in enumerate(found):
         if records:
             small = V.coerce_cells(frame.arrays[position], type_, match.exponent) \
@@ -220,6 +230,64 @@ def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[t
         bad = np.where(take, part_bad, bad)
         source[take] = k
     return vec, bad, source
+
+
+def _read_cells(column: np.ndarray, type_: Type, exponent: int) -> tuple[Vec, np.ndarray] | None:
+    """`V.coerce_cells` for a request's few records, as per-account values (S.ListVec) rather than arrays, for the
+    columns records_of makes of JSON: numbers (float64 / int64), and objects (text, numbers, null, lists,
+    mappings). None for anything else (then coerce_cells reads it)."""
+    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE):
+        return None
+    kind = column.dtype.kind
+    n = len(column)
+    if kind in "fi" and type_ == Type.NUMBER and not exponent:
+        values = column.tolist() if kind == "f" else [float(v) for v in column.tolist()]
+        bad = [v - v != 0 and v == v for v in values]  # ±inf: unreadable, read as null
+        if any(bad):
+            values = [math.nan if b else v for v, b in zip(values, bad, strict=True)]
+        return S.ListVec(Type.NUMBER, values), np.array(bad, dtype=bool)
+    if kind == "f" and type_ == Type.DATE:  # records_of's column of nothing at all (no value in any record)
+        if not np.isnan(column).all():
+            return None
+        return S.ListVec(Type.DATE, [None] * n), np.zeros(n, dtype=bool)
+    if kind != "O" and not (kind in "fi" and type_ == Type.STRING):
+        return None
+    bad = [False] * n
+    read: list[Any] = [None] * n  # None: an empty cell
+    seen: dict[Any, Any] = {}
+    for i, v in enumerate(column.tolist()):
+        if v is None or (type(v) is float and v != v):
+            continue
+        if type(v) in (list, dict):
+            bad[i] = True
+            continue
+        if type(v) not in _PLAIN_CELLS:
+            return None
+        r = seen.get(v, seen)
+        if r is seen:
+            r = seen[v] = (V._number_cell(v, exponent) if type_ == Type.NUMBER else
+                           V._as_text(v) if type_ == Type.STRING else _day_cell(v))
+        read[i] = r
+    if type_ == Type.STRING:
+        if any(t and t.endswith("\x00") for t in read):  # as coerce_cells: numpy's strings drop trailing NULs
+            return None
+        return S.ListVec(Type.STRING, [t or None for t in read]), np.array(bad, dtype=bool)
+    empty = (math.nan, True) if type_ == Type.NUMBER else (None, True)
+    pairs = [empty if r is None else r for r in read]
+    bad = [b or not ok for b, (_, ok) in zip(bad, pairs, strict=True)]
+    values = [v for v, _ in pairs]
+    if type_ == Type.NUMBER:
+        values = [float(v) for v in values]
+    return S.ListVec(type_, values), np.array(bad, dtype=bool)
+
+
+_PLAIN_CELLS = (str, float, int, bool)
+
+
+def _day_cell(value: Any) -> tuple[int | None, bool]:
+    """V._date_cell as a day number (days since 1970-01-01; None for no date)."""
+    day, ok = V._date_cell(value)
+    return (None if np.isnat(day) else int(day.astype(np.int64))), ok
 
 
 def column_array(frame: pd.DataFrame, position: int) -> Any:

@@ -14,6 +14,7 @@ import pandas as pd
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
+from kamcore.expressions.scalar import ListVec
 from kamcore.expressions.types import Type
 from kamcore.expressions.vectors import NULL, TRUE, Vec
 
@@ -148,6 +149,8 @@ def result_rows(evaluation: Evaluation, rows: np.ndarray) -> list[dict[str, Any]
 
 
 def _cells(vec: Vec, rows: np.ndarray) -> list[Any]:
+    if type(vec) is ListVec and vec.type is not Type.DATE:  # a few accounts' outputs held as plain values
+        return _plain_cells(vec.values, vec.type, rows.tolist())
     data = np.broadcast_to(vec.data, (len(rows),)) if vec.data.ndim == 0 else vec.data[rows]
     kind = vec.type
     if kind is Type.NUMBER:
@@ -172,6 +175,16 @@ def _cells(vec: Vec, rows: np.ndarray) -> list[Any]:
                 for v in data.tolist()]
     whole = vec if vec.data.ndim == 0 else None
     return [plain(whole.value(0) if whole is not None else vec.value(int(i))) for i in rows.tolist()]
+
+
+def _plain_cells(values: list[Any], kind: Type, rows: list[int]) -> list[Any]:
+    """`_cells` of a column held as per-account values (kamcore.expressions.scalar): the same JSON values."""
+    if kind is Type.NUMBER:
+        return [(int(v) if abs(v) < 2**53 and v == math.trunc(v) else v) if v - v == 0 else None
+                for v in (values[i] for i in rows)]
+    if kind is Type.BOOLEAN:
+        return [None if v == 1 else v == 2 for v in (values[i] for i in rows)]  # the codes FALSE 0, NULL 1, TRUE 2
+    return [values[i] for i in rows]  # text
 
 
 def _numbers(values: np.ndarray) -> list[Any]:

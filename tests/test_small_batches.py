@@ -22,10 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kamcore import RuleBook
+from kamcore.decisions import output_table
 from kamcore.expressions import scalar as S
 from kamcore.expressions import vectors as V
 from kamcore.expressions.types import Type
 from kamcore.portfolio import read_columns, records_of
+from server.encoding import result_rows
 from tests.kinds import test_decision_table as dt_tests
 from tests.kinds import test_ranking as ranking_tests
 from tests.kinds import test_scorecard as scorecard_tests
@@ -118,6 +120,8 @@ def run(book: RuleBook, accounts: list[dict[str, Any]]) -> dict[str, Any]:
         "warnings": [e.to_dict() for e in ev.warnings], "outputs": [ev.outputs(i) for i in range(len(frame))],
         "explain": [ev.explain(i).to_dict() for i in range(len(frame))], "missing": ev.missing_fields,
         "headers": ev.headers, "names": ev.output_names,
+        # what the service answers and logs, read from the engine's columns (not from `frame`)
+        "results": result_rows(ev, np.flatnonzero(ev.ok)), "logged": output_table(ev),
     }
 
 

@@ -17,6 +17,7 @@ x the value `?` stands for in a unary test. Nothing here evaluates text: closure
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -73,6 +74,8 @@ def to_list(vec: Vec, type_: Type, n: int) -> list[Any]:
     """A column's values for accounts 0..n-1 in this module's representation (Unsupported if it is not of type_)."""
     if vec.type != type_ or type_ not in SUPPORTED:
         raise Unsupported(f"a {vec.type} column read as {type_}")
+    if type(vec) is ListVec:
+        return vec.values
     data = vec.data
     if data.ndim == 0:
         data = np.broadcast_to(data, (n,))
@@ -90,22 +93,99 @@ def to_list(vec: Vec, type_: Type, n: int) -> list[Any]:
     return [None if v == _NAT else v for v in data.view(np.int64).tolist()]
 
 
-def from_list(type_: Type, values: list[Any]) -> Vec:
-    """A column of type_ from values in this module's representation (a rule's output written to the state)."""
+_DATA, _CATS = Vec.__dict__["data"], Vec.__dict__["cats"]  # the slots ListVec fills when its arrays are asked for
+
+
+class ListVec(Vec):
+    """A column of a few accounts held as this module's plain values (`values`), as the per-account path makes
+    and reads them; its numpy form (`data`, `cats`) is built only when something asks for it (a rule evaluated
+    vectorized, a trace, the result frame), so a request whose rules all run per account builds no arrays.
+
+    Text keeps the categories it must have when built (`cats`: e.g. a decision table's output values, so the
+    column equals the one the table gathers vectorized); without them, the sorted distinct texts, as read."""
+
+    __slots__ = ("values", "_cats")
+
+    def __init__(self, type_: Type, values: list[Any], cats: np.ndarray | None = None):
+        if type_ not in SUPPORTED:
+            raise Unsupported(f"no list column of {type_}")
+        object.__setattr__(self, "type", type_)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "_cats", cats)
+
+    @property
+    def data(self) -> np.ndarray:  # type: ignore[override]
+        try:
+            return _DATA.__get__(self, Vec)
+        except AttributeError:
+            self._build()
+            return _DATA.__get__(self, Vec)
+
+    @property
+    def cats(self) -> np.ndarray | None:  # type: ignore[override]
+        try:
+            return _CATS.__get__(self, Vec)
+        except AttributeError:
+            self._build()
+            return _CATS.__get__(self, Vec)
+
+    def _build(self) -> None:
+        values, t, cats = self.values, self.type, None
+        if t == Type.NUMBER:
+            data = np.array(values, dtype=np.float64)
+        elif t == Type.BOOLEAN:
+            data = np.array(values, dtype=np.int8)
+        elif t == Type.DATE:
+            data = np.array([_NAT if v is None else v for v in values], dtype=np.int64).view("datetime64[D]")
+        else:
+            cats = self._cats
+            code = None if cats is None else {c: k for k, c in enumerate(cats.tolist())}
+            if code is None or any(v is not None and v not in code for v in values):
+                texts = sorted({v for v in values if v is not None})
+                cats = np.array(texts, dtype=object) if texts else np.array([], dtype=object)
+                code = {c: k for k, c in enumerate(texts)}
+            data = np.array([-1 if v is None else code[v] for v in values], dtype=np.int32)
+        _DATA.__set__(self, data)
+        _CATS.__set__(self, cats)
+
+    @property
+    def is_scalar(self) -> bool:
+        return False
+
+    def full(self, n: int) -> Vec:
+        return self
+
+    def value(self, i: int) -> Any:
+        v, t = self.values[i], self.type
+        if t == Type.NUMBER:
+            if v != v:
+                return None
+            f = float(v)
+            return int(f) if f.is_integer() and abs(f) < 2**53 else f
+        if t == Type.BOOLEAN:
+            return None if v == N else v == T
+        if t == Type.DATE:
+            return None if v is None else _EPOCH + dt.timedelta(days=v)
+        return v
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def from_list(type_: Type, values: list[Any], cats: np.ndarray | None = None) -> Vec:
+    """A column of type_ from values in this module's representation (a rule's output written to the state);
+    text only with the categories its vectorized form has (`cats`)."""
     if type_ == Type.NUMBER:
-        return Vec(Type.NUMBER, np.array(values, dtype=np.float64))
-    if type_ == Type.BOOLEAN:
-        return Vec(Type.BOOLEAN, np.array(values, dtype=np.int8))
-    if type_ == Type.DATE:
-        return Vec(Type.DATE, np.array([_NAT if v is None else v for v in values], dtype=np.int64)
-                   .view("datetime64[D]"))
+        return ListVec(Type.NUMBER, [float(v) for v in values])
+    if type_ in (Type.BOOLEAN, Type.DATE) or (type_ == Type.STRING and cats is not None):
+        return ListVec(type_, values, cats)
     raise Unsupported(f"no exact {type_} column from single values")
 
 
 def trace_vec(type_: Type, values: list[Any]) -> Vec:
     """A column for a trace (read back only by Vec.value): text may take any categories."""
     if type_ == Type.STRING:
-        return V.strings(values)
+        return ListVec(Type.STRING, values)
     return from_list(type_, values)
 
 
@@ -126,6 +206,8 @@ class Columns:
 
     def get(self, name: str, type_: Type) -> list[Any]:
         vec = self.columns[name]
+        if type(vec) is ListVec and vec.type == type_:
+            return vec.values
         hit = self.cache.get(name)
         if hit is not None and hit[0] is vec:
             return hit[1]

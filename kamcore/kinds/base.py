@@ -141,12 +141,20 @@ class State:
     excluded: np.ndarray  # rows whose input could not be read: evaluated, but not ranked and not reported
     errors: list[RowError] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
-    traces: dict[str, Any] = field(default_factory=dict)
+    traces: dict[str, Any] = field(default_factory=dict)  # rule id -> trace data, or a function making it
     # Results of portfolio-relative rules (rule id -> ranks) computed over the whole portfolio, when this
     # state is one partition of it.
     ranks: dict[str, Any] = field(default_factory=dict)
     # The columns as per-account value lists, for rules evaluated account by account (made when first needed).
     scalars: S.Columns | None = field(default=None, repr=False)
+
+    def trace(self, rule_id: str) -> Any:
+        """A rule's trace data. Rules evaluated per account leave a function that builds it, called here the first
+        time someone asks (most requests never do)."""
+        t = self.traces[rule_id]
+        if callable(t):
+            t = self.traces[rule_id] = t()
+        return t
 
     def per_account(self) -> S.Columns:
         if self.scalars is None:

@@ -475,43 +475,42 @@ class DecisionTableRule(Rule):
                 priority = [p * (len(order) + 1) + self.literal_ranks[j][r] for r, p in enumerate(priority)]
         # Each row's outputs as plain values: equal exactly where the vectorized _equal finds them equal.
         plain = [[self.literals[j][r].value(0) for j in range(len(self.output_names))] for r in range(rows)]
+        # What each output gathers from its pick table (rows, then the default, then null), as plain values.
+        picks = [(t, S.to_list(t, t.type, len(t.data)), t.cats if t.type == Type.STRING else None)
+                 if t.type in S.SUPPORTED and not t.is_scalar else (t, None, None) for t in self.pick_tables]
         names = dict(compiler.fields)
+        single = self.hit_policy in SINGLE_HIT
 
         def evaluate(state: State) -> None:
-            # Plain lists throughout; numpy arrays only for what the state and the trace hold.
+            # Plain lists throughout; numpy arrays only when a trace is read (see State.trace).
             n = state.n
             cols = state.per_account().lists(names)
             xs = [[fn(cols, i, None) for i in range(n)] for fn in inputs]
-            values = [state.columns[f] if f else S.trace_vec(t, x) for f, t, x in zip(fields, types, xs, strict=True)]
+            given = [state.columns[f] if f else None for f in fields]
+
+            def values() -> list[Vec]:
+                return [v if v is not None else S.trace_vec(t, x) for v, t, x in zip(given, types, xs, strict=True)]
             invalid = [False] * n
             for k, test in allowed:
                 x = xs[k]
                 null = S.is_null_fn(types[k])
                 bad = [test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)]
                 if any(bad):
-                    name = self.input_names[k]
-                    state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, k=k, name=name: (
-                        f"{name} = {values[k].value(i)!r} is not an allowed value"))
+                    name, shown = self.input_names[k], values()[k]
+                    state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, name=name, shown=shown: (
+                        f"{name} = {shown.value(i)!r} is not an allowed value"))
                     invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
             hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
-            hit_rows = []
-            flat = [False] * (rows * n)
-            for i in range(n):
-                found = [] if invalid[i] else [r for r, slots in enumerate(row_slots)
-                                               if all(hits[u][i] for u in slots)]
-                for r in found:
-                    flat[r * n + i] = True
-                hit_rows.append(found)
-            matched = np.array(flat, dtype=bool).reshape(rows, n)
-            if self.hit_policy in SINGLE_HIT:
-                chosen, violation = self._select_few(hit_rows, priority, plain, matched, invalid, state)
-                index = np.array([rows + 1 if bad else (r if r >= 0 else rows)
-                                  for r, bad in zip(chosen, violation, strict=True)], dtype=np.int64)
-                for j, name in enumerate(self.output_names):
-                    state.columns[name] = self.pick_tables[j].take(index)
-                selected = np.array(chosen, dtype=np.int64)
+            hit_rows = [[] if invalid[i] else [r for r, slots in enumerate(row_slots) if all(hits[u][i] for u in slots)]
+                        for i in range(n)]
+            if single:
+                chosen, violation = self._select_few(hit_rows, priority, plain, invalid, state)
+                index = [rows + 1 if bad else (r if r >= 0 else rows) for r, bad in zip(chosen, violation, strict=True)]
+                for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
+                    state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
+                        S.ListVec(table.type, [slots[x] for x in index], cats)
             else:
-                selected, violation = None, invalid
+                chosen, violation = None, invalid
                 if self.hit_policy == "OUTPUT ORDER":
                     hit_rows = [sorted(found, key=lambda r: (priority[r], r)) for found in hit_rows]
                 for j, name in enumerate(self.output_names):
@@ -521,33 +520,42 @@ class DecisionTableRule(Rule):
                         lists[i] = None if invalid[i] else [plain[r][j] for r in found] if found else \
                             ([default] if default is not None else None)
                     state.columns[name] = Vec(Type.LIST, lists)
-            state.traces[self.id] = {"values": values, "matched": matched, "selected": selected,
-                                     "violation": np.array(violation, dtype=bool)}
+
+            def trace() -> dict[str, Any]:
+                matched = np.zeros((rows, n), dtype=bool)
+                for i, found in enumerate(hit_rows):
+                    matched[found, i] = True
+                return {"values": values(), "matched": matched,
+                        "selected": None if chosen is None else np.array(chosen, dtype=np.int64),
+                        "violation": np.array(violation, dtype=bool)}
+            state.traces[self.id] = trace
         return evaluate
 
     def _select_few(self, hit_rows: list[list[int]], priority: list[int], plain: list[list[Any]],
-                    matched: np.ndarray, invalid: list[bool], state: State) -> tuple[list[int], list[bool]]:
+                    invalid: list[bool], state: State) -> tuple[list[int], list[bool]]:
         """`_select` from each account's matching rows: the row it takes (-1: none) and where the hit policy was
         violated (or the input was not allowed), with the same row errors."""
         if self.hit_policy == "PRIORITY":
             chosen = [min(found, key=priority.__getitem__) if found else -1 for found in hit_rows]
         else:
             chosen = [found[0] if found else -1 for found in hit_rows]
-        violation = [False] * state.n
         if self.hit_policy == "UNIQUE":
             violation = [len(found) > 1 for found in hit_rows]
             if any(violation):
                 state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
-                    f"rows {', '.join(self._ids(matched[:, i]))} all match; UNIQUE allows only one"))
+                    f"rows {', '.join(self.row_ids[r] for r in hit_rows[i])} all match; UNIQUE allows only one"))
         elif self.hit_policy == "ANY":
             violation = [len(found) > 1 and any(plain[r] != plain[found[0]] for r in found) for found in hit_rows]
             if any(violation):
                 state.row_errors(np.array(violation, dtype=bool), self.id, None, lambda i: (
-                    f"rows {', '.join(self._ids(matched[:, i]))} match with different outputs; ANY needs them equal"))
+                    f"rows {', '.join(self.row_ids[r] for r in hit_rows[i])} match with different outputs; ANY "
+                    "needs them equal"))
+        else:
+            return chosen, invalid
         return chosen, [a or b for a, b in zip(violation, invalid, strict=True)]
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
-        t = state.traces[self.id]
+        t = state.trace(self.id)
         matched = [r for r in range(len(self.row_ids)) if t["matched"][r, i]]
         if t["selected"] is not None:
             hit = [int(t["selected"][i])] if t["selected"][i] >= 0 and not t["violation"][i] else []

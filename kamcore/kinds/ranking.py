@@ -120,6 +120,8 @@ class RankingRule(Rule):
         last = len(self.band_labels) - 1
         bounds = [np.ceil(np.round(self.cumulative * size, 6)).tolist() for size in (0, 1)]
         edges = (self.cumulative - 1e-12).tolist()
+        labels = S.to_list(self.labels, self.labels.type, len(self.labels.data))
+        cats = self.labels.cats if self.labels.type == Type.STRING else None
 
         def evaluate(state: State) -> None:
             if state.n != 1:
@@ -138,9 +140,16 @@ class RankingRule(Rule):
                 share = before / total if total > 0 else 1.0
                 band = len(edges) if share != share else sum(1 for e in edges if e <= share)
             band = last if missing else min(band, last)
-            self.apply(state, Ranks(np.array([len(self.band_labels) if excluded else band], dtype=np.int64),
-                                    np.array([1], dtype=np.int64), np.array([share], dtype=np.float64),
-                                    np.array([size], dtype=np.int64), np.array([m != m], dtype=bool)))
+            band = len(self.band_labels) if excluded else band
+            # `apply` on these one-account ranks, in plain values (its trace built only when read)
+            state.columns[self.output_name] = S.ListVec(self.labels.type, [labels[band]], cats)
+            empty = m != m
+            state.traces[self.id] = lambda: {
+                "rank": np.array([1], dtype=np.int64), "share": np.array([share], dtype=np.float64),
+                "size": np.array([size], dtype=np.int64), "empty": np.array([empty], dtype=bool)}
+            if empty:
+                state.row_errors(np.array([True]), self.id, self.output_name, lambda i: (
+                    f"{self.spec['measure']} is empty; ranked last ({self.band_labels[band]})"), severity="warning")
         return evaluate
 
     def keys(self, state: State) -> RankKeys:
@@ -219,7 +228,7 @@ class RankingRule(Rule):
             f"{self.spec['measure']} is empty; ranked last ({self.band_labels[ranks.band[i]]})"), severity="warning")
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
-        t = state.traces[self.id]
+        t = state.trace(self.id)
         share_kind = "share of the measure held by accounts ranked above" if self.method == "pareto" \
             else "share of accounts ranked above"
         return {

@@ -3,6 +3,7 @@ and cut-offs turn the score into a grade."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,13 +107,15 @@ class ScorecardRule(Rule):
             indicators.append((compiler.expression(expr.tree), expr.type, field, tests, table.tolist(), ind["weight"]))
         floors = [None if c.get("min") is None else float(c["min"]) for c in self.grade["cutoffs"]] \
             if self.grade else []
+        grades = (self.grades.type, S.to_list(self.grades, self.grades.type, len(self.grades.data)),
+                  self.grades.cats if self.grades.type == Type.STRING else None) if self.grade else None
         fields = dict(compiler.fields)
 
         def evaluate(state: State) -> None:
             n = state.n
             cols = state.per_account().lists(fields)
             total = [0.0] * n
-            trace: dict[str, Any] = {"values": [], "band": [], "points": []}
+            per_indicator = []
             for fn, typ, field, tests, table, weight in indicators:
                 values = [fn(cols, i, None) for i in range(n)]
                 bands, points = [], []
@@ -122,20 +125,25 @@ class ScorecardRule(Rule):
                     p = table[band]  # band -1 reads the last slot: missing_points
                     points.append(p)
                     total[i] = total[i] + weight * p
-                trace["values"].append(state.columns[field] if field else S.trace_vec(typ, values))
-                trace["band"].append(np.array(bands, dtype=np.int16))
-                trace["points"].append(np.array(points, dtype=np.float64))
-            rounded = np.round(np.array(total, dtype=np.float64), 9)  # as evaluate: numpy's rounding, not Python's
-            state.columns[self.score_name] = V.number(rounded)
-            if self.grade:
+                per_indicator.append((state.columns[field] if field else None, typ, values, bands, points))
+            rounded = [_round9(t) for t in total]  # as evaluate: numpy's rounding, not Python's
+            state.columns[self.score_name] = S.ListVec(Type.NUMBER, rounded)
+            if grades:
+                typ, labels, cats = grades
                 slots = [next((c for c, floor in enumerate(floors) if floor is None or t >= floor), len(floors))
-                         for t in rounded.tolist()]
-                state.columns[self.grade["name"]] = self.grades.take(np.array(slots, dtype=np.int64))
+                         for t in rounded]
+                state.columns[self.grade["name"]] = S.ListVec(typ, [labels[c] for c in slots], cats)
+
+            def trace() -> dict[str, Any]:
+                return {"values": [vec if vec is not None else S.trace_vec(typ, values)
+                                   for vec, typ, values, _, _ in per_indicator],
+                        "band": [np.array(bands, dtype=np.int16) for _, _, _, bands, _ in per_indicator],
+                        "points": [np.array(points, dtype=np.float64) for _, _, _, _, points in per_indicator]}
             state.traces[self.id] = trace
         return evaluate
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
-        t = state.traces[self.id]
+        t = state.trace(self.id)
         indicators = []
         for k, ind in enumerate(self.indicators):
             b = int(t["band"][k][i])
@@ -148,3 +156,12 @@ class ScorecardRule(Rule):
             })
         return {"rule": self.id, "kind": self.kind, "label": self.label, "indicators": indicators,
                 "outputs": self.outputs_of(state, i)}
+
+
+def _round9(v: float) -> float:
+    """np.round(v, 9) for one float: numpy multiplies by 10**9, rounds half to even (rint) and divides back."""
+    y = v * 1e9
+    if y - y != 0:  # inf, NaN: rint leaves them
+        return y / 1e9
+    r = float(round(y))
+    return (r if r != 0 else math.copysign(0.0, y)) / 1e9
