@@ -45,6 +45,9 @@ class EvaluateRequest(Strict):
     as_of = fields.Date()
 
 
+_EVALUATE_REQUEST = EvaluateRequest()  # marshmallow schemas keep no state between loads; making one costs more
+
+
 def load_evaluate_request(payload: Any) -> dict[str, Any]:
     """`EvaluateRequest().load(payload)` with the same result and the same field-level errors, but the accounts
     checked in one pass rather than through a marshmallow field each (the load took 45 ms per 1,000 accounts).
@@ -58,7 +61,7 @@ def load_evaluate_request(payload: Any) -> dict[str, Any]:
     if bad:
         errors["accounts"] = bad
     try:
-        body = EvaluateRequest().load({**payload, "accounts": []})
+        body = _EVALUATE_REQUEST.load({**payload, "accounts": []})
     except ValidationError as e:
         errors = {**e.messages, **errors}  # type: ignore[dict-item]
     if errors:

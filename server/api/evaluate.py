@@ -34,7 +34,7 @@ class EvaluationTimeout(Exception):
 @blp.route("/evaluate")
 class Evaluate(MethodView):
     @requires("read")
-    @blp.arguments(EvaluateQuery, location="query")
+    @blp.arguments(EvaluateQuery(), location="query")  # an instance: of a class, webargs makes one per request
     @blp.doc(requestBody={"required": True, "content": {
         "application/json": {"schema": EvaluateRequest},
         "text/csv": {"schema": {"type": "string"}},
