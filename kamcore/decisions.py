@@ -479,7 +479,13 @@ def _vec_cells(vec: Vec, n: int, excluded: np.ndarray | None, name: str) -> list
 
 def _plain_cells(values: list[Any], kind: Type, excluded: np.ndarray | None, name: str) -> list[Any]:
     """`_vec_cells` of a column held as per-account values (kamcore.expressions.scalar): the same cells."""
-    dead = [False] * len(values) if excluded is None else excluded.tolist()
+    if excluded is None:
+        if kind is Type.NUMBER:
+            return [v if v - v == 0 else {"$float": repr(v)} for v in values]
+        if kind is Type.BOOLEAN:
+            return [None if v == 1 else v == 2 for v in values]
+        return _column_cells(values, "outputs", name)
+    dead = excluded.tolist()
     if kind is Type.NUMBER:  # floats as they are, NaN and ±infinity tagged (as _number_cells)
         return [{"$float": "nan"} if d else v if v - v == 0 else {"$float": repr(v)}
                 for v, d in zip(values, dead, strict=True)]

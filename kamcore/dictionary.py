@@ -59,6 +59,9 @@ _UNIT_EXPONENTS = {
 }
 
 
+_SEEN_MOST = 4096  # headers / texts remembered per dictionary (forgotten all at once when full)
+
+
 class Dictionary:
     """Fields by name, and the lookup from a spreadsheet header (中文 or English) to a field name."""
 
@@ -66,11 +69,16 @@ class Dictionary:
         self.fields: dict[str, FieldDef] = {}
         self._headers: dict[str, str] = {}
         self._values: dict[str, dict[str, Any]] = {}  # field -> value key -> code
+        # Headers and vocabulary texts seen before, as read (requests repeat them; folding one costs ~5 µs)
+        self._seen_headers: dict[Any, HeaderMatch | None] = {}
+        self._seen_values: dict[tuple[str, str], Any] = {}
         for d in defs:
             self.add(d)
 
     def add(self, d: FieldDef) -> list[str]:
         """Add a field; returns the headers it shares with fields added before (those keep them)."""
+        self._seen_headers.clear()
+        self._seen_values.clear()
         self.fields[d.name] = d
         clashes = []
         for alias in (d.name, *d.aliases, *d.label.values()):
@@ -96,6 +104,29 @@ class Dictionary:
     def match_header(self, header: Any) -> HeaderMatch | None:
         """The field a sheet header means, by name, label or alias; a number field's header may end in its unit,
         `（万元）` or `(%)`, which scales the column."""
+        if type(header) is not str:
+            return self._match_header(header)
+        seen = self._seen_headers
+        match = seen.get(header, seen)
+        if match is seen:
+            if len(seen) >= _SEEN_MOST:
+                seen.clear()
+            match = seen[header] = self._match_header(header)
+        return match
+
+    def canonical(self, name: str, text: str) -> Any:
+        """A text of field `name` as its vocabulary's code (`制造业`, `Manufacturing` → `manufacturing`); a text
+        the vocabulary does not know stays as it is."""
+        seen = self._seen_values
+        value = seen.get((name, text), seen)
+        if value is seen:
+            if len(seen) >= _SEEN_MOST:
+                seen.clear()
+            vocabulary = self._values.get(name)
+            value = seen[name, text] = text if vocabulary is None else vocabulary.get(header_key(text), text)
+        return value
+
+    def _match_header(self, header: Any) -> HeaderMatch | None:
         key = header_key(header)
         name = self._headers.get(key)
         if name is not None:

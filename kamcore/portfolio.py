@@ -51,24 +51,31 @@ def to_frame(accounts: Any) -> pd.DataFrame:
     raise InputError("accounts must be a DataFrame or a list of {field: value} mappings")
 
 
-_MISSING = object()
-_INT64 = (-(2**63), 2**63 - 1)
-_MOMENTS = {pd.Timestamp, dt.datetime}
-
-
 class Records:
     """A few accounts given as {field: value} mappings, column by column as `pd.DataFrame(records)` would hold
     them for reading, without building the frame (which costs more than evaluating one account); `frame` builds
-    it when someone asks. Made by `records_of` only where the reading is certain to be the same."""
+    it when someone asks. Made by `records_of` only where the reading is certain to be the same.
 
-    def __init__(self, records: list[dict[str, Any]], headers: list[str], arrays: list[np.ndarray]):
+    Each column is its cells (`cells`, a record's missing key as NaN) and the kind of array pandas would make of
+    them (`kinds`: "i" int64, "f" float64, "n" float64 of nothing but NaN, "T" datetime64 of nothing but NaT,
+    "M" datetime64, "O" objects); `arrays` builds those arrays when asked (the per-account reader needs none)."""
+
+    def __init__(self, records: list[dict[str, Any]], headers: list[str], cells: list[list[Any]], kinds: list[str]):
         self.records = records
         self.headers = headers
-        self.arrays = arrays
+        self.cells = cells
+        self.kinds = kinds
+        self._arrays: list[np.ndarray] | None = None
         self._frame: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        if self._arrays is None:
+            self._arrays = [_array(cells, kind) for cells, kind in zip(self.cells, self.kinds, strict=True)]
+        return self._arrays
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -77,55 +84,79 @@ class Records:
         return self._frame
 
 
+def _array(cells: list[Any], kind: str) -> np.ndarray:
+    if kind == "i":
+        return np.array(cells, dtype=np.int64)
+    if kind in "fn":
+        return np.array(cells, dtype=np.float64)
+    if kind == "T":
+        return np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[s]")
+    if kind == "M":
+        return np.array([np.datetime64("NaT") if v is None or v != v or v is pd.NaT else np.datetime64(v)
+                         for v in cells])
+    column = np.empty(len(cells), dtype=object)
+    for k, v in enumerate(cells):  # one by one: equal-length lists must not become a second dimension
+        column[k] = v
+    return column
+
+
 def records_of(accounts: Any, most: int) -> Records | None:
     """`accounts` as Records when it is a list of at most `most` dicts (or one dict) with text keys whose cells
     are plain JSON values (text, numbers, booleans, null, lists, objects), else None (then: to_frame). Each
-    column is the array pandas would make of it where reading depends on that (int64 or float64 for numbers
-    only, the cells themselves otherwise; a key a record lacks is NaN, as in the frame)."""
+    column is read as the array pandas would make of it where reading depends on that (int64 or float64 for
+    numbers only, the cells themselves otherwise; a key a record lacks is NaN, as in the frame)."""
     records = [accounts] if isinstance(accounts, dict) else accounts
     if type(records) is not list or not 0 < len(records) <= most:
         return None
-    headers: dict[str, None] = {}
-    for r in records:
-        if type(r) is not dict:
-            return None
-        headers.update(dict.fromkeys(r))
+    if len(records) == 1 and type(records[0]) is dict:
+        headers = list(records[0])
+    else:
+        seen: dict[str, None] = {}
+        for r in records:
+            if type(r) is not dict:
+                return None
+            seen.update(dict.fromkeys(r))
+        headers = list(seen)
     if not all(type(h) is str for h in headers):
         return None
-    arrays = []
+    columns, kinds = [], []
     for h in headers:
-        cells = [r.get(h, _MISSING) for r in records]
-        kinds = {type(v) for v in cells}
-        if kinds <= {int}:  # every record has a whole number: int64, as pandas makes it
-            if not all(_INT64[0] <= v <= _INT64[1] for v in cells):
-                return None
-            arrays.append(np.array(cells, dtype=np.int64))
-            continue
-        if kinds <= {type(None), object}:  # nothing at all: pandas makes it float64 NaN
-            arrays.append(np.full(len(cells), np.nan))
-            continue
-        if kinds <= {type(pd.NaT), type(None), object}:  # no date (NaT) at all: datetime64 NaT
-            arrays.append(np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[s]"))
-            continue
-        if kinds & {int, float} and kinds <= {int, float, type(None), object}:  # numbers and gaps: float64
-            if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in cells):
-                return None
-            arrays.append(np.array([np.nan if v is None or v is _MISSING else float(v) for v in cells],
-                                   dtype=np.float64))
-            continue
-        if kinds & _MOMENTS and kinds <= _MOMENTS | {type(pd.NaT), type(None), object}:  # datetime64, as pandas
-            if any(type(v) in _MOMENTS and v.tzinfo is not None for v in cells):
-                return None
-            arrays.append(np.array([np.datetime64("NaT") if v is None or v is _MISSING or v is pd.NaT
-                                    else np.datetime64(v) for v in cells]))
-            continue
-        if kinds <= {bool} or not kinds <= {str, int, float, bool, type(None), object, list, dict}:
-            return None  # a boolean column (bool dtype), or cells of other types: the frame decides
-        column = np.empty(len(cells), dtype=object)
-        for k, v in enumerate(cells):  # one by one: equal-length lists must not become a second dimension
-            column[k] = np.nan if v is _MISSING else v
-        arrays.append(column)
-    return Records(records, list(headers), arrays)
+        cells = [r.get(h, math.nan) for r in records]
+        kind = _kind(cells)
+        if kind is None:
+            return None
+        if kind == "f":
+            cells = [math.nan if v is None else float(v) for v in cells]
+        columns.append(cells)
+        kinds.append(kind)
+    return Records(records, headers, columns, kinds)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_MOMENTS = {pd.Timestamp, dt.datetime}
+_GAPS = {type(None), float}  # a missing key reads NaN (a float), as None does in a column of numbers
+
+
+def _kind(cells: list[Any]) -> str | None:
+    """The kind of array pandas makes of a column's cells (see Records), or None where the frame must decide."""
+    kinds = {type(v) for v in cells}
+    if kinds == {str}:
+        return "O"
+    if kinds <= {int}:  # every record has a whole number: int64, as pandas makes it
+        return "i" if all(_INT64[0] <= v <= _INT64[1] for v in cells) else None
+    if float in kinds and all(v != v for v in cells if type(v) is float):
+        kinds = kinds - {float} | {type(None)}  # NaN is a gap (a missing key, or NaN sent as such)
+        if kinds <= {type(None)}:  # nothing at all: pandas makes it float64 NaN
+            return "n"
+    if kinds <= {type(pd.NaT), type(None)}:  # no date (NaT) at all: datetime64 NaT
+        return "T"
+    if kinds & {int, float} and kinds <= {int, float, type(None)}:  # numbers and gaps: float64
+        return None if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in cells) else "f"
+    if kinds & _MOMENTS and kinds <= _MOMENTS | {type(pd.NaT), type(None)}:  # datetime64, as pandas
+        return None if any(type(v) in _MOMENTS and v.tzinfo is not None for v in cells) else "M"
+    if kinds <= {bool} or not kinds <= {str, int, float, bool, type(None), list, dict}:
+        return None  # a boolean column (bool dtype), or cells of other types: the frame decides
+    return "O"
 
 
 class NeedsFrame(Exception):  # noqa: N818 - a signal, not an error anyone sees
@@ -148,10 +179,62 @@ def read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | None
     """Find each needed field in the table (by name or any header alias) and read it as its type."""
     if isinstance(frame, Records):
         try:
-            return _read_columns(frame, needed, dictionary)
+            return _read_records(frame, needed, dictionary)
         except NeedsFrame:
             frame = frame.frame
     return _read_columns(frame, needed, dictionary)
+
+
+def _read_records(records: Records, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
+    """`_read_columns` of a request's few records: the same columns, errors and excluded rows, read cell by cell
+    into per-account values (S.ListVec) where `_read_cells` can (else as arrays, by `_read_field`)."""
+    n = len(records)
+    headers = records.headers
+    sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
+    for position, header in enumerate(headers):
+        match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
+        if match is not None and match.field in needed:
+            sources.setdefault(match.field, []).append((position, match))
+    values: dict[str, Vec] = {}
+    errors: list[RowError] = []
+    excluded = [False] * n
+    missing = []
+    for name, type_ in needed.items():
+        type_ = type_ or Type.STRING
+        found = sources.get(name)
+        if not found:
+            missing.append(name)
+            values[name] = S.ListVec(type_, [S.null_of(type_)] * n) if type_ in S.SUPPORTED else \
+                V.null(type_).full(n)
+            continue
+        few = None
+        if len(found) == 1:
+            position, match = found[0]
+            few = _read_cells(records.cells[position], records.kinds[position], type_, match.exponent)
+        if few is not None:
+            vec, bad = few
+            source = None
+        else:
+            vec, bad_array, source_array = _read_field(records, headers, found, type_)
+            bad, source = bad_array.tolist(), source_array.tolist()
+        if type_ == Type.STRING and dictionary.canonical_values(name):
+            # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
+            if type(vec) is S.ListVec:
+                vec = S.ListVec(Type.STRING, [None if text is None else dictionary.canonical(name, text)
+                                              for text in vec.values])
+            else:
+                vec = V.map_categories(vec, lambda text, name=name: dictionary.canonical(name, text))
+        values[name] = vec
+        if True in bad:
+            for i, b in enumerate(bad):
+                if b:
+                    position = found[source[i] if source else 0][0]
+                    errors.append(RowError(i, None, name, f"{records.arrays[position][i]!r} is not {type_.label} "
+                                           f"(column {str(headers[position])!r})"))
+                    excluded[i] = True
+    errors.sort(key=lambda e: (e.row, e.field or ""))
+    return Columns(values, errors, np.array(excluded, dtype=bool), missing,
+                   {k: str(headers[v[0][0]]) for k, v in sources.items()})
 
 
 def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | None],
@@ -178,11 +261,7 @@ def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | Non
         vec, bad, source = _read_field(frame, headers, found, type_)
         vocabulary = dictionary.canonical_values(name) if type_ == Type.STRING else None
         if vocabulary:  # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
-            if type(vec) is S.ListVec:
-                vec = S.ListVec(Type.STRING, [None if text is None else vocabulary.get(header_key(text), text)
-                                              for text in vec.values])
-            else:
-                vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
+            vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
         values[name] = vec
         for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
@@ -202,10 +281,6 @@ def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[t
     per row, the index into `found` of the column its value came from (for error messages)."""
     n = len(frame)
     records = isinstance(frame, Records)
-    if records and len(found) == 1:
-        few = _read_cells(frame.arrays[found[0][0]], type_, found[0][1].exponent)
-        if few is not None:
-            return few[0], few[1], np.zeros(n, dtype=np.int16)
     vec, bad, source = None, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     for k, (position, match) in enumerate(found):
         if records:
@@ -232,36 +307,36 @@ def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[t
     return vec, bad, source
 
 
-def _read_cells(column: np.ndarray, type_: Type, exponent: int) -> tuple[Vec, np.ndarray] | None:
-    """`V.coerce_cells` for a request's few records, as per-account values (S.ListVec) rather than arrays, for the
-    columns records_of makes of JSON: numbers (float64 / int64), and objects (text, numbers, null, lists,
-    mappings). None for anything else (then coerce_cells reads it)."""
-    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE):
+def _read_cells(cells: list[Any], kind: str, type_: Type, exponent: int) -> tuple[Vec, list[bool]] | None:
+    """`V.coerce_cells` of a Records column (its cells and the kind of array pandas would make of them), as
+    per-account values (S.ListVec) rather than arrays, with the unreadable cells; None where this reader does
+    not apply (then coerce_cells reads the column's array)."""
+    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE) or kind in "MT":
         return None
-    kind = column.dtype.kind
-    n = len(column)
-    if kind in "fi" and type_ == Type.NUMBER and not exponent:
-        values = column.tolist() if kind == "f" else [float(v) for v in column.tolist()]
-        bad = [v - v != 0 and v == v for v in values]  # ±inf: unreadable, read as null
-        if any(bad):
-            values = [math.nan if b else v for v, b in zip(values, bad, strict=True)]
-        return S.ListVec(Type.NUMBER, values), np.array(bad, dtype=bool)
-    if kind == "f" and type_ == Type.DATE:  # records_of's column of nothing at all (no value in any record)
-        if not np.isnan(column).all():
+    n = len(cells)
+    if kind == "n":  # no value in any record
+        return S.ListVec(type_, [math.nan] * n if type_ == Type.NUMBER else [None] * n), [False] * n
+    if kind in "if":
+        if type_ == Type.DATE or (type_ == Type.NUMBER and exponent):
             return None
-        return S.ListVec(Type.DATE, [None] * n), np.zeros(n, dtype=bool)
-    if kind != "O" and not (kind in "fi" and type_ == Type.STRING):
-        return None
+        values = cells if kind == "f" else [float(v) for v in cells]
+        if type_ == Type.NUMBER:  # ±inf: unreadable, read as null
+            bad = [v - v != 0 and v == v for v in values]
+            if True in bad:
+                values = [math.nan if b else v for v, b in zip(values, bad, strict=True)]
+            return S.ListVec(Type.NUMBER, values), bad
+        cells = values if kind == "f" else cells  # text read from the array's Python values (1001.0 from float64)
     bad = [False] * n
     read: list[Any] = [None] * n  # None: an empty cell
     seen: dict[Any, Any] = {}
-    for i, v in enumerate(column.tolist()):
-        if v is None or (type(v) is float and v != v):
+    for i, v in enumerate(cells):
+        t = type(v)
+        if v is None or (t is float and v != v):
             continue
-        if type(v) in (list, dict):
+        if t is list or t is dict:
             bad[i] = True
             continue
-        if type(v) not in _PLAIN_CELLS:
+        if t not in _PLAIN_CELLS:
             return None
         r = seen.get(v, seen)
         if r is seen:
@@ -271,14 +346,14 @@ def _read_cells(column: np.ndarray, type_: Type, exponent: int) -> tuple[Vec, np
     if type_ == Type.STRING:
         if any(t and t.endswith("\x00") for t in read):  # as coerce_cells: numpy's strings drop trailing NULs
             return None
-        return S.ListVec(Type.STRING, [t or None for t in read]), np.array(bad, dtype=bool)
+        return S.ListVec(Type.STRING, [t or None for t in read]), bad
     empty = (math.nan, True) if type_ == Type.NUMBER else (None, True)
     pairs = [empty if r is None else r for r in read]
     bad = [b or not ok for b, (_, ok) in zip(bad, pairs, strict=True)]
     values = [v for v, _ in pairs]
     if type_ == Type.NUMBER:
         values = [float(v) for v in values]
-    return S.ListVec(type_, values), np.array(bad, dtype=bool)
+    return S.ListVec(type_, values), bad
 
 
 _PLAIN_CELLS = (str, float, int, bool)

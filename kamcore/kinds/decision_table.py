@@ -480,6 +480,7 @@ class DecisionTableRule(Rule):
                  if t.type in S.SUPPORTED and not t.is_scalar else (t, None, None) for t in self.pick_tables]
         names = dict(compiler.fields)
         single = self.hit_policy in SINGLE_HIT
+        first = self.hit_policy == "FIRST"
 
         def evaluate(state: State) -> None:
             # Plain lists throughout; numpy arrays only when a trace is read (see State.trace).
@@ -500,11 +501,35 @@ class DecisionTableRule(Rule):
                     state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, name=name, shown=shown: (
                         f"{name} = {shown.value(i)!r} is not an allowed value"))
                     invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
-            hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
-            hit_rows = [[] if invalid[i] else [r for r, slots in enumerate(row_slots) if all(hits[u][i] for u in slots)]
-                        for i in range(n)]
-            if single:
+            if n == 1 and not invalid[0]:
+                # One account: each test run once, when a row first needs it; under FIRST only up to the first
+                # row that matches (the other rows are matched when the trace is read).
+                known: list[bool | None] = [None] * len(tests)
+
+                def hit(u: int) -> bool:
+                    h = known[u]
+                    if h is None:
+                        k, test = tests[u]
+                        h = known[u] = test(cols, 0, xs[k][0]) == S.T
+                    return h
+                if first:
+                    r = next((r for r, slots in enumerate(row_slots) if all(map(hit, slots))), -1)
+                    hit_rows = None
+
+                    def matched_rows() -> list[list[int]]:
+                        return [[r for r, slots in enumerate(row_slots) if all(map(hit, slots))]]
+                    chosen, violation = [r], invalid
+                else:
+                    hit_rows = [[r for r, slots in enumerate(row_slots) if all(map(hit, slots))]]
+            else:
+                hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
+                hit_rows = [[] if invalid[i] else [r for r, slots in enumerate(row_slots)
+                                                   if all(hits[u][i] for u in slots)] for i in range(n)]
+            if hit_rows is None:
+                pass  # FIRST for one account: chosen above
+            elif single:
                 chosen, violation = self._select_few(hit_rows, priority, plain, invalid, state)
+            if single:
                 index = [rows + 1 if bad else (r if r >= 0 else rows) for r, bad in zip(chosen, violation, strict=True)]
                 for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
                     state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
@@ -523,7 +548,7 @@ class DecisionTableRule(Rule):
 
             def trace() -> dict[str, Any]:
                 matched = np.zeros((rows, n), dtype=bool)
-                for i, found in enumerate(hit_rows):
+                for i, found in enumerate(matched_rows() if hit_rows is None else hit_rows):
                     matched[found, i] = True
                 return {"values": values(), "matched": matched,
                         "selected": None if chosen is None else np.array(chosen, dtype=np.int64),

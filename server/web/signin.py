@@ -10,12 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from ..auth import PERMISSIONS, Principal
 from . import blp, i18n
 
 SECRET_FILE = "web-session.key"  # noqa: S105 (a file name, not a secret)
 OPEN_ENDPOINTS = {"web.sign_in", "web.static", "web.language"}
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer made once per key rather than on every request
+    (making it, with a trial dump of its JSON serializer, cost more than an API request's own work)."""
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        made = self.__dict__.get("_made")
+        if made is None or made[0] != key:
+            made = self._made = (key, super().get_signing_serializer(app))
+        return made[1]
 
 
 def install_secret(app: Flask) -> None:
@@ -28,6 +42,7 @@ def install_secret(app: Flask) -> None:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     app.secret_key = path.read_text().strip()
+    app.session_interface = CookieSessions()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
 
 
