@@ -383,25 +383,35 @@ def _blank(series: pd.Series) -> np.ndarray:
     return isna
 
 
-def _per_value(series: pd.Series, read: Any, empty: Any) -> tuple[np.ndarray, np.ndarray]:
+def _per_value(series: pd.Series, read: Any, empty: Any, many: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """`read(value) -> (result, ok)` applied once per distinct cell value and spread back to the rows. Lists and
-    mappings (JSON cells) are unreadable as one value."""
+    mappings (JSON cells) are unreadable as one value. `many(uniques) -> (done, results, ok)`, when given, reads
+    the distinct values it can all at once (the same results as `read`); `read` gets the rest."""
     nested = None
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable cells
         nested = np.fromiter((isinstance(v, (list, dict)) for v in series), dtype=bool, count=len(series))
         codes, uniques = pd.factorize(series.where(~nested, None), use_na_sentinel=True)
-    results, ok = [], []
-    for u in uniques:
-        r, good = read(u)
-        results.append(r)
-        ok.append(good)
-    results.append(empty)
-    ok.append(True)
-    values = np.asarray(results)[codes]
-    bad = ~np.asarray(ok, dtype=bool)[codes]
-    return values, bad if nested is None else bad | nested
+    # Plain objects: iterating an Arrow-backed array costs microseconds per value.
+    uniques = uniques if isinstance(uniques, np.ndarray) and uniques.dtype == object else \
+        np.asarray(uniques, dtype=object)
+    if many is not None:
+        done, values, ok = many(uniques)
+        for k in np.flatnonzero(~done).tolist():
+            values[k], ok[k] = read(uniques[k])
+        values, ok = np.append(values, empty), np.append(ok, True)
+    else:
+        results, oks = [], []
+        for u in uniques:
+            r, good = read(u)
+            results.append(r)
+            oks.append(good)
+        results.append(empty)
+        oks.append(True)
+        values, ok = np.asarray(results), np.asarray(oks, dtype=bool)
+    bad = ~ok[codes]
+    return values[codes], bad if nested is None else bad | nested
 
 
 def _null_text(text: str) -> bool:
@@ -472,6 +482,10 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
 
 def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     bad = np.zeros(len(series), dtype=bool)
+    if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+        clean = _clean_text(series)
+        if clean is not None:
+            return clean, bad
     # Text held as Python objects factorizes the same from a plain object array, with less pandas work per call.
     values = series.to_numpy(dtype=object) if series.dtype == object or isinstance(series.dtype, pd.StringDtype) \
         else series
@@ -499,6 +513,39 @@ def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     return Vec(Type.STRING, np.append(positions, np.int32(-1))[codes], cats), bad
 
 
+_SPACES_BELOW = 0x3001  # every character Python's str.strip() removes is below this (U+3000 is the last)
+_SPACE = np.array([chr(c).isspace() for c in range(_SPACES_BELOW)], dtype=bool)
+
+
+def _clean_text(series: pd.Series) -> Vec | None:
+    """`_coerce_string` for text that needs no cleaning, with numpy in place of Python per distinct value: every
+    cell text (or empty), none padded or only a dash. The distinct texts are found by hashing and then sorted
+    as numpy text (code-point order, as Python sorts str). None when any of that does not hold, or numpy would
+    not hold the text whole (it drops trailing NULs): then the general path reads the column."""
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # lists and mappings (JSON cells)
+        return None
+    u = uniques if isinstance(uniques, np.ndarray) and uniques.dtype == object else np.asarray(uniques, dtype=object)
+    if not len(u) or pd.api.types.infer_dtype(u, skipna=False) != "string":
+        return None
+    wide = u.astype(str)
+    lengths = np.fromiter(map(len, u), dtype=np.int64, count=len(u))
+    if lengths.min() == 0 or (lengths != np.strings.str_len(wide)).any():
+        return None
+    chars = wide.view(np.uint32).reshape(len(u), wide.dtype.itemsize // 4)
+    ends = np.concatenate((chars[:, 0], chars[np.arange(len(u)), lengths - 1]))
+    if (_SPACE[np.minimum(ends, _SPACES_BELOW - 1)] & (ends < _SPACES_BELOW)).any():
+        return None
+    if any(u[k] in DASHES for k in np.flatnonzero(lengths <= 3).tolist()):
+        return None
+    order = np.argsort(wide, kind="stable")
+    position = np.empty(len(u) + 1, dtype=np.int32)
+    position[order] = np.arange(len(u), dtype=np.int32)
+    position[-1] = -1
+    return Vec(Type.STRING, position[codes], u[order])
+
+
 def _as_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -514,8 +561,74 @@ def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:
         return date(values.to_numpy().astype("datetime64[D]")), np.zeros(len(series), dtype=bool)
     if pd.api.types.is_bool_dtype(series.dtype):
         return date(np.full(len(series), _NAT)), series.notna().to_numpy()
-    values, bad = _per_value(series, _date_cell, _NAT)
+    values, bad = _per_value(series, _date_cell, _NAT, _iso_dates)
     return date(values.astype("datetime64[D]")), bad
+
+
+_ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # `YYYY-MM-DD`: digits here, `-` at 4 and 7
+
+
+def _iso_dates(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_date_cell` at once for the distinct cells that are ISO dates in ASCII, as JSON and ERP exports write them
+    (`2023-11-27`, `2023-11-27T00:00:00.000`): text starting `YYYY-MM-DD` in ASCII digits, going on in ASCII.
+    For such text `_date_cell`'s reading splits in two: the day from the first ten characters (a real day, or
+    unreadable), and whether the rest is a time it accepts, which is asked of `_date_cell` itself once per
+    distinct rest. Returns (done, days, ok) per unique value; other cells are not done."""
+    n = len(uniques)
+    done, days, ok = np.zeros(n, dtype=bool), np.full(n, _NAT), np.zeros(n, dtype=bool)
+    if pd.api.types.infer_dtype(uniques, skipna=False) == "string":  # all text (checked in C)
+        text = np.arange(n)
+    else:
+        text = np.flatnonzero(np.fromiter((type(v) is str for v in uniques), dtype=bool, count=n))
+    cells = uniques[text]
+    wide = np.asarray(cells.astype(str)) if len(cells) else np.zeros(0, dtype="<U1")
+    width = wide.dtype.itemsize // 4
+    if width < 10:
+        return done, days, ok
+    chars = wide.view(np.uint32).reshape(len(wide), width)
+    digits = chars[:, _ISO_DIGITS] - np.uint32(ord("0"))  # below `0` wraps round to a large number
+    # numpy's text drops trailing NULs: cells whose length it does not see whole are left to _date_cell
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    iso = (digits.max(axis=1) <= 9) & (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-")) & \
+        (lengths == np.strings.str_len(wide))
+    if width > 10:
+        iso &= chars[:, 10:].max(axis=1) < 128
+    text, digits, rests = text[iso], digits[iso].astype(np.int64), chars[iso, 10:]
+    accepted = np.zeros(len(text), dtype=bool)
+    pending = np.arange(len(text))
+    for _ in range(8):  # each distinct rest (`T00:00:00.000`, or none) asked of _date_cell once
+        if not len(pending):
+            break
+        same = (rests[pending] == rests[pending[0]]).all(axis=1)
+        accepted[pending[same]] = _date_cell("2000-01-01" + uniques[text[pending[0]]][10:])[1]
+        pending = pending[~same]
+    if len(pending):  # many different times of day
+        keys = np.ascontiguousarray(rests[pending]).view(np.dtype((np.void, rests.shape[1] * 4))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        accepted[pending] = np.array([_date_cell("2000-01-01" + uniques[text[pending[f]]][10:])[1]
+                                      for f in first.tolist()], dtype=bool)[inverse.ravel()]
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month, day = digits[:, 4] * 10 + digits[:, 5], digits[:, 6] * 10 + digits[:, 7]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    length = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
+    valid = accepted & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
+    done[text] = True
+    days[text] = np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]")
+    ok[text] = valid
+    return done, days, ok
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _civil_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil), whole numbers only."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _date_cell(value: Any) -> tuple[np.datetime64, bool]:
