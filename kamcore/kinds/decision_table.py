@@ -35,6 +35,9 @@ class Cell:
         self.expression: Expression | None = None
 
 
+_PATTERN_ROWS = 62  # a COLLECT table with up to this many rows keys each account's matched rows as one int64
+
+
 class DecisionTableRule(Rule):
     kind = "decision_table"
 
@@ -423,7 +426,29 @@ class DecisionTableRule(Rule):
 
     def _collect(self, matched: np.ndarray, row_values: list[list[Vec]], invalid: np.ndarray, state: State) -> None:
         """RULE ORDER / OUTPUT ORDER / COLLECT: one list per account and output (no match: default or null)."""
-        n = state.n
+        n, rows = state.n, len(self.row_ids)
+        if n > V.SMALL_COLUMN and rows <= _PATTERN_ROWS and all(v.is_scalar for vs in row_values for v in vs):
+            # Every row gives one value for all accounts, so an account's lists follow from which rows it matched:
+            # made once per distinct set of matched rows (a few dozen), then each account gets its own copies.
+            key = (matched.astype(np.int64) << np.arange(rows, dtype=np.int64)[:, None]).sum(axis=0) if rows \
+                else np.zeros(n, dtype=np.int64)
+            _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
+            pattern = pattern.ravel()
+            for name, lists in zip(self.output_names, self._lists(matched[:, first], row_values, len(first)),
+                                   strict=True):
+                has = np.array([v is not None for v in lists], dtype=bool)[pattern] & ~invalid
+                out = np.full(n, None, dtype=object)
+                at = np.flatnonzero(has)
+                out[at] = np.fromiter(map(list.copy, lists[pattern[at]]), dtype=object, count=len(at))
+                state.columns[name] = Vec(Type.LIST, out)
+            return
+        for name, lists in zip(self.output_names, self._lists(matched, row_values, n), strict=True):
+            lists[invalid] = None
+            state.columns[name] = Vec(Type.LIST, lists)
+
+    def _lists(self, matched: np.ndarray, row_values: list[list[Vec]], n: int) -> list[np.ndarray]:
+        """Per output, each account's list of its matched rows' values, in the hit policy's order (object arrays;
+        no match: [default], or None without one)."""
         rows_idx, acc_idx = np.nonzero(matched)
         order = np.lexsort((rows_idx, acc_idx))
         if self.hit_policy == "OUTPUT ORDER":
@@ -432,7 +457,8 @@ class DecisionTableRule(Rule):
         rows_idx, acc_idx = rows_idx[order], acc_idx[order]
         ends = np.cumsum(np.bincount(acc_idx, minlength=n)).tolist()
         starts = [0, *ends[:-1]]
-        for j, name in enumerate(self.output_names):
+        out = []
+        for j in range(len(self.output_names)):
             # Each row's value is looked up once for all the accounts it matched (a literal is one value), and
             # the accounts' lists are slices of one flat list: Python work per match, not per match and call.
             flat = np.empty(len(rows_idx), dtype=object)
@@ -442,10 +468,9 @@ class DecisionTableRule(Rule):
                     flat[at] = vec.value(0) if vec.is_scalar else [vec.value(a) for a in acc_idx[at]]
             flat = flat.tolist()
             default = self.output_specs[j].get("default")
-            lists = np.fromiter((flat[a:b] if b > a else ([default] if default is not None else None)
-                                 for a, b in zip(starts, ends, strict=True)), dtype=object, count=n)
-            lists[invalid] = None
-            state.columns[name] = Vec(Type.LIST, lists)
+            out.append(np.fromiter((flat[a:b] if b > a else ([default] if default is not None else None)
+                                    for a, b in zip(starts, ends, strict=True)), dtype=object, count=n))
+        return out
 
     def plan_per_account(self) -> Callable[[State], None] | None:
         """`evaluate` account by account, for tables whose outputs are all literal values (no formula cells, no
