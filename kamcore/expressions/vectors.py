@@ -4,6 +4,7 @@
 - date:    datetime64[D], NaT is null
 - boolean: int8 with FALSE=0, NULL=1, TRUE=2, so Kleene `and` is `minimum`, `or` is `maximum`, `not` is 2-x
 - string:  int32 codes into sorted unique categories (`cats`), -1 is null; equality and ordering are integer ops
+- list:    objects, a Python list (or None) per row; rows may share one list object (read them, never change them)
 - time, date and time, days and time duration: timedelta64[us] / datetime64[us] / timedelta64[us], NaT is null
 - years and months duration: float64 months, NaN is null (see temporal.py)
 
@@ -324,11 +325,9 @@ _PLAIN_CELLS = (str, float, int, bool)  # cell types coerce_cells reads; anythin
 _NUMERIC_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
 
 
-def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
-    """`coerce_series` cell by cell over a column's array (numpy or pandas), for a few cells, or None where this
-    path does not apply (other dtypes, cell types or field types). Results are identical: the same per-cell
-    readers, each distinct cell read once in the order pandas' factorize meets them (so `1` and `True` in one
-    column read as whichever came first), empty cells (None, NaN) as empty, lists and mappings as unreadable."""
+def coerce_plain(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
+    """`coerce_series` over a column's array (any length) where it is numbers or dates already (float64 or int64
+    for a number without a column unit, datetime64 for a date), else None. The same results, without a Series."""
     dtype = column.dtype
     if type_ == Type.NUMBER and dtype in _NUMERIC_DTYPES and not exponent:
         values = np.array(column, dtype=np.float64)
@@ -338,6 +337,18 @@ def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
         return number(values), infinite
     if type_ == Type.DATE and isinstance(dtype, np.dtype) and dtype.kind == "M":  # datetimes without a zone
         return date(np.asarray(column).astype("datetime64[D]")), np.zeros(len(column), dtype=bool)
+    return None
+
+
+def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
+    """`coerce_series` cell by cell over a column's array (numpy or pandas), for a few cells, or None where this
+    path does not apply (other dtypes, cell types or field types). Results are identical: the same per-cell
+    readers, each distinct cell read once in the order pandas' factorize meets them (so `1` and `True` in one
+    column read as whichever came first), empty cells (None, NaN) as empty, lists and mappings as unreadable."""
+    plain = coerce_plain(column, type_, exponent)
+    if plain is not None:
+        return plain
+    dtype = column.dtype
     if type_ not in (Type.NUMBER, Type.STRING, Type.DATE):
         return None
     if dtype != np.dtype(object) and not isinstance(dtype, pd.StringDtype) and \
