@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import temporal
 from .types import TEMPORAL, Type
@@ -572,6 +573,9 @@ def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:
         return date(values.to_numpy().astype("datetime64[D]")), np.zeros(len(series), dtype=bool)
     if pd.api.types.is_bool_dtype(series.dtype):
         return date(np.full(len(series), _NAT)), series.notna().to_numpy()
+    fixed = _arrow_iso_dates(series)
+    if fixed is not None:
+        return fixed
     values, bad = _per_value(series, _date_cell, _NAT, _iso_dates)
     return date(values.astype("datetime64[D]")), bad
 
@@ -582,9 +586,7 @@ _ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # `YYYY-MM-DD`: digits here, `-` at 4 an
 def _iso_dates(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`_date_cell` at once for the distinct cells that are ISO dates in ASCII, as JSON and ERP exports write them
     (`2023-11-27`, `2023-11-27T00:00:00.000`): text starting `YYYY-MM-DD` in ASCII digits, going on in ASCII.
-    For such text `_date_cell`'s reading splits in two: the day from the first ten characters (a real day, or
-    unreadable), and whether the rest is a time it accepts, which is asked of `_date_cell` itself once per
-    distinct rest. Returns (done, days, ok) per unique value; other cells are not done."""
+    Returns (done, days, ok) per unique value; other cells are not done."""
     n = len(uniques)
     done, days, ok = np.zeros(n, dtype=bool), np.full(n, _NAT), np.zeros(n, dtype=bool)
     if pd.api.types.infer_dtype(uniques, skipna=False) == "string":  # all text (checked in C)
@@ -597,36 +599,83 @@ def _iso_dates(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if width < 10:
         return done, days, ok
     chars = wide.view(np.uint32).reshape(len(wide), width)
-    digits = chars[:, _ISO_DIGITS] - np.uint32(ord("0"))  # below `0` wraps round to a large number
     # numpy's text drops trailing NULs: cells whose length it does not see whole are left to _date_cell
     lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
-    iso = (digits.max(axis=1) <= 9) & (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-")) & \
-        (lengths == np.strings.str_len(wide))
-    if width > 10:
-        iso &= chars[:, 10:].max(axis=1) < 128
-    text, digits, rests = text[iso], digits[iso].astype(np.int64), chars[iso, 10:]
-    accepted = np.zeros(len(text), dtype=bool)
-    pending = np.arange(len(text))
-    for _ in range(8):  # each distinct rest (`T00:00:00.000`, or none) asked of _date_cell once
+    iso = _iso_ascii(chars) & (lengths == np.strings.str_len(wide))
+    text = text[iso]
+    done[text] = True
+    days[text], ok[text] = _iso_days(chars[iso], lambda k: uniques[text[k]][10:])
+    return done, days, ok
+
+
+def _iso_ascii(chars: np.ndarray) -> np.ndarray:
+    """Which rows of code points (cells × width, width ≥ 10) are `YYYY-MM-DD` in ASCII digits, then ASCII."""
+    digits = chars[:, _ISO_DIGITS] - chars.dtype.type(ord("0"))  # below `0` wraps round to a large number
+    iso = (digits.max(axis=1) <= 9) & (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-"))
+    return iso & (chars[:, 10:].max(axis=1) < 128) if chars.shape[1] > 10 else iso
+
+
+def _iso_days(chars: np.ndarray, rest: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`_date_cell` of cells that `_iso_ascii` accepts, given as code points (cells × width) and `rest(k)`, the
+    text after the 10th character of cell k. For such text `_date_cell`'s reading splits in two: the day from the
+    first ten characters (a real day, or unreadable), and whether the rest is a time it accepts, which is asked of
+    `_date_cell` itself once per distinct rest. Returns (days, ok)."""
+    digits = chars[:, _ISO_DIGITS].astype(np.int64) - ord("0")
+    # each cell's rest as one value of raw bytes (`T00:00:00.000`, or none)
+    keys = np.ascontiguousarray(chars[:, 10:]).view(np.dtype((np.void, (chars.shape[1] - 10) * chars.itemsize)))
+    keys = keys.ravel()
+    accepted = np.zeros(len(chars), dtype=bool)
+    pending = np.arange(len(chars))
+    for _ in range(8):  # each distinct rest asked of _date_cell once
         if not len(pending):
             break
-        same = (rests[pending] == rests[pending[0]]).all(axis=1)
-        accepted[pending[same]] = _date_cell("2000-01-01" + uniques[text[pending[0]]][10:])[1]
+        same = keys[pending] == keys[pending[0]] if chars.shape[1] > 10 else np.ones(len(pending), dtype=bool)
+        accepted[pending[same]] = _date_cell("2000-01-01" + rest(pending[0]))[1]
         pending = pending[~same]
     if len(pending):  # many different times of day
-        keys = np.ascontiguousarray(rests[pending]).view(np.dtype((np.void, rests.shape[1] * 4))).ravel()
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        accepted[pending] = np.array([_date_cell("2000-01-01" + uniques[text[pending[f]]][10:])[1]
-                                      for f in first.tolist()], dtype=bool)[inverse.ravel()]
+        _, first, inverse = np.unique(keys[pending], return_index=True, return_inverse=True)
+        accepted[pending] = np.array([_date_cell("2000-01-01" + rest(pending[f]))[1] for f in first.tolist()],
+                                     dtype=bool)[inverse.ravel()]
     year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
     month, day = digits[:, 4] * 10 + digits[:, 5], digits[:, 6] * 10 + digits[:, 7]
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     length = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
     valid = accepted & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
-    done[text] = True
-    days[text] = np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]")
-    ok[text] = valid
-    return done, days, ok
+    return np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]"), valid
+
+
+def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
+    """`_coerce_date` for text held by Arrow (pandas' `str` with pyarrow: what JSON text becomes) when every cell
+    is empty or an ISO date of one length in ASCII (`2023-11-27T00:00:00.000`), read straight from Arrow's
+    buffer of UTF-8 bytes as rows of one width (no per-cell objects at all); else None."""
+    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow") or not len(series):
+        return None
+    arrow = pa.array(series.array)  # the column's own buffers
+    if pa.types.is_large_string(arrow.type):
+        offset_type = np.int64
+    elif pa.types.is_string(arrow.type):
+        offset_type = np.int32
+    else:
+        return None
+    _, offsets, data = arrow.buffers()
+    offsets = np.frombuffer(offsets, dtype=offset_type)[arrow.offset:arrow.offset + len(arrow) + 1]
+    lengths = np.diff(offsets)
+    present = lengths > 0  # null cells take no bytes (nor does "", which is no date and so empty as well)
+    if not present.any():
+        return None
+    width = int(lengths[present][0])
+    if width < 10 or (lengths[present] != width).any():
+        return None
+    present &= ~np.asarray(arrow.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if (lengths[~present] != 0).any():  # a null holding bytes: unusual, leave it to the general path
+        return None
+    chars = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, width)
+    if chars.max() >= 128 or not _iso_ascii(chars).all():
+        return None
+    days = np.full(len(arrow), _NAT)
+    ok = np.ones(len(arrow), dtype=bool)
+    days[present], ok[present] = _iso_days(chars, lambda k: chars[k, 10:].tobytes().decode("ascii"))
+    return date(days), ~ok
 
 
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])

@@ -185,8 +185,10 @@ class RankingRule(Rule):
         if self.method == "quantile":
             share = position / np.maximum(sizes, 1)
             # Band boundaries per group, as whole accounts; rounding first removes float noise (0.1 + 0.2 != 0.3).
-            bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))[:, group_id]
-            band = (position[None, :] >= bounds).sum(axis=0)
+            bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))
+            band = np.zeros(n, dtype=np.int64)
+            for bound in bounds:  # one band boundary at a time: the bands past which each account is placed
+                band += position >= bound[group_id]
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
             running = np.cumsum(m)
