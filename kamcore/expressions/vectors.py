@@ -651,6 +651,8 @@ def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
     if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow") or not len(series):
         return None
     arrow = pa.array(series.array)  # the column's own buffers
+    if isinstance(arrow, pa.ChunkedArray):  # a column pieced together (concat, a parquet file's row groups)
+        arrow = arrow.combine_chunks()
     if pa.types.is_large_string(arrow.type):
         offset_type = np.int64
     elif pa.types.is_string(arrow.type):

@@ -38,6 +38,17 @@ class Cell:
 _PATTERN_ROWS = 62  # a COLLECT table with up to this many rows keys each account's matched rows as one int64
 
 
+def _first_rows(matched: np.ndarray) -> np.ndarray:
+    """`matched.argmax(axis=0)` (rows × accounts: each account's first matching row, 0 if none) a row at a time,
+    last to first: along the accounts, not across the rows of each (which numpy does slowly)."""
+    first = np.zeros(matched.shape[1], dtype=np.intp)
+    for r in range(len(matched) - 1, 0, -1):
+        first[matched[r]] = r
+    if len(matched):
+        first[matched[0]] = 0
+    return first
+
+
 class DecisionTableRule(Rule):
     kind = "decision_table"
 
@@ -340,7 +351,7 @@ class DecisionTableRule(Rule):
             ranks = np.where(matched, self._priority(row_values, n), np.iinfo(np.int64).max)
             first = ranks.argmin(axis=0)
         else:
-            first = matched.argmax(axis=0)
+            first = _first_rows(matched)
         selected = np.where(count > 0, first, -1)
         violation = np.zeros(n, dtype=bool)
         if self.hit_policy == "UNIQUE":

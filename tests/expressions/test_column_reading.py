@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -98,6 +99,17 @@ def test_json_dates_of_one_width_read_from_arrow_as_the_general_reader(width):
     sliced = cells[7:7 + ROWS - 10]  # an Arrow array that starts at an offset into its buffers
     want, want_bad = general_dates(sliced)
     vec, bad = V.coerce_series(series.iloc[7:7 + ROWS - 10], Type.DATE)
+    assert np.array_equal(vec.data, want, equal_nan=True) and bad.tolist() == want_bad.tolist()
+
+
+def test_json_dates_in_pieces_read_as_the_general_reader():
+    """A column made of several Arrow arrays (pd.concat, a parquet file's row groups)."""
+    head = ["2024-01-31T00:00:00.000", None, "2024-02-30T00:00:00.000"] * 30
+    tail = ["2025-03-01T00:00:00.000", "2025-03-02T00:00:00.000", None] * 30
+    series = pd.concat([pd.Series(head, dtype="str"), pd.Series(tail, dtype="str")], ignore_index=True)
+    assert isinstance(pa.array(series.array), pa.ChunkedArray) or pa.array(series.array).offset == 0
+    want, want_bad = general_dates(head + tail)
+    vec, bad = V.coerce_series(series, Type.DATE)
     assert np.array_equal(vec.data, want, equal_nan=True) and bad.tolist() == want_bad.tolist()
 
 
