@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import temporal
 from .types import TEMPORAL, Type
@@ -495,7 +496,8 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
 def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     bad = np.zeros(len(series), dtype=bool)
     if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-        clean = _clean_text(series)
+        arrow = _arrow_text(series)
+        clean = _clean_text(series) if arrow is None else _clean_arrow_text(arrow)
         if clean is not None:
             return clean, bad
     # Text held as Python objects factorizes the same from a plain object array, with less pandas work per call.
@@ -558,6 +560,48 @@ def _clean_text(series: pd.Series) -> Vec | None:
     return Vec(Type.STRING, position[codes], u[order])
 
 
+def _utf8_ends() -> tuple[np.ndarray, np.ndarray]:
+    """Per byte value: can a character str.strip() removes begin with it, end with it (in UTF-8)?"""
+    first, last = np.zeros(256, dtype=bool), np.zeros(256, dtype=bool)
+    for c in np.flatnonzero(_SPACE).tolist():
+        code = chr(c).encode("utf-8")
+        first[code[0]] = last[code[-1]] = True
+    return first, last
+
+
+_SPACE_FIRST_BYTE, _SPACE_LAST_BYTE = _utf8_ends()
+_DASH_FIRST_BYTE = np.zeros(256, dtype=bool)
+_DASH_FIRST_BYTE[[d.encode("utf-8")[0] for d in DASHES if d]] = True
+_DASH_BYTES = max(len(d.encode("utf-8")) for d in DASHES)
+
+
+def _clean_arrow_text(arrow: pa.Array) -> Vec | None:
+    """`_clean_text` for text Arrow holds, from its UTF-8 bytes: a cell whose first or last byte could belong to
+    a character str.strip() removes, or that could be a dash, is looked at in Python (few are); Arrow sorts the
+    distinct texts, and UTF-8's byte order is code-point order, Python's order of str."""
+    encoded = pc.dictionary_encode(arrow)
+    texts = encoded.dictionary
+    if not len(texts):
+        return None
+    offsets, data = _arrow_bytes(texts)
+    lengths = np.diff(offsets)
+    if not lengths.all():  # "" is empty text
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    first, last = raw[offsets[:-1]], raw[offsets[1:] - 1]
+    odd = _SPACE_FIRST_BYTE[first] | _SPACE_LAST_BYTE[last] | (_DASH_FIRST_BYTE[first] & (lengths <= _DASH_BYTES))
+    if odd.any():
+        look = texts.take(pa.array(np.flatnonzero(odd))).to_pylist()
+        if any(t[0].isspace() or t[-1].isspace() or t in DASHES for t in look):
+            return None
+    order = pc.array_sort_indices(texts).to_numpy()
+    position = np.empty(len(order) + 1, dtype=np.int32)
+    position[order] = np.arange(len(order), dtype=np.int32)
+    position[-1] = -1
+    codes = position[pc.fill_null(encoded.indices, -1).to_numpy()]
+    return Vec(Type.STRING, codes, texts.take(pa.array(order)).to_numpy(zero_copy_only=False).astype(object))
+
+
 def _as_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -609,10 +653,15 @@ def _iso_dates(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _iso_ascii(chars: np.ndarray) -> np.ndarray:
-    """Which rows of code points (cells × width, width ≥ 10) are `YYYY-MM-DD` in ASCII digits, then ASCII."""
-    digits = chars[:, _ISO_DIGITS] - chars.dtype.type(ord("0"))  # below `0` wraps round to a large number
-    iso = (digits.max(axis=1) <= 9) & (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-"))
-    return iso & (chars[:, 10:].max(axis=1) < 128) if chars.shape[1] > 10 else iso
+    """Which rows of code points (cells × width, width ≥ 10) are `YYYY-MM-DD` in ASCII digits, then ASCII.
+    Column by column: numpy reduces across the few characters of each row slowly."""
+    zero = chars.dtype.type(ord("0"))
+    iso = (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-"))
+    for j in _ISO_DIGITS:
+        iso &= chars[:, j] - zero <= 9  # below `0` wraps round to a large number
+    for j in range(10, chars.shape[1]):
+        iso &= chars[:, j] < 128
+    return iso
 
 
 def _iso_days(chars: np.ndarray, rest: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -620,47 +669,58 @@ def _iso_days(chars: np.ndarray, rest: Any) -> tuple[np.ndarray, np.ndarray]:
     text after the 10th character of cell k. For such text `_date_cell`'s reading splits in two: the day from the
     first ten characters (a real day, or unreadable), and whether the rest is a time it accepts, which is asked of
     `_date_cell` itself once per distinct rest. Returns (days, ok)."""
-    digits = chars[:, _ISO_DIGITS].astype(np.int64) - ord("0")
-    # each cell's rest as one value of raw bytes (`T00:00:00.000`, or none)
-    keys = np.ascontiguousarray(chars[:, 10:]).view(np.dtype((np.void, (chars.shape[1] - 10) * chars.itemsize)))
-    keys = keys.ravel()
     accepted = np.zeros(len(chars), dtype=bool)
     pending = np.arange(len(chars))
-    for _ in range(8):  # each distinct rest asked of _date_cell once
+    for _ in range(8):  # each distinct rest (`T00:00:00.000`, or none) asked of _date_cell once
         if not len(pending):
             break
-        same = keys[pending] == keys[pending[0]] if chars.shape[1] > 10 else np.ones(len(pending), dtype=bool)
+        same = np.ones(len(pending), dtype=bool)
+        for j in range(10, chars.shape[1]):
+            column = chars[pending, j] if len(pending) < len(chars) else chars[:, j]
+            same &= column == column[0]
         accepted[pending[same]] = _date_cell("2000-01-01" + rest(pending[0]))[1]
         pending = pending[~same]
     if len(pending):  # many different times of day
-        _, first, inverse = np.unique(keys[pending], return_index=True, return_inverse=True)
+        keys = np.ascontiguousarray(chars[pending, 10:]).view(np.dtype((np.void, (chars.shape[1] - 10) *
+                                                                        chars.itemsize)))
+        _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
         accepted[pending] = np.array([_date_cell("2000-01-01" + rest(pending[f]))[1] for f in first.tolist()],
                                      dtype=bool)[inverse.ravel()]
-    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
-    month, day = digits[:, 4] * 10 + digits[:, 5], digits[:, 6] * 10 + digits[:, 7]
+    digit = [chars[:, j].astype(np.int64) - ord("0") if j in _ISO_DIGITS else None for j in range(10)]
+    year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
+    month, day = digit[5] * 10 + digit[6], digit[8] * 10 + digit[9]
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     length = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
     valid = accepted & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
     return np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]"), valid
 
 
-def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
-    """`_coerce_date` for text held by Arrow (pandas' `str` with pyarrow: what JSON text becomes) when every cell
-    is empty or an ISO date of one length in ASCII (`2023-11-27T00:00:00.000`), read straight from Arrow's
-    buffer of UTF-8 bytes as rows of one width (no per-cell objects at all); else None."""
+def _arrow_text(series: pd.Series) -> pa.Array | None:
+    """The Arrow array of a text column Arrow holds (pandas' `str` with pyarrow: what JSON text becomes), else
+    None."""
     if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow") or not len(series):
         return None
     arrow = pa.array(series.array)  # the column's own buffers
     if isinstance(arrow, pa.ChunkedArray):  # a column pieced together (concat, a parquet file's row groups)
         arrow = arrow.combine_chunks()
-    if pa.types.is_large_string(arrow.type):
-        offset_type = np.int64
-    elif pa.types.is_string(arrow.type):
-        offset_type = np.int32
-    else:
-        return None
+    return arrow if pa.types.is_large_string(arrow.type) or pa.types.is_string(arrow.type) else None
+
+
+def _arrow_bytes(arrow: pa.Array) -> tuple[np.ndarray, Any]:
+    """The cell offsets (len + 1) into the UTF-8 bytes of Arrow text, and the bytes' buffer."""
     _, offsets, data = arrow.buffers()
-    offsets = np.frombuffer(offsets, dtype=offset_type)[arrow.offset:arrow.offset + len(arrow) + 1]
+    offsets = np.frombuffer(offsets, dtype=np.int64 if pa.types.is_large_string(arrow.type) else np.int32)
+    return offsets[arrow.offset:arrow.offset + len(arrow) + 1], data
+
+
+def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
+    """`_coerce_date` for text held by Arrow (pandas' `str` with pyarrow: what JSON text becomes) when every cell
+    is empty or an ISO date of one length in ASCII (`2023-11-27T00:00:00.000`), read straight from Arrow's
+    buffer of UTF-8 bytes as rows of one width (no per-cell objects at all); else None."""
+    arrow = _arrow_text(series)
+    if arrow is None:
+        return None
+    offsets, data = _arrow_bytes(arrow)
     lengths = np.diff(offsets)
     present = lengths > 0  # null cells take no bytes (nor does "", which is no date and so empty as well)
     if not present.any():
