@@ -423,3 +423,15 @@ def test_uncovered_input_space_is_a_warning_only_when_an_output_has_no_default()
     gap = next(p for p in b.problems if "no row matches" in p.message)
     assert gap.severity == "warning" and "revenue = " in gap.message and "default" in gap.hint
     assert not [p for p in tier_table("UNIQUE", rows).problems if "no row matches" in p.message]
+
+
+def test_first_matching_rows_are_numpys_argmax():
+    import numpy as np
+
+    from kamcore.kinds.decision_table import _first_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        rows, accounts = int(rng.integers(1, 9)), int(rng.integers(0, 60))
+        matched = rng.random((rows, accounts)) < rng.random()
+        assert _first_rows(matched).tolist() == matched.argmax(axis=0).tolist()
