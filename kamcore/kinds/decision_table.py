@@ -351,7 +351,7 @@ class DecisionTableRule(Rule):
             ranks = np.where(matched, self._priority(row_values, n), np.iinfo(np.int64).max)
             first = ranks.argmin(axis=0)
         else:
-            first = _first_rows(matched)
+            first = _first_rows(matched) if n > V.SMALL_COLUMN else matched.argmax(axis=0)
         selected = np.where(count > 0, first, -1)
         violation = np.zeros(n, dtype=bool)
         if self.hit_policy == "UNIQUE":

@@ -162,7 +162,8 @@ class RankingRule(Rule):
                                                       -measure if self.descending else measure))
         if ties or keys.within is not None:
             # np.lexsort is stable and sorts by its last key first: group, measure, tie-breaks, input order.
-            order = _lexsort((*reversed(ties), primary, groups))
+            keys = (*reversed(ties), primary, groups)
+            order = _lexsort(keys) if n > V.SMALL_COLUMN else np.lexsort(keys)
         else:
             order = np.argsort(primary, kind="stable")  # stable: ties keep input order
         g = groups[order]
