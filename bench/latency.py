@@ -4,9 +4,13 @@ Optionally against an earlier revision of the engine, run in interleaved subproc
 before / after ratio comes from one run under the same load:
 
     python bench/latency.py [--rules rules] [--accounts 1] [--calls 200] [--rounds 5] [--against REV]
-                            [--answer frame|outputs]
+                            [--answer frame|outputs|state] [--input records|json]
 
-`--answer outputs` times what the JSON API reads (`Evaluation.outputs(i)` per account) instead of `.frame`.
+`--answer outputs` times what the JSON API reads (`Evaluation.outputs(i)` per account) instead of `.frame`;
+`--answer state` the evaluation alone (the state columns a batch answer is made from).
+`--input json` hands the engine what `POST /v1/evaluate` does with a batch: the accounts as JSON records made
+into a DataFrame (`pd.DataFrame(json.loads(...))`: text columns, dates as ISO text, nulls), seed 12; the default
+is a list of record dicts as Python holds them.
 
 `--stages` instead prints where this tree's time goes (CPU µs per evaluation: building the input frame, reading
 the inputs, each rule kind, the result frame), to see what is left to make faster.
@@ -32,11 +36,14 @@ sys.path.insert(0, sys.argv[1])
 from kamcore.rulebook import RuleBook
 from kamcore.demo import synthetic_portfolio
 book = RuleBook.load(sys.argv[2])
-accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
+{ACCOUNTS}
 calls = int(sys.argv[4])
 if sys.argv[5] == "frame":
     def answer(ev):
         return ev.frame
+elif sys.argv[5] == "state":
+    def answer(ev):
+        return [ev.state.columns[name] for name in ev.output_names]
 else:
     def answer(ev):
         return [ev.outputs(i) for i in range(len(accounts))]
@@ -62,7 +69,7 @@ from kamcore.expressions import scalar as S
 from kamcore.portfolio import records_of, to_frame
 from kamcore.rulebook import RuleBook
 book = RuleBook.load(sys.argv[2])
-accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
+{ACCOUNTS}
 day, clock = as_of_date("2026-11-23"), time.process_time
 samples = collections.defaultdict(list)
 for k in range(int(sys.argv[4]) + 20):
@@ -75,7 +82,8 @@ for k in range(int(sys.argv[4]) + 20):
     for rule in book.rules:
         t = clock(); rule.evaluate(state); took[rule.kind] += clock() - t
     ev = Evaluation(book, frame, state, day, columns.missing, columns.headers)
-    t = clock(); [ev.outputs(i) for i in range(len(accounts))]; took["outputs(i)"] += clock() - t
+    if len(accounts) <= 1000:  # per account: what the JSON API reads of a few
+        t = clock(); [ev.outputs(i) for i in range(len(accounts))]; took["outputs(i)"] += clock() - t
     t = clock(); ev.frame; took["result frame"] += clock() - t
     for stage, seconds in took.items():
         if k >= 20:
@@ -83,9 +91,22 @@ for k in range(int(sys.argv[4]) + 20):
 print(json.dumps({stage: statistics.median(us) for stage, us in samples.items()}))
 """
 
+# The accounts each child evaluates (argv[3] of them, argv[6] their shape).
+ACCOUNTS = """
+if sys.argv[6] == "json":  # as POST /v1/evaluate makes a batch's JSON records into a frame
+    import pandas as pd
+    accounts = pd.DataFrame(json.loads(synthetic_portfolio(int(sys.argv[3]), seed=12).to_json(orient="records",
+                                                                                             date_format="iso")))
+else:
+    accounts = synthetic_portfolio(int(sys.argv[3])).to_dict("records")
+"""
+MEASURE = MEASURE.replace("{ACCOUNTS}", ACCOUNTS.strip())
+STAGES = STAGES.replace("{ACCOUNTS}", ACCOUNTS.strip())
 
-def stages(rules: Path, accounts: int, calls: int) -> None:
-    done = subprocess.run([sys.executable, "-c", STAGES, str(ROOT), str(rules), str(accounts), str(calls)],
+
+def stages(rules: Path, accounts: int, calls: int, shape: str = "records") -> None:
+    done = subprocess.run([sys.executable, "-c", STAGES, str(ROOT), str(rules), str(accounts), str(calls), "-",
+                           shape],
                           capture_output=True, text=True, check=True)
     medians = json.loads(done.stdout)
     for stage, us in medians.items():
@@ -93,11 +114,11 @@ def stages(rules: Path, accounts: int, calls: int) -> None:
     print(f"{'sum':>15}: {sum(medians.values()):8.0f} µs CPU, {accounts} account(s), {calls} evaluations")
 
 
-def measure(source: Path, rules: Path, accounts: int, calls: int,
-            answer: str = "frame") -> tuple[list[float], list[float]]:
+def measure(source: Path, rules: Path, accounts: int, calls: int, answer: str = "frame",
+            shape: str = "records") -> tuple[list[float], list[float]]:
     """Wall-clock and CPU milliseconds of each timed call."""
     done = subprocess.run([sys.executable, "-c", MEASURE, str(source), str(rules), str(accounts), str(calls),
-                           answer], capture_output=True, text=True, check=True)
+                           answer, shape], capture_output=True, text=True, check=True)
     wall, cpu = json.loads(done.stdout)
     return wall, cpu
 
@@ -125,13 +146,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (one subprocess per tree per round)")
     parser.add_argument("--against", metavar="REV", help="also time the engine at this git revision")
     parser.add_argument("--stages", action="store_true", help="where this tree's time goes, stage by stage")
-    parser.add_argument("--answer", choices=("frame", "outputs"), default="frame",
-                        help="what each call builds: the result frame, or outputs(i) per account (as the API)")
+    parser.add_argument("--answer", choices=("frame", "outputs", "state"), default="frame",
+                        help="what each call builds: the result frame, outputs(i) per account (as the API), or "
+                             "nothing beyond the evaluation's state columns")
+    parser.add_argument("--input", choices=("records", "json"), default="records",
+                        help="the accounts as record dicts, or as the frame the service makes of JSON records")
     args = parser.parse_args(argv)
     if args.accounts < 1 or args.calls < 1 or args.rounds < 1:
         parser.error("--accounts, --calls and --rounds must be positive")
     if args.stages:
-        stages(args.rules.resolve(), args.accounts, args.calls)
+        stages(args.rules.resolve(), args.accounts, args.calls, args.input)
         return
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT}
@@ -141,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         cpus: dict[str, list[float]] = {name: [] for name in trees}
         for r in range(args.rounds):  # interleaved, so drift on a shared machine hits every tree alike
             for name, source in trees.items():
-                s = summary(*measure(source, args.rules.resolve(), args.accounts, args.calls, args.answer))
+                s = summary(*measure(source, args.rules.resolve(), args.accounts, args.calls, args.answer,
+                                        args.input))
                 medians[name].append(s["p50"])
                 cpus[name].append(s["cpu"])
                 print(f"round {r + 1}: {name:>12}  p50 {s['p50']:7.3f} ms  p99 {s['p99']:7.3f} ms  "

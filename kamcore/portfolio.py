@@ -288,9 +288,10 @@ def _read_field(frame: pd.DataFrame | Records, headers: list[Any], found: list[t
                 if type_ in (Type.NUMBER, Type.STRING, Type.DATE) else None
             if small is None:
                 raise NeedsFrame(headers[position])
-        else:
-            small = V.coerce_cells(column_array(frame, position), type_, match.exponent) if n <= V.SMALL_COLUMN \
-                else None
+        else:  # a few cells one by one; a column of numbers or dates as its array, without a Series
+            array = column_array(frame, position)
+            small = V.coerce_cells(array, type_, match.exponent) if n <= V.SMALL_COLUMN else \
+                V.coerce_plain(array, type_, match.exponent)
         if small is None:
             by_label = frame.columns.is_unique  # a column by its label is cheaper to fetch than by its position
             column = frame[headers[position]] if by_label else frame.iloc[:, position]

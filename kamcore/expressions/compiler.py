@@ -318,7 +318,11 @@ class Membership(Compiled):
             hits = [int(c) for c, w in zip(codes, wanted, strict=True) if c < len(x.cats) and x.cats[c] == w]
             if not hits:
                 return np.zeros(x.data.shape, dtype=bool)
-            return x.data == hits[0] if len(hits) == 1 else np.isin(x.data, hits)
+            if len(hits) == 1:
+                return x.data == hits[0]
+            hit = np.zeros(len(x.cats) + 1, dtype=bool)  # per category, and False for null (code -1, the last)
+            hit[hits] = True
+            return hit[x.data]
         values = np.array([v.data[()] for v in self.values], dtype=x.data.dtype)
         return x.data == values[0] if len(values) == 1 else np.isin(x.data, values)
 

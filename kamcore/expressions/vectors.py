@@ -4,6 +4,7 @@
 - date:    datetime64[D], NaT is null
 - boolean: int8 with FALSE=0, NULL=1, TRUE=2, so Kleene `and` is `minimum`, `or` is `maximum`, `not` is 2-x
 - string:  int32 codes into sorted unique categories (`cats`), -1 is null; equality and ordering are integer ops
+- list:    objects, a Python list (or None) per row; rows may share one list object (read them, never change them)
 - time, date and time, days and time duration: timedelta64[us] / datetime64[us] / timedelta64[us], NaT is null
 - years and months duration: float64 months, NaN is null (see temporal.py)
 
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import temporal
 from .types import TEMPORAL, Type
@@ -324,11 +327,9 @@ _PLAIN_CELLS = (str, float, int, bool)  # cell types coerce_cells reads; anythin
 _NUMERIC_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
 
 
-def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
-    """`coerce_series` cell by cell over a column's array (numpy or pandas), for a few cells, or None where this
-    path does not apply (other dtypes, cell types or field types). Results are identical: the same per-cell
-    readers, each distinct cell read once in the order pandas' factorize meets them (so `1` and `True` in one
-    column read as whichever came first), empty cells (None, NaN) as empty, lists and mappings as unreadable."""
+def coerce_plain(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
+    """`coerce_series` over a column's array (any length) where it is numbers or dates already (float64 or int64
+    for a number without a column unit, datetime64 for a date), else None. The same results, without a Series."""
     dtype = column.dtype
     if type_ == Type.NUMBER and dtype in _NUMERIC_DTYPES and not exponent:
         values = np.array(column, dtype=np.float64)
@@ -338,6 +339,18 @@ def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.n
         return number(values), infinite
     if type_ == Type.DATE and isinstance(dtype, np.dtype) and dtype.kind == "M":  # datetimes without a zone
         return date(np.asarray(column).astype("datetime64[D]")), np.zeros(len(column), dtype=bool)
+    return None
+
+
+def coerce_cells(column: Any, type_: Type, exponent: int = 0) -> tuple[Vec, np.ndarray] | None:
+    """`coerce_series` cell by cell over a column's array (numpy or pandas), for a few cells, or None where this
+    path does not apply (other dtypes, cell types or field types). Results are identical: the same per-cell
+    readers, each distinct cell read once in the order pandas' factorize meets them (so `1` and `True` in one
+    column read as whichever came first), empty cells (None, NaN) as empty, lists and mappings as unreadable."""
+    plain = coerce_plain(column, type_, exponent)
+    if plain is not None:
+        return plain
+    dtype = column.dtype
     if type_ not in (Type.NUMBER, Type.STRING, Type.DATE):
         return None
     if dtype != np.dtype(object) and not isinstance(dtype, pd.StringDtype) and \
@@ -383,25 +396,35 @@ def _blank(series: pd.Series) -> np.ndarray:
     return isna
 
 
-def _per_value(series: pd.Series, read: Any, empty: Any) -> tuple[np.ndarray, np.ndarray]:
+def _per_value(series: pd.Series, read: Any, empty: Any, many: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """`read(value) -> (result, ok)` applied once per distinct cell value and spread back to the rows. Lists and
-    mappings (JSON cells) are unreadable as one value."""
+    mappings (JSON cells) are unreadable as one value. `many(uniques) -> (done, results, ok)`, when given, reads
+    the distinct values it can all at once (the same results as `read`); `read` gets the rest."""
     nested = None
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable cells
         nested = np.fromiter((isinstance(v, (list, dict)) for v in series), dtype=bool, count=len(series))
         codes, uniques = pd.factorize(series.where(~nested, None), use_na_sentinel=True)
-    results, ok = [], []
-    for u in uniques:
-        r, good = read(u)
-        results.append(r)
-        ok.append(good)
-    results.append(empty)
-    ok.append(True)
-    values = np.asarray(results)[codes]
-    bad = ~np.asarray(ok, dtype=bool)[codes]
-    return values, bad if nested is None else bad | nested
+    # Plain objects: iterating an Arrow-backed array costs microseconds per value.
+    uniques = uniques if isinstance(uniques, np.ndarray) and uniques.dtype == object else \
+        np.asarray(uniques, dtype=object)
+    if many is not None:
+        done, values, ok = many(uniques)
+        for k in np.flatnonzero(~done).tolist():
+            values[k], ok[k] = read(uniques[k])
+        values, ok = np.append(values, empty), np.append(ok, True)
+    else:
+        results, oks = [], []
+        for u in uniques:
+            r, good = read(u)
+            results.append(r)
+            oks.append(good)
+        results.append(empty)
+        oks.append(True)
+        values, ok = np.asarray(results), np.asarray(oks, dtype=bool)
+    bad = ~ok[codes]
+    return values[codes], bad if nested is None else bad | nested
 
 
 def _null_text(text: str) -> bool:
@@ -472,6 +495,11 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
 
 def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     bad = np.zeros(len(series), dtype=bool)
+    if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+        arrow = _arrow_text(series)
+        clean = _clean_text(series) if arrow is None else _clean_arrow_text(arrow)
+        if clean is not None:
+            return clean, bad
     # Text held as Python objects factorizes the same from a plain object array, with less pandas work per call.
     values = series.to_numpy(dtype=object) if series.dtype == object or isinstance(series.dtype, pd.StringDtype) \
         else series
@@ -499,6 +527,81 @@ def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     return Vec(Type.STRING, np.append(positions, np.int32(-1))[codes], cats), bad
 
 
+_SPACES_BELOW = 0x3001  # every character Python's str.strip() removes is below this (U+3000 is the last)
+_SPACE = np.array([chr(c).isspace() for c in range(_SPACES_BELOW)], dtype=bool)
+
+
+def _clean_text(series: pd.Series) -> Vec | None:
+    """`_coerce_string` for text that needs no cleaning, with numpy in place of Python per distinct value: every
+    cell text (or empty), none padded or only a dash. The distinct texts are found by hashing and then sorted
+    as numpy text (code-point order, as Python sorts str). None when any of that does not hold, or numpy would
+    not hold the text whole (it drops trailing NULs): then the general path reads the column."""
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # lists and mappings (JSON cells)
+        return None
+    u = uniques if isinstance(uniques, np.ndarray) and uniques.dtype == object else np.asarray(uniques, dtype=object)
+    if not len(u) or pd.api.types.infer_dtype(u, skipna=False) != "string":
+        return None
+    wide = u.astype(str)
+    lengths = np.fromiter(map(len, u), dtype=np.int64, count=len(u))
+    if lengths.min() == 0 or (lengths != np.strings.str_len(wide)).any():
+        return None
+    chars = wide.view(np.uint32).reshape(len(u), wide.dtype.itemsize // 4)
+    ends = np.concatenate((chars[:, 0], chars[np.arange(len(u)), lengths - 1]))
+    if (_SPACE[np.minimum(ends, _SPACES_BELOW - 1)] & (ends < _SPACES_BELOW)).any():
+        return None
+    if any(u[k] in DASHES for k in np.flatnonzero(lengths <= 3).tolist()):
+        return None
+    order = np.argsort(wide, kind="stable")
+    position = np.empty(len(u) + 1, dtype=np.int32)
+    position[order] = np.arange(len(u), dtype=np.int32)
+    position[-1] = -1
+    return Vec(Type.STRING, position[codes], u[order])
+
+
+def _utf8_ends() -> tuple[np.ndarray, np.ndarray]:
+    """Per byte value: can a character str.strip() removes begin with it, end with it (in UTF-8)?"""
+    first, last = np.zeros(256, dtype=bool), np.zeros(256, dtype=bool)
+    for c in np.flatnonzero(_SPACE).tolist():
+        code = chr(c).encode("utf-8")
+        first[code[0]] = last[code[-1]] = True
+    return first, last
+
+
+_SPACE_FIRST_BYTE, _SPACE_LAST_BYTE = _utf8_ends()
+_DASH_FIRST_BYTE = np.zeros(256, dtype=bool)
+_DASH_FIRST_BYTE[[d.encode("utf-8")[0] for d in DASHES if d]] = True
+_DASH_BYTES = max(len(d.encode("utf-8")) for d in DASHES)
+
+
+def _clean_arrow_text(arrow: pa.Array) -> Vec | None:
+    """`_clean_text` for text Arrow holds, from its UTF-8 bytes: a cell whose first or last byte could belong to
+    a character str.strip() removes, or that could be a dash, is looked at in Python (few are); Arrow sorts the
+    distinct texts, and UTF-8's byte order is code-point order, Python's order of str."""
+    encoded = pc.dictionary_encode(arrow)
+    texts = encoded.dictionary
+    if not len(texts):
+        return None
+    offsets, data = _arrow_bytes(texts)
+    lengths = np.diff(offsets)
+    if not lengths.all():  # "" is empty text
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    first, last = raw[offsets[:-1]], raw[offsets[1:] - 1]
+    odd = _SPACE_FIRST_BYTE[first] | _SPACE_LAST_BYTE[last] | (_DASH_FIRST_BYTE[first] & (lengths <= _DASH_BYTES))
+    if odd.any():
+        look = texts.take(pa.array(np.flatnonzero(odd))).to_pylist()
+        if any(t[0].isspace() or t[-1].isspace() or t in DASHES for t in look):
+            return None
+    order = pc.array_sort_indices(texts).to_numpy()
+    position = np.empty(len(order) + 1, dtype=np.int32)
+    position[order] = np.arange(len(order), dtype=np.int32)
+    position[-1] = -1
+    codes = position[pc.fill_null(encoded.indices, -1).to_numpy()]
+    return Vec(Type.STRING, codes, texts.take(pa.array(order)).to_numpy(zero_copy_only=False).astype(object))
+
+
 def _as_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -514,8 +617,140 @@ def _coerce_date(series: pd.Series) -> tuple[Vec, np.ndarray]:
         return date(values.to_numpy().astype("datetime64[D]")), np.zeros(len(series), dtype=bool)
     if pd.api.types.is_bool_dtype(series.dtype):
         return date(np.full(len(series), _NAT)), series.notna().to_numpy()
-    values, bad = _per_value(series, _date_cell, _NAT)
+    fixed = _arrow_iso_dates(series)
+    if fixed is not None:
+        return fixed
+    values, bad = _per_value(series, _date_cell, _NAT, _iso_dates)
     return date(values.astype("datetime64[D]")), bad
+
+
+_ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # `YYYY-MM-DD`: digits here, `-` at 4 and 7
+
+
+def _iso_dates(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_date_cell` at once for the distinct cells that are ISO dates in ASCII, as JSON and ERP exports write them
+    (`2023-11-27`, `2023-11-27T00:00:00.000`): text starting `YYYY-MM-DD` in ASCII digits, going on in ASCII.
+    Returns (done, days, ok) per unique value; other cells are not done."""
+    n = len(uniques)
+    done, days, ok = np.zeros(n, dtype=bool), np.full(n, _NAT), np.zeros(n, dtype=bool)
+    if pd.api.types.infer_dtype(uniques, skipna=False) == "string":  # all text (checked in C)
+        text = np.arange(n)
+    else:
+        text = np.flatnonzero(np.fromiter((type(v) is str for v in uniques), dtype=bool, count=n))
+    cells = uniques[text]
+    wide = np.asarray(cells.astype(str)) if len(cells) else np.zeros(0, dtype="<U1")
+    width = wide.dtype.itemsize // 4
+    if width < 10:
+        return done, days, ok
+    chars = wide.view(np.uint32).reshape(len(wide), width)
+    # numpy's text drops trailing NULs: cells whose length it does not see whole are left to _date_cell
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    iso = _iso_ascii(chars) & (lengths == np.strings.str_len(wide))
+    text = text[iso]
+    done[text] = True
+    days[text], ok[text] = _iso_days(chars[iso], lambda k: uniques[text[k]][10:])
+    return done, days, ok
+
+
+def _iso_ascii(chars: np.ndarray) -> np.ndarray:
+    """Which rows of code points (cells × width, width ≥ 10) are `YYYY-MM-DD` in ASCII digits, then ASCII.
+    Column by column: numpy reduces across the few characters of each row slowly."""
+    zero = chars.dtype.type(ord("0"))
+    iso = (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-"))
+    for j in _ISO_DIGITS:
+        iso &= chars[:, j] - zero <= 9  # below `0` wraps round to a large number
+    for j in range(10, chars.shape[1]):
+        iso &= chars[:, j] < 128
+    return iso
+
+
+def _iso_days(chars: np.ndarray, rest: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`_date_cell` of cells that `_iso_ascii` accepts, given as code points (cells × width) and `rest(k)`, the
+    text after the 10th character of cell k. For such text `_date_cell`'s reading splits in two: the day from the
+    first ten characters (a real day, or unreadable), and whether the rest is a time it accepts, which is asked of
+    `_date_cell` itself once per distinct rest. Returns (days, ok)."""
+    accepted = np.zeros(len(chars), dtype=bool)
+    pending = np.arange(len(chars))
+    for _ in range(8):  # each distinct rest (`T00:00:00.000`, or none) asked of _date_cell once
+        if not len(pending):
+            break
+        same = np.ones(len(pending), dtype=bool)
+        for j in range(10, chars.shape[1]):
+            column = chars[pending, j] if len(pending) < len(chars) else chars[:, j]
+            same &= column == column[0]
+        accepted[pending[same]] = _date_cell("2000-01-01" + rest(pending[0]))[1]
+        pending = pending[~same]
+    if len(pending):  # many different times of day
+        keys = np.ascontiguousarray(chars[pending, 10:]).view(np.dtype((np.void, (chars.shape[1] - 10) *
+                                                                        chars.itemsize)))
+        _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
+        accepted[pending] = np.array([_date_cell("2000-01-01" + rest(pending[f]))[1] for f in first.tolist()],
+                                     dtype=bool)[inverse.ravel()]
+    digit = [chars[:, j].astype(np.int64) - ord("0") if j in _ISO_DIGITS else None for j in range(10)]
+    year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
+    month, day = digit[5] * 10 + digit[6], digit[8] * 10 + digit[9]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    length = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
+    valid = accepted & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
+    return np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]"), valid
+
+
+def _arrow_text(series: pd.Series) -> pa.Array | None:
+    """The Arrow array of a text column Arrow holds (pandas' `str` with pyarrow: what JSON text becomes), else
+    None."""
+    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow") or not len(series):
+        return None
+    arrow = pa.array(series.array)  # the column's own buffers
+    if isinstance(arrow, pa.ChunkedArray):  # a column pieced together (concat, a parquet file's row groups)
+        arrow = arrow.combine_chunks()
+    return arrow if pa.types.is_large_string(arrow.type) or pa.types.is_string(arrow.type) else None
+
+
+def _arrow_bytes(arrow: pa.Array) -> tuple[np.ndarray, Any]:
+    """The cell offsets (len + 1) into the UTF-8 bytes of Arrow text, and the bytes' buffer."""
+    _, offsets, data = arrow.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64 if pa.types.is_large_string(arrow.type) else np.int32)
+    return offsets[arrow.offset:arrow.offset + len(arrow) + 1], data
+
+
+def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
+    """`_coerce_date` for text held by Arrow (pandas' `str` with pyarrow: what JSON text becomes) when every cell
+    is empty or an ISO date of one length in ASCII (`2023-11-27T00:00:00.000`), read straight from Arrow's
+    buffer of UTF-8 bytes as rows of one width (no per-cell objects at all); else None."""
+    arrow = _arrow_text(series)
+    if arrow is None:
+        return None
+    offsets, data = _arrow_bytes(arrow)
+    lengths = np.diff(offsets)
+    present = lengths > 0  # null cells take no bytes (nor does "", which is no date and so empty as well)
+    if not present.any():
+        return None
+    width = int(lengths[present][0])
+    if width < 10 or (lengths[present] != width).any():
+        return None
+    present &= ~np.asarray(arrow.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if (lengths[~present] != 0).any():  # a null holding bytes: unusual, leave it to the general path
+        return None
+    chars = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, width)
+    if chars.max() >= 128 or not _iso_ascii(chars).all():
+        return None
+    days = np.full(len(arrow), _NAT)
+    ok = np.ones(len(arrow), dtype=bool)
+    days[present], ok[present] = _iso_days(chars, lambda k: chars[k, 10:].tobytes().decode("ascii"))
+    return date(days), ~ok
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _civil_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil), whole numbers only."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _date_cell(value: Any) -> tuple[np.datetime64, bool]:

@@ -35,6 +35,20 @@ class Cell:
         self.expression: Expression | None = None
 
 
+_PATTERN_ROWS = 62  # a COLLECT table with up to this many rows keys each account's matched rows as one int64
+
+
+def _first_rows(matched: np.ndarray) -> np.ndarray:
+    """`matched.argmax(axis=0)` (rows × accounts: each account's first matching row, 0 if none) a row at a time,
+    last to first: along the accounts, not across the rows of each (which numpy does slowly)."""
+    first = np.zeros(matched.shape[1], dtype=np.intp)
+    for r in range(len(matched) - 1, 0, -1):
+        first[matched[r]] = r
+    if len(matched):
+        first[matched[0]] = 0
+    return first
+
+
 class DecisionTableRule(Rule):
     kind = "decision_table"
 
@@ -337,7 +351,7 @@ class DecisionTableRule(Rule):
             ranks = np.where(matched, self._priority(row_values, n), np.iinfo(np.int64).max)
             first = ranks.argmin(axis=0)
         else:
-            first = matched.argmax(axis=0)
+            first = _first_rows(matched) if n > V.SMALL_COLUMN else matched.argmax(axis=0)
         selected = np.where(count > 0, first, -1)
         violation = np.zeros(n, dtype=bool)
         if self.hit_policy == "UNIQUE":
@@ -423,7 +437,29 @@ class DecisionTableRule(Rule):
 
     def _collect(self, matched: np.ndarray, row_values: list[list[Vec]], invalid: np.ndarray, state: State) -> None:
         """RULE ORDER / OUTPUT ORDER / COLLECT: one list per account and output (no match: default or null)."""
-        n = state.n
+        n, rows = state.n, len(self.row_ids)
+        if n > V.SMALL_COLUMN and rows <= _PATTERN_ROWS and all(v.is_scalar for vs in row_values for v in vs):
+            # Every row gives one value for all accounts, so an account's lists follow from which rows it matched:
+            # made once per distinct set of matched rows (a few dozen) and shared by the accounts that matched
+            # those rows. Results are read, not changed; a list per account would cost more than the whole table
+            # (10,000 new lists wake Python's garbage collector, which then walks a server's whole heap).
+            key = (matched.astype(np.int64) << np.arange(rows, dtype=np.int64)[:, None]).sum(axis=0) if rows \
+                else np.zeros(n, dtype=np.int64)
+            _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
+            pattern = pattern.ravel()
+            for name, lists in zip(self.output_names, self._lists(matched[:, first], row_values, len(first)),
+                                   strict=True):
+                out = lists[pattern]
+                out[invalid] = None
+                state.columns[name] = Vec(Type.LIST, out)
+            return
+        for name, lists in zip(self.output_names, self._lists(matched, row_values, n), strict=True):
+            lists[invalid] = None
+            state.columns[name] = Vec(Type.LIST, lists)
+
+    def _lists(self, matched: np.ndarray, row_values: list[list[Vec]], n: int) -> list[np.ndarray]:
+        """Per output, each account's list of its matched rows' values, in the hit policy's order (object arrays;
+        no match: [default], or None without one)."""
         rows_idx, acc_idx = np.nonzero(matched)
         order = np.lexsort((rows_idx, acc_idx))
         if self.hit_policy == "OUTPUT ORDER":
@@ -432,7 +468,8 @@ class DecisionTableRule(Rule):
         rows_idx, acc_idx = rows_idx[order], acc_idx[order]
         ends = np.cumsum(np.bincount(acc_idx, minlength=n)).tolist()
         starts = [0, *ends[:-1]]
-        for j, name in enumerate(self.output_names):
+        out = []
+        for j in range(len(self.output_names)):
             # Each row's value is looked up once for all the accounts it matched (a literal is one value), and
             # the accounts' lists are slices of one flat list: Python work per match, not per match and call.
             flat = np.empty(len(rows_idx), dtype=object)
@@ -442,10 +479,9 @@ class DecisionTableRule(Rule):
                     flat[at] = vec.value(0) if vec.is_scalar else [vec.value(a) for a in acc_idx[at]]
             flat = flat.tolist()
             default = self.output_specs[j].get("default")
-            lists = np.fromiter((flat[a:b] if b > a else ([default] if default is not None else None)
-                                 for a, b in zip(starts, ends, strict=True)), dtype=object, count=n)
-            lists[invalid] = None
-            state.columns[name] = Vec(Type.LIST, lists)
+            out.append(np.fromiter((flat[a:b] if b > a else ([default] if default is not None else None)
+                                    for a, b in zip(starts, ends, strict=True)), dtype=object, count=n))
+        return out
 
     def plan_per_account(self) -> Callable[[State], None] | None:
         """`evaluate` account by account, for tables whose outputs are all literal values (no formula cells, no

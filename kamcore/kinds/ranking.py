@@ -171,7 +171,8 @@ class RankingRule(Rule):
                                                       -measure if self.descending else measure))
         if ties or keys.within is not None:
             # np.lexsort is stable and sorts by its last key first: group, measure, tie-breaks, input order.
-            order = np.lexsort((*reversed(ties), primary, groups))
+            keys = (*reversed(ties), primary, groups)
+            order = _lexsort(keys) if n > V.SMALL_COLUMN else np.lexsort(keys)
         else:
             order = np.argsort(primary, kind="stable")  # stable: ties keep input order
         g = groups[order]
@@ -194,8 +195,10 @@ class RankingRule(Rule):
         if self.method == "quantile":
             share = position / np.maximum(sizes, 1)
             # Band boundaries per group, as whole accounts; rounding first removes float noise (0.1 + 0.2 != 0.3).
-            bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))[:, group_id]
-            band = (position[None, :] >= bounds).sum(axis=0)
+            bounds = np.ceil(np.round(self.cumulative[:, None] * group_sizes[None, :], 6))
+            band = np.zeros(n, dtype=np.int64)
+            for bound in bounds:  # one band boundary at a time: the bands past which each account is placed
+                band += position >= bound[group_id]
         else:
             m = np.where(missing[order], 0.0, np.clip(measure[order], 0.0, None))
             running = np.cumsum(m)
@@ -262,6 +265,21 @@ def _joined(parts: list[Vec]) -> Vec:
              for p, a, b in zip(parts, starts[:-1], starts[1:], strict=True)]
     distinct = ordered.filter(pa.array(new)).to_numpy(zero_copy_only=False).astype(object)
     return Vec(Type.STRING, np.concatenate(codes), distinct)
+
+
+def _lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """`np.lexsort(keys)` (the last key first, ties in input order) as one stable sort per key, least significant
+    first; a whole-number key of a small range (groups, text codes of few categories) is sorted as uint16, which
+    numpy sorts by radix, faster than lexsort compares."""
+    order: np.ndarray | None = None
+    for key in keys:
+        if key.dtype.kind in "iu" and len(key):
+            low = key.min()
+            if int(key.max()) - int(low) < 2**16:
+                key = (key - low).astype(np.uint16)
+        step = np.argsort(key if order is None else key[order], kind="stable")
+        order = step if order is None else order[step]
+    return order if order is not None else np.zeros(0, dtype=np.intp)
 
 
 def _sort_key(vec: Vec) -> np.ndarray:

@@ -195,6 +195,45 @@ def test_multi_hit_lists_reach_the_frame():
     assert frame.loc[0, "perk"] == ["review", "manager"]
 
 
+MANY_HITS = """
+rules:
+  - id: perks
+    kind: decision_table
+    label: Perks
+    hit_policy: {policy}
+    inputs: [revenue, {{expr: industry, values: [finance, retail, energy]}}]
+    outputs:
+      - {{name: perk, type: string, values: [manager, sla, review], default: {default}}}
+      - {{name: code, type: number}}
+    rows:
+      - {{when: {{revenue: ">= 10"}}, then: {{perk: review, code: 3}}}}
+      - {{when: {{revenue: ">= 100"}}, then: {{perk: manager, code: null}}}}
+      - {{when: {{industry: '"finance"'}}, then: {{perk: sla, code: 1}}}}
+      - {{when: {{industry: '"energy"', revenue: "< 10"}}, then: {{perk: manager, code: 1}}}}
+"""
+
+
+@pytest.mark.parametrize("policy", ["RULE ORDER", "OUTPUT ORDER", "COLLECT"])
+@pytest.mark.parametrize("default", ["null", "sla"])
+def test_multi_hit_lists_of_many_accounts_are_those_of_each_account_alone(policy, default):
+    """Over many accounts each distinct set of matched rows makes its lists once: every account still gets the
+    lists it gets alone (the default, None where nothing matched and there is none, None for a disallowed
+    input), and accounts matching the same rows hold equal lists."""
+    b = book(MANY_HITS.format(policy=policy, default=default))
+    industries = ["finance", "retail", "energy", "mining", None]
+    accounts = [{"revenue": [1, 50, 150, None][k % 4], "industry": industries[k % 5]} for k in range(200)]
+    ev = b.evaluate(accounts, as_of="2026-01-01")
+    many = [ev.outputs(i) for i in range(len(accounts))]
+    alone = [b.evaluate([a], as_of="2026-01-01").outputs(0) for a in accounts[:20]]
+    assert [(m["perk"], m["code"]) for m in many[:20]] == [(a["perk"], a["code"]) for a in alone]
+    assert many[10]["perk"] == (["review", "manager", "sla"] if policy != "OUTPUT ORDER" else
+                                ["manager", "sla", "review"])  # 150, finance
+    assert many[10]["code"] == ([3, None, 1] if policy != "OUTPUT ORDER" else [None, 1, 3])
+    assert many[4]["perk"] == many[24]["perk"] == (None if default == "null" else ["sla"])  # 1, no industry
+    assert many[8]["perk"] is None  # mining: not an allowed industry
+    assert {e.row for e in ev.errors} == {k for k in range(200) if k % 5 == 3}
+
+
 AGGREGATE = """
 rules:
   - id: bonus
@@ -384,3 +423,15 @@ def test_uncovered_input_space_is_a_warning_only_when_an_output_has_no_default()
     gap = next(p for p in b.problems if "no row matches" in p.message)
     assert gap.severity == "warning" and "revenue = " in gap.message and "default" in gap.hint
     assert not [p for p in tier_table("UNIQUE", rows).problems if "no row matches" in p.message]
+
+
+def test_first_matching_rows_are_numpys_argmax():
+    import numpy as np
+
+    from kamcore.kinds.decision_table import _first_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        rows, accounts = int(rng.integers(1, 9)), int(rng.integers(0, 60))
+        matched = rng.random((rows, accounts)) < rng.random()
+        assert _first_rows(matched).tolist() == matched.argmax(axis=0).tolist()
