@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import math
 import sqlite3
@@ -589,6 +590,10 @@ _NAMES = object()  # stands for "the column names" where a column is expected
 
 
 def _column_cells(values: list[Any], what: str, column: Any = _NAMES) -> list[Any]:
+    kinds = set(map(type, values))  # by C loops: text, numbers, flags and lists of text need no per-cell work
+    if kinds <= _PLAIN or kinds <= _LIST_OR_NULL and \
+            set(map(type, itertools.chain.from_iterable(filter(None, values)))) <= _TEXT:
+        return list(values)
     try:
         # `v - v == 0`: a finite float (NaN and ±infinity need a tag); a list of text is stored as it is
         return [v if (t := type(v)) in _PLAIN or t is float and v - v == 0
@@ -619,6 +624,8 @@ def _encodes(v: Any) -> bool:
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})  # stored as they are
+_LIST_OR_NULL = frozenset({list, type(None)})
+_TEXT = frozenset({str})
 
 
 def _cell(v: Any) -> Any:
