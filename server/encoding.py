@@ -53,6 +53,10 @@ def _default(o: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """JSON as UTF-8 bytes (Chinese unescaped), by orjson; values it has no form for go through `plain`. What
     orjson refuses (an integer beyond 64 bits) takes the standard library's slower path."""
+    try:  # text keys only (a result row's): without OPT_NON_STR_KEYS, a quarter faster on a 10,000-row answer
+        return orjson.dumps(value, default=_default)
+    except orjson.JSONEncodeError:
+        pass
     try:
         return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:

@@ -105,3 +105,11 @@ def test_to_frame_takes_any_mappings_as_before(accounts):
 def test_to_frame_refuses_a_row_that_is_not_a_mapping():
     with pytest.raises(InputError, match="a table"):
         to_frame([{"a": 1}, ["a", 1]])
+
+
+def test_dumps_writes_non_text_keys_and_huge_integers_as_before():
+    from server.encoding import dumps
+
+    assert dumps({"a": [1, 2.5, None], "b": "中文"}) == '{"a":[1,2.5,null],"b":"中文"}'.encode()
+    assert dumps({1: "x", "y": {2: None}}) == b'{"1":"x","y":{"2":null}}'  # orjson's OPT_NON_STR_KEYS, as before
+    assert dumps({"n": 2**70}) == b'{"n": 1180591620717411303424}'  # beyond 64 bits: the standard library's form
