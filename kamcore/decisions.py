@@ -517,9 +517,26 @@ def _series_table(columns: list[tuple[Any, pd.Series]], rows: int, what: str) ->
             values.append(_number_cells(series.to_numpy()))
         elif kind in ("i", "u", "b"):
             values.append(series.tolist())
+        elif isinstance(series.dtype, pd.StringDtype):
+            values.append(_text_cells(series, what, name))
         else:
             values.append(_column_cells(series.tolist(), what, name))
     return {"columns": _column_cells([name for name, _ in columns], what), "rows": rows, "values": values}
+
+
+def _text_cells(series: pd.Series, what: str, name: Any) -> list[Any]:
+    """A text column's cells (the same as `_column_cells` of its `tolist()`): the gaps found by the column's own
+    mask, each written as its missing value is (NaN tagged, NA null), rather than every cell looked at."""
+    cells = series.tolist()
+    gap = series.dtype.na_value
+    if not set(map(type, cells)) <= {str, type(gap)}:
+        return _column_cells(cells, what, name)
+    missing = np.flatnonzero(series.isna().to_numpy()).tolist()
+    if missing:
+        tag = _cell(gap)
+        for i in missing:
+            cells[i] = dict(tag) if isinstance(tag, dict) else tag  # one object per cell, as before
+    return cells
 
 
 def _number_cells(values: np.ndarray) -> list[Any]:

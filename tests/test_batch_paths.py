@@ -113,3 +113,21 @@ def test_dumps_writes_non_text_keys_and_huge_integers_as_before():
     assert dumps({"a": [1, 2.5, None], "b": "中文"}) == '{"a":[1,2.5,null],"b":"中文"}'.encode()
     assert dumps({1: "x", "y": {2: None}}) == b'{"1":"x","y":{"2":null}}'  # orjson's OPT_NON_STR_KEYS, as before
     assert dumps({"n": 2**70}) == b'{"n": 1180591620717411303424}'  # beyond 64 bits: the standard library's form
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=10),
+       st.sampled_from(["str", "string", "string[python]", "string[pyarrow]"]))
+def test_a_recorded_text_column_is_what_it_was(texts, dtype):
+    series = pd.Series(texts, dtype=dtype)
+    expected = decisions._column_cells(series.tolist(), "inputs", "c")
+    got = decisions._text_cells(series, "inputs", "c")
+    assert decisions.canonical_json(got) == decisions.canonical_json(expected)
+    tags = [c for c in got if isinstance(c, dict)]
+    assert len({id(c) for c in tags}) == len(tags)  # no cell shares its tag with another
+
+
+def test_a_frame_with_text_gaps_is_recorded_as_before():
+    frame = pd.DataFrame({"name": ["甲", None, "乙"], "n": [1.0, float("nan"), float("inf")], "k": [1, 2, 3]})
+    table = decisions.table_of(frame, "inputs")
+    assert table["values"] == [["甲", {"$float": "nan"}, "乙"], [1.0, {"$float": "nan"}, {"$float": "inf"}], [1, 2, 3]]
