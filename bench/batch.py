@@ -86,7 +86,7 @@ def main() -> None:
               f"{statistics.median(r[2] for r in runs):.0f} ms a request, {sum(r[3] for r in runs)} full collections "
               f"in {args.runs} requests")
         if args.profile:
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.thread_time)
             profiler.enable()
             post()
             profiler.disable()
