@@ -67,3 +67,11 @@ def test_the_http_benchmark_drives_the_service_with_wrk():
     assert "single account, 1 connection, wrk 1 s" in done.stdout and "server time p50" in done.stdout
     assert "single account, 2 connections, wrk 1 s (2 worker(s) x 8 threads)" in done.stdout
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
+
+
+def test_the_in_process_batch_benchmark_runs():
+    """bench/batch.py on a small batch, with its profile (it runs and its request succeeds; figures not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch.py"), "--accounts", "300", "--runs", "1",
+                           "--profile", "--top", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "300 accounts" in done.stdout and "server time" in done.stdout and "function calls" in done.stdout
