@@ -30,9 +30,13 @@ test: $(STAMP) browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	@# bench/http.py drives the service with wrk (Debian's package), installed through apt only when missing
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+		>/dev/null; } || echo "wrk not installed: bench/http.py uses its Python clients"
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/http.py --workers 2
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/web.py

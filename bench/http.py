@@ -1,11 +1,14 @@
-"""HTTP benchmark: a real `kam serve` (waitress, `--workers` processes) on loopback, driven by keep-alive clients.
+"""HTTP benchmark: a real `kam serve` (waitress, `--workers` processes) on loopback, driven by `wrk`.
 
-Reports single-account evaluate latency (p50 / p99, one client), requests/s with concurrent clients (each client
-its own process with one keep-alive connection, so the clients do not share this script's GIL), and the server
-time (`Server-Timing`) of a 10,000-row batch. The clients share the machine's cores with the server, so the
-requests/s figure is a floor, not a ceiling.
+Reports single-account evaluate latency (p50 / p99 over one keep-alive connection, `wrk --latency`), requests/s
+with `--clients` concurrent connections, and the server time (`Server-Timing`, median of 7) of a 10,000-row batch.
+wrk POSTs the single-account JSON with the bearer token from a Lua script. Without `wrk` on the PATH (or with
+`--client python`) the Python clients measure instead: one keep-alive client for latency, and for requests/s one
+process per client (so the clients do not share this script's GIL). The clients share the machine's cores with
+the server, so the requests/s figure is a floor, not a ceiling.
 
-    python bench/http.py [--requests 2000] [--clients 8] [--seconds 10] [--workers 2] [--threads 8] [--batch 10000]
+    python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 8]
+                         [--batch 10000] [--requests 2000 (python client)]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import http.client  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
@@ -92,9 +96,85 @@ def client(port: int, body: bytes, headers: dict, start_at: float, stop_at: floa
     counts.put(n)
 
 
+WRK_SCRIPT = """-- POST /v1/evaluate with one account and the bearer token; note each answer's server time
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+wrk.method = "POST"
+wrk.body = read(%(body)s)
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. read(%(token)s)
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  server_ms = {}
+end
+%(response)s
+function done(summary, latency, requests)
+  local all = {}
+  for _, thread in ipairs(threads) do
+    for _, ms in ipairs(thread:get("server_ms") or {}) do
+      table.insert(all, ms)
+    end
+  end
+  table.sort(all)
+  if #all > 0 then
+    io.write(string.format("server time p50 %%.3f ms\\n", all[math.floor((#all + 1) / 2)]))
+  end
+end
+"""
+
+# Reading every answer's headers costs wrk time: only where the server time is reported (one connection).
+WRK_SERVER_TIME = """
+function response(status, headers, body)
+  local timing = headers["Server-Timing"] or headers["server-timing"]
+  if timing then
+    table.insert(server_ms, tonumber(timing:match("dur=([%d.]+)")))
+  end
+end
+"""
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def wrk(port: int, folder: Path, body: bytes, bearer: str, connections: int, seconds: float,
+        server_time: bool, check: bool = True) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 latency (ms), requests, and the server time p50 when asked for;
+    `check`: stop on any failed or timed-out request."""
+    (folder / "body.json").write_bytes(body)
+    (folder / "token").write_text(bearer)
+    script = folder / "evaluate.lua"
+    script.write_text(WRK_SCRIPT % {"body": json.dumps(str(folder / "body.json")),
+                                    "token": json.dumps(str(folder / "token")),
+                                    "response": WRK_SERVER_TIME if server_time else ""})
+    threads = min(connections, os.cpu_count() or 1)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
+               "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/evaluate"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 120).stdout
+    if check and ("Non-2xx" in out or "Socket errors" in out):
+        raise SystemExit(f"wrk saw failed requests:\n{out}")
+    figures = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+               "requests": int(re.search(r"(\d+) requests in", out).group(1))}
+    for name, percent in (("p50", "50"), ("p99", "99")):
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M).groups()
+        figures[name] = float(value) * UNITS_MS[unit]
+    if server_time:
+        figures["server"] = float(re.search(r"server time p50 ([\d.]+) ms", out).group(1))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
+                        help="what drives the single-account requests (default: wrk when installed)")
+    parser.add_argument("--requests", type=int, default=2000, help="python client: latency requests")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=1, help="`kam serve --workers`: server processes")
@@ -115,42 +195,63 @@ def main() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for _ in range(50):
             post(conn, one, headers)
-        client_ms, server_ms = [], []
-        for _ in range(args.requests):
-            c, s, _ = post(conn, one, headers)
-            client_ms.append(c)
-            server_ms.append(s)
-        q = statistics.quantiles(client_ms, n=100)
-        print(f"single account, 1 client, {args.requests} requests ({setup}): p50 {statistics.median(client_ms):.2f} "
-              f"ms, p99 {q[98]:.2f} ms (server time p50 {statistics.median(server_ms):.2f} ms)")
-
-        fork = multiprocessing.get_context("fork")
-        counts = fork.Queue()
-        start_at = time.time() + 2  # every client connected and warmed before the clock starts
-        stop_at = start_at + args.seconds
-        clients = [fork.Process(target=client, args=(port, one, headers, start_at, stop_at, counts))
-                   for _ in range(args.clients)]
-        for p in clients:
-            p.start()
-        done = [counts.get(timeout=args.seconds + 120) for _ in clients]
-        for p in clients:
-            p.join()
-        rate = sum(done) / args.seconds
-        print(f"single account, {args.clients} concurrent client processes for {args.seconds:g} s ({setup}): "
-              f"{rate:,.0f} req/s")
-
-        batch = json.dumps({"accounts": json.loads(synthetic_portfolio(args.batch, seed=12).to_json(
-            orient="records", date_format="iso"))}).encode()
-        runs = [post(conn, batch, headers) for _ in range(7)]
-        server = statistics.median(r[1] for r in runs)
-        client_total = statistics.median(r[0] for r in runs)
-        print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7: "
-              f"server time {server:.0f} ms, round trip {client_total:.0f} ms, "
-              f"{len(json.loads(runs[0][2])['results'])} results")
+        if args.client == "wrk":
+            bearer = headers["Authorization"].removeprefix("Bearer ")
+            # Warm every worker (each loads its rule book on its first request) before the clock runs.
+            wrk(port, data, one, bearer, max(args.clients, 2 * args.workers), 2, server_time=False, check=False)
+            alone = wrk(port, data, one, bearer, 1, args.seconds, server_time=True)
+            print(f"single account, 1 connection, wrk {args.seconds:g} s, {alone['requests']} requests ({setup}): "
+                  f"p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms (server time p50 {alone['server']:.2f} ms)")
+            many = wrk(port, data, one, bearer, args.clients, args.seconds, server_time=False)
+            print(f"single account, {args.clients} connections, wrk {args.seconds:g} s ({setup}): "
+                  f"{many['rate']:,.0f} req/s (p50 {many['p50']:.2f} ms, p99 {many['p99']:.2f} ms)")
+        else:
+            python_clients(args, port, one, headers, conn, setup)
+        batch_time(args, conn, headers, setup)
     finally:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def python_clients(args: argparse.Namespace, port: int, one: bytes, headers: dict, conn: http.client.HTTPConnection,
+                   setup: str) -> None:
+    """Without wrk: latency from one keep-alive client, requests/s from one process per client."""
+    client_ms, server_ms = [], []
+    for _ in range(args.requests):
+        c, s, _ = post(conn, one, headers)
+        client_ms.append(c)
+        server_ms.append(s)
+    q = statistics.quantiles(client_ms, n=100)
+    print(f"single account, 1 client, {args.requests} requests ({setup}): p50 {statistics.median(client_ms):.2f} "
+          f"ms, p99 {q[98]:.2f} ms (server time p50 {statistics.median(server_ms):.2f} ms)")
+
+    fork = multiprocessing.get_context("fork")
+    counts = fork.Queue()
+    start_at = time.time() + 2  # every client connected and warmed before the clock starts
+    stop_at = start_at + args.seconds
+    clients = [fork.Process(target=client, args=(port, one, headers, start_at, stop_at, counts))
+               for _ in range(args.clients)]
+    for p in clients:
+        p.start()
+    done = [counts.get(timeout=args.seconds + 120) for _ in clients]
+    for p in clients:
+        p.join()
+    rate = sum(done) / args.seconds
+    print(f"single account, {args.clients} concurrent client processes for {args.seconds:g} s ({setup}): "
+          f"{rate:,.0f} req/s")
+
+
+def batch_time(args: argparse.Namespace, conn: http.client.HTTPConnection, headers: dict, setup: str) -> None:
+    """The server time of a `--batch`-account request, median of 7."""
+    batch = json.dumps({"accounts": json.loads(synthetic_portfolio(args.batch, seed=12).to_json(
+        orient="records", date_format="iso"))}).encode()
+    runs = [post(conn, batch, headers) for _ in range(7)]
+    server = statistics.median(r[1] for r in runs)
+    client_total = statistics.median(r[0] for r in runs)
+    print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7 ({setup}): "
+          f"server time {server:.0f} ms, round trip {client_total:.0f} ms, "
+          f"{len(json.loads(runs[0][2])['results'])} results")
 
 
 if __name__ == "__main__":

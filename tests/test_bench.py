@@ -2,10 +2,13 @@
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "evaluate.py"
@@ -44,11 +47,31 @@ def test_the_check_catches_a_difference():
 
 
 def test_the_http_benchmark_drives_a_real_multi_worker_service():
-    """bench/http.py end to end on small numbers (it runs, its requests succeed; its figures are not checked)."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--requests", "20", "--clients", "2",
-                           "--seconds", "1", "--workers", "2", "--batch", "50"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    """bench/http.py end to end on small numbers with its Python clients (it runs, its requests succeed; its
+    figures are not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--client", "python", "--requests", "20",
+                           "--clients", "2", "--seconds", "1", "--workers", "2", "--batch", "50"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "single account, 1 client, 20 requests (2 worker(s) x 8 threads): p50" in done.stdout
     assert "2 concurrent client processes" in done.stdout and "req/s" in done.stdout
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+def test_the_http_benchmark_drives_the_service_with_wrk():
+    """bench/http.py with wrk driving a real two-worker service (it runs, its figures are not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--clients", "2", "--seconds", "1",
+                           "--workers", "2", "--batch", "50"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "single account, 1 connection, wrk 1 s" in done.stdout and "server time p50" in done.stdout
+    assert "single account, 2 connections, wrk 1 s (2 worker(s) x 8 threads)" in done.stdout
+    assert "50-row batch" in done.stdout and "50 results" in done.stdout
+
+
+def test_the_in_process_batch_benchmark_runs():
+    """bench/batch.py on a small batch, with its profile (it runs and its request succeeds; figures not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch.py"), "--accounts", "300", "--runs", "1",
+                           "--profile", "--top", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "300 accounts" in done.stdout and "server time" in done.stdout and "function calls" in done.stdout

@@ -1,0 +1,79 @@
+"""The decision log's faster writing of large decisions keeps what is recorded: a record written before (zstd
+level 3) and one written now (level 1) in the same log both read back and verify; an evaluation's recorded tables
+are byte for byte what the cell-by-cell encoding (as it was before) makes of its input frame and outputs."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zstandard
+
+from kamcore import RuleBook, decisions
+from kamcore.decisions import DecisionLog, canonical_json, decompress, output_table, table_of
+from kamcore.demo import synthetic_portfolio
+
+SHIPPED = Path(__file__).resolve().parents[1] / "rules"
+AS_OF = dt.date(2026, 11, 23)
+
+
+def _cell_by_cell(values, what, column=decisions._NAMES):
+    """decisions._column_cells as it was."""
+    return [v if (t := type(v)) in decisions._PLAIN or t is float and v - v == 0
+            or t is list and all(type(x) is str for x in v) else decisions._cell(v) for v in values]
+
+
+def _numbers_as_before(values):
+    cells = values.tolist()
+    if values.dtype.kind == "f":
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            cells[i] = {"$float": repr(cells[i])}
+    return cells
+
+
+def _as_before(monkeypatch, make):
+    """What `make()` gives with the decision log's cell encoding as it was before the batch shortcuts."""
+    with monkeypatch.context() as m:
+        m.setattr(decisions, "_column_cells", _cell_by_cell)
+        m.setattr(decisions, "_number_cells", _numbers_as_before)
+        m.setattr(decisions, "_text_cells", lambda series, what, name: _cell_by_cell(series.tolist(), what, name))
+        return make()
+
+
+def test_records_compressed_at_the_former_level_still_read_and_verify(tmp_path, monkeypatch):
+    frame = synthetic_portfolio(300, seed=4)
+    frame.loc[3, "account_name"] = None
+    frame.loc[5, "revenue_12m"] = np.inf
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        monkeypatch.setattr(decisions._codecs, "compressor", zstandard.ZstdCompressor(level=3), raising=False)
+        before = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        monkeypatch.setattr(decisions._codecs, "compressor",
+                            zstandard.ZstdCompressor(level=decisions.COMPRESSION_LEVEL))
+        now = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        assert log.verify().ok
+        a, b = log.get(before), log.get(now)
+        assert a.input_digest == b.input_digest
+        pd.testing.assert_frame_equal(a.inputs, b.inputs)
+        assert b.inputs.iloc[3]["account_name"] is None or pd.isna(b.inputs.iloc[3]["account_name"])
+        assert b.inputs.iloc[5]["revenue_12m"] == np.inf
+
+
+def test_an_evaluation_is_recorded_as_before(tmp_path, monkeypatch):
+    book = RuleBook.load(SHIPPED, revision="r1")
+    frame = synthetic_portfolio(2000, seed=7)
+    frame.loc[::7, "contract_end_date"] = None
+    frame.loc[::11, "credit_score"] = np.nan
+    frame["credit_score"] = frame["credit_score"].astype(object)
+    frame.loc[4, "credit_score"] = "abc"  # an unreadable cell: a row error, every output null on that row
+    ev = book.evaluate(frame, as_of=AS_OF)
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        decision_id = log.record_evaluation("alice", ev)
+        db = log._db
+        inputs, outputs = db.execute("SELECT inputs, outputs FROM decisions WHERE id = ?", (decision_id,)).fetchone()
+        errors = [decisions._error_dict(e) for e in ev.errors]
+        assert errors
+        assert decompress(inputs) == _as_before(monkeypatch, lambda: canonical_json(table_of(ev.input, "inputs")))
+        assert decompress(outputs) == _as_before(monkeypatch, lambda: canonical_json(
+            {"errors": errors, "outputs": output_table(ev)}))
+        assert b'{"$float":"nan"}' in decompress(inputs)
+        assert log.verify().ok
