@@ -103,3 +103,36 @@ def test_civil_dates_agree_with_numpy() -> None:
     for days in range(-800_000, 3_000_000, 997):
         y, m, d = S.civil(days)
         assert str(np.datetime64(days, "D")).lstrip("+") == f"{y:04d}-{m:02d}-{d:02d}" or y > 9999 or y < 1
+
+
+@pytest.mark.parametrize("kind", [Type.NUMBER, Type.DATE, Type.STRING, Type.BOOLEAN])
+def test_a_list_column_builds_the_arrays_its_values_stand_for(kind: Type) -> None:
+    """A ListVec (a column of a few accounts kept as plain values) is, once its arrays are asked for, the column
+    `from_values` makes of the same values; `value(i)` reads what the built column reads."""
+    values = GRID[kind]
+    vec = V.from_values(values, kind)
+    plain = S.to_list(vec, kind, len(values))
+    listed = S.ListVec(kind, list(plain), vec.cats if kind == Type.STRING else None)
+    assert [listed.value(i) for i in range(len(values))] == [vec.value(i) for i in range(len(values))]
+    assert listed.data.dtype == vec.data.dtype and listed.data.shape == vec.data.shape
+    assert np.array_equal(listed.data.view(np.int64) if kind == Type.DATE else listed.data,
+                          vec.data.view(np.int64) if kind == Type.DATE else vec.data, equal_nan=kind == Type.NUMBER)
+    if kind == Type.STRING:
+        assert listed.cats.tolist() == vec.cats.tolist()
+        # without the categories it must keep: the sorted distinct texts, as the readers make them
+        bare = S.ListVec(kind, list(plain))
+        assert bare.cats.tolist() == sorted(t for t in set(plain) if t is not None)
+        assert [bare.value(i) for i in range(len(values))] == [vec.value(i) for i in range(len(values))]
+
+
+def test_rounding_a_score_to_nine_places_is_numpys() -> None:
+    from kamcore.kinds.scorecard import _round9
+
+    awkward = [*NUMBERS, math.inf, -math.inf, 0.5e-9, -0.5e-9, 1.5e-9, 2.5e-9, 0.1 + 0.2, 1e10 + 0.5e-9, 2.0**53,
+               9.999999999500001, -4.4e-10, 5e-324, 1.7976931348623157e308]
+    rng = np.random.default_rng(7)
+    for v in [*awkward, *rng.normal(0, 100, 2000).tolist(), *(rng.integers(-10**6, 10**6, 500) / 8).tolist()]:
+        with np.errstate(over="ignore"):  # the largest floats overflow when scaled, to inf both ways
+            mine, numpys = _round9(v), float(np.round(np.float64(v), 9))
+        assert (mine == numpys or (mine != mine and numpys != numpys)) and \
+            math.copysign(1, mine) == math.copysign(1, numpys), v
