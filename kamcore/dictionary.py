@@ -60,6 +60,7 @@ _UNIT_EXPONENTS = {
 
 
 _SEEN_MOST = 4096  # headers / texts remembered per dictionary (forgotten all at once when full)
+_SEEN_LONGEST = 256  # characters: a longer header or text is folded every time, never kept
 
 
 class Dictionary:
@@ -106,6 +107,8 @@ class Dictionary:
         `（万元）` or `(%)`, which scales the column."""
         if type(header) is not str:
             return self._match_header(header)
+        if len(header) > _SEEN_LONGEST:
+            return self._match_header(header)
         seen = self._seen_headers
         match = seen.get(header, seen)
         if match is seen:
@@ -117,6 +120,9 @@ class Dictionary:
     def canonical(self, name: str, text: str) -> Any:
         """A text of field `name` as its vocabulary's code (`制造业`, `Manufacturing` → `manufacturing`); a text
         the vocabulary does not know stays as it is."""
+        if len(text) > _SEEN_LONGEST:
+            vocabulary = self._values.get(name)
+            return text if vocabulary is None else vocabulary.get(header_key(text), text)
         seen = self._seen_values
         value = seen.get((name, text), seen)
         if value is seen:

@@ -1,6 +1,8 @@
 """The data dictionary: headers as people write them, units in headers, value vocabularies, and the checks on
 fields.yaml itself."""
 
+from pathlib import Path
+
 import pytest
 
 from kamcore import RuleBook, RuleBookError
@@ -104,3 +106,19 @@ fields:
     found = sorted((p.line, p.message) for p in e.value.problems)
     assert found[0][0] == 6 and "labels" in found[0][1]
     assert found[1][0] == 7 and "must be a value" in found[1][1]
+
+
+def test_headers_and_texts_read_are_remembered_only_when_short():
+    """The dictionary remembers headers and vocabulary texts it has folded (requests repeat them), but never a long
+    one: found in review, a request of 5 MB headers or industry names would otherwise stay in memory."""
+    book = RuleBook.load(Path(__file__).resolve().parents[1] / "rules")
+    huge = "近" * 5_000_000
+    account = {huge: 1, "industry": huge, "近12个月销售额（万元）": 12.5, "行业": "制造业"}
+    ev = book.evaluate([account], as_of="2026-11-23")
+    assert ev.outputs(0)["tier"] is not None
+    kept_headers = [h for h in book.dictionary._seen_headers if isinstance(h, str)]
+    kept_texts = [text for _, text in book.dictionary._seen_values]
+    assert max(map(len, kept_headers + kept_texts)) <= 256
+    assert "近12个月销售额（万元）" in kept_headers and "制造业" in kept_texts  # short ones are remembered
+    assert book.dictionary.match_header("近12个月销售额（万元）") == HeaderMatch("revenue_12m", 4)
+    assert book.dictionary.canonical("industry", huge) == huge

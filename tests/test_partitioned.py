@@ -375,3 +375,39 @@ def test_the_benchmark_checks_both_engines_agree_on_a_tiny_portfolio(cluster, tm
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"2,000  dask, 2 workers .*\(driver [\d,]+; 2 parts\); outputs equal to one process", done.stdout)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts-00000.parquet", "accounts-00001.parquet"]
+
+
+def test_small_parts_ranked_within_a_rule_output_ship_their_keys_between_workers(cluster):
+    """Found in review: a part of a few accounts is evaluated per account, so a ranking's `within` read from
+    another rule's output is a per-account column (scalar.ListVec); its keys travel to the cluster pickled."""
+    book = RuleBook.from_files({"fields.yaml": """
+fields:
+  - {name: account_id, type: string}
+  - {name: revenue, type: number}
+""", "rules.yaml": """
+rules:
+  - id: sizing
+    kind: decision_table
+    label: Size
+    hit_policy: FIRST
+    inputs: [revenue]
+    outputs: [{name: size, type: string, values: [big, small]}]
+    rows:
+      - {when: {revenue: ">= 100"}, then: big}
+      - {when: {revenue: "-"}, then: small}
+  - id: rank
+    kind: ranking
+    label: Class
+    method: quantile
+    measure: revenue
+    within: size
+    bands: [{label: A, share: 50%}, {label: B, share: 50%}]
+    output: cls
+"""})
+    frame = pd.DataFrame({"account_id": list("abcdef"), "revenue": [5.0, 150.0, 300.0, 7.0, 120.0, 1.0]})
+    single = book.evaluate(frame, as_of=AS_OF)
+    ev = partitioned.evaluate(book, in_parts(frame, [3]), as_of=AS_OF)
+    result = ev.frame.compute().reset_index(drop=True)
+    result.pop("rules_version")
+    assert cells(result) == cells(single.frame)
+    assert result["cls"].tolist() == ["A", "A", "A", "A", "B", "B"]

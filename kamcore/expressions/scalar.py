@@ -148,6 +148,9 @@ class ListVec(Vec):
         _DATA.__set__(self, data)
         _CATS.__set__(self, cats)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (Dask ships rank keys between processes) as its values
+        return ListVec, (self.type, self.values, self._cats)
+
     @property
     def is_scalar(self) -> bool:
         return False

@@ -4,7 +4,7 @@
 - date:    datetime64[D], NaT is null
 - boolean: int8 with FALSE=0, NULL=1, TRUE=2, so Kleene `and` is `minimum`, `or` is `maximum`, `not` is 2-x
 - string:  int32 codes into sorted unique categories (`cats`), -1 is null; equality and ordering are integer ops
-- list:    objects, a Python list (or None) per row; rows may share one list object (read them, never change them)
+- list:    objects, a Python list (or None) per row
 - time, date and time, days and time duration: timedelta64[us] / datetime64[us] / timedelta64[us], NaT is null
 - years and months duration: float64 months, NaN is null (see temporal.py)
 

@@ -440,16 +440,16 @@ class DecisionTableRule(Rule):
         n, rows = state.n, len(self.row_ids)
         if n > V.SMALL_COLUMN and rows <= _PATTERN_ROWS and all(v.is_scalar for vs in row_values for v in vs):
             # Every row gives one value for all accounts, so an account's lists follow from which rows it matched:
-            # made once per distinct set of matched rows (a few dozen) and shared by the accounts that matched
-            # those rows. Results are read, not changed; a list per account would cost more than the whole table
-            # (10,000 new lists wake Python's garbage collector, which then walks a server's whole heap).
+            # made once per distinct set of matched rows (a few dozen), then copied for each account (a caller
+            # changing one account's list must not change another's).
             key = (matched.astype(np.int64) << np.arange(rows, dtype=np.int64)[:, None]).sum(axis=0) if rows \
                 else np.zeros(n, dtype=np.int64)
             _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
             pattern = pattern.ravel()
             for name, lists in zip(self.output_names, self._lists(matched[:, first], row_values, len(first)),
                                    strict=True):
-                out = lists[pattern]
+                out = np.fromiter((None if v is None else v.copy() for v in lists[pattern].tolist()), dtype=object,
+                                  count=n)
                 out[invalid] = None
                 state.columns[name] = Vec(Type.LIST, out)
             return

@@ -136,3 +136,15 @@ def test_rounding_a_score_to_nine_places_is_numpys() -> None:
             mine, numpys = _round9(v), float(np.round(np.float64(v), 9))
         assert (mine == numpys or (mine != mine and numpys != numpys)) and \
             math.copysign(1, mine) == math.copysign(1, numpys), v
+
+
+def test_a_list_column_pickles_and_copies_as_its_values() -> None:
+    """Dask ships rank keys (which may hold per-account columns) between processes: found in review, a ListVec did
+    not survive pickle or deepcopy (its dataclass state setter wrote the read-only `data`)."""
+    import copy
+    import pickle
+
+    vec = S.ListVec(Type.STRING, ["b", None, "a"], np.array(["a", "b", "c"], dtype=object))
+    for back in (pickle.loads(pickle.dumps(vec)), copy.deepcopy(vec)):
+        assert type(back) is S.ListVec and back.values == vec.values
+        assert back.cats.tolist() == ["a", "b", "c"] and back.data.tolist() == [1, -1, 0]

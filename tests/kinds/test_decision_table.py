@@ -435,3 +435,20 @@ def test_first_matching_rows_are_numpys_argmax():
         rows, accounts = int(rng.integers(1, 9)), int(rng.integers(0, 60))
         matched = rng.random((rows, accounts)) < rng.random()
         assert _first_rows(matched).tolist() == matched.argmax(axis=0).tolist()
+
+
+def test_each_account_gets_a_list_of_its_own_from_a_multi_hit_table():
+    """Lists are made once per set of matched rows for a large batch, then copied per account: changing one
+    account's list (found in review: it changed every account that matched the same rows) leaves the others."""
+    from pathlib import Path
+
+    from kamcore.demo import synthetic_portfolio
+
+    book = RuleBook.load(Path(__file__).resolve().parents[2] / "rules")
+    ev = book.evaluate(synthetic_portfolio(100, seed=3), as_of="2026-11-23")
+    lists = [ev.outputs(i)["entitlements"] for i in range(100)]
+    common = max(lists, key=lists.count)
+    same = [i for i in range(100) if lists[i] == common]
+    assert len(same) > 5  # many accounts matched the same rows
+    lists[same[0]].append("changed")
+    assert all("changed" not in ev.outputs(i)["entitlements"] for i in same[1:])
