@@ -191,11 +191,7 @@ def _read_records(records: Records, needed: Mapping[str, Type | None], dictionar
     into per-account values (S.ListVec) where `_read_cells` can (else as arrays, by `_read_field`)."""
     n = len(records)
     headers = records.headers
-    sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
-    for position, header in enumerate(headers):
-        match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
-        if match is not None and match.field in needed:
-            sources.setdefault(match.field, []).append((position, match))
+    sources = _sources(headers, needed, dictionary)
     values: dict[str, Vec] = {}
     errors: list[RowError] = []
     excluded = [False] * n
@@ -238,16 +234,21 @@ def _read_records(records: Records, needed: Mapping[str, Type | None], dictionar
                    {k: str(headers[v[0][0]]) for k, v in sources.items()})
 
 
-def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | None],
-                  dictionary: Dictionary) -> Columns:
-    n = len(frame)
-    # plain labels: indexing a pandas Index (of text) costs more than the reading
-    headers = frame.headers if isinstance(frame, Records) else frame.columns.tolist()
+def _sources(headers: list[Any], needed: Mapping[str, Type | None],
+             dictionary: Dictionary) -> dict[str, list[tuple[int, HeaderMatch]]]:
+    """Each needed field's columns (position, and how the header was read), found by name or any header alias."""
     sources: dict[str, list[tuple[int, HeaderMatch]]] = {}
     for position, header in enumerate(headers):
         match = HeaderMatch(header) if header in needed else dictionary.match_header(header)
         if match is not None and match.field in needed:
             sources.setdefault(match.field, []).append((position, match))
+    return sources
+
+
+def _read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictionary: Dictionary) -> Columns:
+    n = len(frame)
+    headers = frame.columns.tolist()  # plain labels: indexing a pandas Index (of text) costs more than the reading
+    sources = _sources(headers, needed, dictionary)
     values: dict[str, Vec] = {}
     errors: list[RowError] = []
     excluded = np.zeros(n, dtype=bool)
@@ -266,7 +267,7 @@ def _read_columns(frame: pd.DataFrame | Records, needed: Mapping[str, Type | Non
         values[name] = vec
         for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
-            cell = frame.arrays[position][i] if isinstance(frame, Records) else frame.iat[i, position]
+            cell = frame.iat[i, position]
             errors.append(RowError(int(i), None, name, f"{cell!r} is not {type_.label} "
                                    f"(column {str(headers[position])!r})"))
         excluded |= bad
