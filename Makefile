@@ -4,12 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean browser
+.PHONY: run test bench lint clean browser wrk
 
 # The browser tests drive Debian's chromium through its chromedriver; installed through apt only when missing.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# bench/http.py drives the service with wrk (Debian's package; its smoke test runs in `make test`), installed
+# through apt only when missing.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+		>/dev/null; } || echo "wrk not installed: bench/http.py uses its Python clients"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +26,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kam serve --demo --data .kam-data
 
-test: $(STAMP) browser
+test: $(STAMP) browser wrk
 	@# LibreOffice checks that the workbooks we write open without repair and recalculate the same
 	command -v soffice >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends libreoffice-calc-nogui >/dev/null) || echo "LibreOffice not installed: its tests skip"
@@ -29,10 +35,7 @@ test: $(STAMP) browser
 	$(BIN)/kam rules test rules/
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	@# bench/http.py drives the service with wrk (Debian's package), installed through apt only when missing
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
-		>/dev/null; } || echo "wrk not installed: bench/http.py uses its Python clients"
+bench: $(STAMP) wrk
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/http.py --workers 2
 	$(BIN)/python bench/store.py

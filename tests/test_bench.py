@@ -58,7 +58,7 @@ def test_the_http_benchmark_drives_a_real_multi_worker_service():
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make test and make bench install it)")
 def test_the_http_benchmark_drives_the_service_with_wrk():
     """bench/http.py with wrk driving a real two-worker service (it runs, its figures are not checked)."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--clients", "2", "--seconds", "1",
