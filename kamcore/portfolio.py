@@ -261,9 +261,9 @@ def _read_columns(frame: pd.DataFrame, needed: Mapping[str, Type | None], dictio
             values[name] = V.null(type_).full(n)
             continue
         vec, bad, source = _read_field(frame, headers, found, type_)
-        vocabulary = dictionary.canonical_values(name) if type_ == Type.STRING else None
-        if vocabulary:  # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
-            vec = V.map_categories(vec, lambda text, vocabulary=vocabulary: vocabulary.get(header_key(text), text))
+        if type_ == Type.STRING and dictionary.canonical_values(name):
+            # `制造业`, `Manufacturing` and `manufacturing` are one industry to the rules
+            vec = V.map_categories(vec, lambda text, name=name: dictionary.canonical(name, text))
         values[name] = vec
         for i in np.flatnonzero(bad) if bad.any() else ():
             position = found[source[i]][0]
