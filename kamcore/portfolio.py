@@ -121,9 +121,15 @@ def records_of(accounts: Any, most: int) -> Records | None:
     if not all(type(h) is str for h in headers):
         return None
     columns, kinds = [], []
+    one = records[0] if len(records) == 1 else None
     for h in headers:
-        cells = [r.get(h, math.nan) for r in records]
-        kind = _kind(cells)
+        if one is not None:  # one account (most requests): its cell's own kind
+            v = one[h]
+            cells = [v]
+            kind = _cell_kind(v)
+        else:
+            cells = [r.get(h, math.nan) for r in records]
+            kind = _kind(cells)
         if kind is None:
             return None
         if kind == "f":
@@ -160,6 +166,24 @@ def _kind(cells: list[Any]) -> str | None:
     return "O"
 
 
+def _cell_kind(v: Any) -> str | None:
+    """`_kind([v])`: the kind of array pandas makes of one cell, without building sets."""
+    t = type(v)
+    if t is str:
+        return "O"
+    if t is float:
+        return "n" if v != v else "f"
+    if t is int:
+        return "i" if _INT64[0] <= v <= _INT64[1] else None
+    if v is None or t is type(pd.NaT):
+        return "T"
+    if t is list or t is dict:
+        return "O"
+    if t in _MOMENTS:
+        return None if v.tzinfo is not None else "M"
+    return None
+
+
 class NeedsFrame(Exception):  # noqa: N818 - a signal, not an error anyone sees
     """Reading these records cell by cell is not certain to match the frame: read the frame."""
 
@@ -191,7 +215,7 @@ def _read_records(records: Records, needed: Mapping[str, Type | None], dictionar
     into per-account values (S.ListVec) where `_read_cells` can (else as arrays, by `_read_field`)."""
     n = len(records)
     headers = records.headers
-    sources = _sources(headers, needed, dictionary)
+    sources = _record_sources(headers, needed, dictionary)
     values: dict[str, Vec] = {}
     errors: list[RowError] = []
     excluded = [False] * n
@@ -232,6 +256,28 @@ def _read_records(records: Records, needed: Mapping[str, Type | None], dictionar
     errors.sort(key=lambda e: (e.row, e.field or ""))
     return Columns(values, errors, np.array(excluded, dtype=bool), missing,
                    {k: str(headers[v[0][0]]) for k, v in sources.items()})
+
+
+# Requests of one client send the same keys in the same order: the header lookup of a few records is kept per
+# key sequence (with the rule book's field types and its dictionary, held so their ids stay theirs), bounded.
+_KNOWN_SOURCES: dict[tuple[Any, ...], tuple[Mapping[str, Any], Dictionary, dict[str, Any]]] = {}
+_KNOWN_MOST = 256
+
+
+def _record_sources(headers: list[str], needed: Mapping[str, Type | None],
+                    dictionary: Dictionary) -> dict[str, list[tuple[int, HeaderMatch]]]:
+    """`_sources` of a few records' keys, remembered per key sequence (the caller does not change it)."""
+    if len(headers) > 256:
+        return _sources(headers, needed, dictionary)
+    key = (id(needed), id(dictionary), *headers)
+    known = _KNOWN_SOURCES.get(key)
+    if known is not None and known[0] is needed and known[1] is dictionary:
+        return known[2]
+    sources = _sources(headers, needed, dictionary)
+    if len(_KNOWN_SOURCES) >= _KNOWN_MOST:
+        _KNOWN_SOURCES.clear()
+    _KNOWN_SOURCES[key] = (needed, dictionary, sources)
+    return sources
 
 
 def _sources(headers: list[Any], needed: Mapping[str, Type | None],
@@ -314,9 +360,11 @@ def _read_cells(cells: list[Any], kind: str, type_: Type, exponent: int) -> tupl
     """`V.coerce_cells` of a Records column (its cells and the kind of array pandas would make of them), as
     per-account values (S.ListVec) rather than arrays, with the unreadable cells; None where this reader does
     not apply (then coerce_cells reads the column's array)."""
+    n = len(cells)
+    if kind == "T" and type_ == Type.DATE:  # no date in any record (e.g. `contract_end_date: null`)
+        return S.ListVec(Type.DATE, [None] * n), [False] * n
     if type_ not in (Type.NUMBER, Type.STRING, Type.DATE) or kind in "MT":
         return None
-    n = len(cells)
     if kind == "n":  # no value in any record
         return S.ListVec(type_, [math.nan] * n if type_ == Type.NUMBER else [None] * n), [False] * n
     if kind in "if":
@@ -363,9 +411,24 @@ _PLAIN_CELLS = (str, float, int, bool)
 
 
 def _day_cell(value: Any) -> tuple[int | None, bool]:
-    """V._date_cell as a day number (days since 1970-01-01; None for no date)."""
+    """V._date_cell as a day number (days since 1970-01-01; None for no date). Date texts are few (a year has
+    365 of them) and repeat from request to request: each is read once, then remembered (bounded)."""
+    if type(value) is str and len(value) <= 64:
+        known = _DAY_TEXTS.get(value)
+        if known is None:
+            if len(_DAY_TEXTS) >= 4096:
+                _DAY_TEXTS.clear()
+            known = _DAY_TEXTS[value] = _read_day(value)
+        return known
+    return _read_day(value)
+
+
+def _read_day(value: Any) -> tuple[int | None, bool]:
     day, ok = V._date_cell(value)
     return (None if np.isnat(day) else int(day.astype(np.int64))), ok
+
+
+_DAY_TEXTS: dict[str, tuple[int | None, bool]] = {}
 
 
 def column_array(frame: pd.DataFrame, position: int) -> Any:

@@ -392,3 +392,48 @@ fields:
     assert labelled(frame, dictionary, "en").iloc[0].tolist() == ["C1", "yes", ["Loyal", "other"], 1]
     assert list(labelled(frame.rename(columns={"sheet column": "x"}), dictionary, "en", {"x": {"en": "X"}})
                 .columns) == ["Account ID", "False big account", "Segments", "X"]
+
+
+ONE_CELL = ["text", "", "制造业", 0, -1, 2**63 - 1, 2**63, -(2**63) - 1, True, False, 1.5, -0.0, float("nan"),
+            float("inf"), None, pd.NaT, pd.Timestamp("2024-03-01"), pd.Timestamp("2024-03-01", tz="UTC"),
+            dt.datetime(2024, 3, 1, 12), dt.date(2024, 3, 1), [1, 2], {"a": 1}, b"bytes", (1, 2)]
+
+
+@pytest.mark.parametrize("cell", ONE_CELL, ids=repr)
+def test_one_records_cell_kind_is_the_column_kind_of_that_cell(cell):
+    """A request of one account reads each cell's kind directly: the same kind the column reader gives it."""
+    from kamcore.portfolio import _cell_kind, _kind
+
+    assert _cell_kind(cell) == _kind([cell])
+
+
+def test_a_date_text_is_read_once_and_then_remembered(book):
+    """Date texts repeat from request to request: the day read is remembered, and is the day the reader gives."""
+    from kamcore import portfolio
+
+    for text in ["2024-03-01", "2024年3月1日", "2024/2/30", "not a date", "45352", " 2024-03-01T00:00:00.000 "]:
+        portfolio._DAY_TEXTS.pop(text, None)
+        first = portfolio._day_cell(text)
+        assert portfolio._DAY_TEXTS[text] == first == portfolio._read_day(text)
+        assert portfolio._day_cell(text) is first
+    assert portfolio._day_cell("x" * 65) == portfolio._read_day("x" * 65) and "x" * 65 not in portfolio._DAY_TEXTS
+    for k in range(5000):
+        portfolio._day_cell(f"2024-01-{k}")
+    assert len(portfolio._DAY_TEXTS) <= 4096
+
+
+def test_a_few_records_header_lookup_is_remembered_per_key_order_and_book(book):
+    """The lookup of a request's keys is kept per key sequence, and only for the same book's fields and
+    dictionary: another book (or field set) with the same keys gets its own."""
+    from kamcore import portfolio
+
+    headers = ["客户编号", "revenue_12m", "Gross Profit (12m)", "unknown"]
+    first = portfolio._record_sources(headers, book.inputs, book.dictionary)
+    assert portfolio._record_sources(list(headers), book.inputs, book.dictionary) is first
+    assert first == portfolio._sources(headers, book.inputs, book.dictionary)
+    fewer = {"revenue_12m": book.inputs["revenue_12m"]}
+    assert set(portfolio._record_sources(headers, fewer, book.dictionary)) == {"revenue_12m"}
+    assert portfolio._record_sources(headers[::-1], book.inputs, book.dictionary) is not first
+    for k in range(300):
+        portfolio._record_sources([f"h{k}"], book.inputs, book.dictionary)
+    assert len(portfolio._KNOWN_SOURCES) <= 256

@@ -263,7 +263,7 @@ class Compiler:
             name = node.name
             return lambda c, i, x: c[name][i]
         if isinstance(node, ast.Input):
-            return lambda c, i, x: x
+            return _input
         if isinstance(node, ast.Negate):
             if node.operand.type == Type.NULL:
                 return _const(math.nan)
@@ -350,6 +350,9 @@ class Compiler:
             return lambda c, i, x: hit if left(c, i, x) == right(c, i, x) else miss
         if lt == Type.BOOLEAN:
             raise Unsupported("ordering booleans")
+        fused = _fused(op, lt, left, right)
+        if fused is not None:
+            return fused
         less = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
         if lt == Type.NUMBER:
             def order_number(c: Any, i: int, x: Any) -> int:
@@ -524,11 +527,13 @@ class Compiler:
         return combined
 
     def _test(self, test: ast.Node, it: Type) -> Fn:
-        def inp(c: Any, i: int, x: Any) -> Any:
-            return x
+        inp = _input
         if isinstance(test, ast.CompareTest):
             return self.compare(test.op, it, inp, test.endpoint.type, self.expression(test.endpoint))
         if isinstance(test, ast.IntervalTest):
+            both = _fused_interval(it, test, self.expression(test.low), self.expression(test.high))
+            if both is not None:
+                return both
             low = self.compare(">=" if test.low_closed else ">", it, inp, test.low.type, self.expression(test.low))
             high = self.compare("<=" if test.high_closed else "<", it, inp, test.high.type,
                                 self.expression(test.high))
@@ -543,8 +548,73 @@ class Compiler:
         raise Unsupported(type(test).__name__)
 
 
+def _fused_interval(it: Type, test: ast.IntervalTest, low: Fn, high: Fn) -> Fn | None:
+    """`[a..b)` between two constants as one closure: what the junction of its two fused comparisons gives
+    (both null for a null input, else true when both hold)."""
+    a, b = getattr(low, "constant", None), getattr(high, "constant", None)
+    if a is None or b is None or not (it == test.low.type == test.high.type) or it not in (Type.NUMBER, Type.DATE):
+        return None
+    a, b = a[0], b[0]
+    if it == Type.NUMBER and (a != a or b != b) or it == Type.DATE and (a is None or b is None):
+        return None
+    lc, hc = test.low_closed, test.high_closed
+    if it == Type.NUMBER:
+        if lc and hc:
+            return lambda c, i, x: N if x != x else T if a <= x <= b else F
+        if lc:
+            return lambda c, i, x: N if x != x else T if a <= x < b else F
+        if hc:
+            return lambda c, i, x: N if x != x else T if a < x <= b else F
+        return lambda c, i, x: N if x != x else T if a < x < b else F
+    if lc and hc:
+        return lambda c, i, x: N if x is None else T if a <= x <= b else F
+    if lc:
+        return lambda c, i, x: N if x is None else T if a <= x < b else F
+    if hc:
+        return lambda c, i, x: N if x is None else T if a < x <= b else F
+    return lambda c, i, x: N if x is None else T if a < x < b else F
+
+
 def _const(value: Any) -> Fn:
-    return lambda c, i, x: value
+    fn = lambda c, i, x: value  # noqa: E731 - marked below, so compare can fuse it
+    fn.constant = (value,)  # type: ignore[attr-defined]
+    return fn
+
+
+def _input(c: Any, i: int, x: Any) -> Any:
+    """`?`: the value a unary test is applied to."""
+    return x
+
+
+def _fused(op: str, lt: Type, left: Fn, right: Fn) -> Fn | None:
+    """`? op constant` (a decision-table cell such as `>= 1000000`) as one closure instead of three: the same
+    codes as the general comparison (null input: null; a null constant is left to the general form)."""
+    k = getattr(right, "constant", None)
+    if left is not _input or k is None:
+        return None
+    k = k[0]
+    if lt == Type.NUMBER:
+        if k != k:
+            return None
+        if op == "<":
+            return lambda c, i, x: N if x != x else T if x < k else F
+        if op == "<=":
+            return lambda c, i, x: N if x != x else T if x <= k else F
+        if op == ">":
+            return lambda c, i, x: N if x != x else T if x > k else F
+        if op == ">=":
+            return lambda c, i, x: N if x != x else T if x >= k else F
+        return None
+    if lt == Type.DATE and k is not None:
+        if op == "<":
+            return lambda c, i, x: N if x is None else T if x < k else F
+        if op == "<=":
+            return lambda c, i, x: N if x is None else T if x <= k else F
+        if op == ">":
+            return lambda c, i, x: N if x is None else T if x > k else F
+        if op == ">=":
+            return lambda c, i, x: N if x is None else T if x >= k else F
+    return None
 
 
 def _scalar_of(vec: Vec, type_: Type) -> Any:

@@ -39,6 +39,11 @@ EXPRESSIONS = [
     "s >= t", "s + t", 'contains(s, t)', 'starts_with(s, "fin")', 'ends_with(s, t)', "lower(s) = lower(t)",
     'upper(s) in ("FIN", "A")', 's in ("finance", "a")', "coalesce(s, t)", "is_null(s)", "b and x > 0",
     "b or not(b)", "not(b)", "b = true", "b != null", "if b then d else e", "coalesce(d, e)", "is_null(d)",
+    # a test of `?` against constants is one fused closure (scalar._fused, _fused_interval): every form of it
+    "x in (<= 0.5)", "x in (>= -0.5)", "x in (> 1e300)", "x in (< -0.0)", "x in (0..1]", "x in [0..1]", "x in (0..1)",
+    "x in [-1e300..0.5)", "x in [1..0]", 'd in (< @"2024-03-01")', 'd in (<= @"2024-02-29")', 'd in (> @"1969-12-31")',
+    'd in (>= @"2024-03-01")', 'd in (@"2024-01-31"..@"2024-03-01")', 'd in [@"2024-01-31"..@"2024-03-01"]',
+    'd in (@"2024-01-31"..@"2024-03-01"]', 'd in (< null)', "x in (< null)", "x in [null..1]",
 ]
 
 
@@ -90,6 +95,15 @@ def test_a_cell_matches_the_same_per_account(text: str, input_type: Type) -> Non
     cols = S.Columns(columns, n, AS_OF).lists(compiler.fields)
     xs = S.to_list(value, input_type, n)
     assert [fn(cols, i, xs[i]) == S.T for i in range(n)] == whole
+
+
+@pytest.mark.parametrize(("text", "input_type"), [("< 5", Type.NUMBER), (">= 1e300", Type.NUMBER),
+                                                  ("(0..1]", Type.NUMBER), ('> @"2024-03-01"', Type.DATE),
+                                                  ('[@"2024-01-31"..@"2024-03-01")', Type.DATE)])
+def test_a_test_against_constants_is_fused(text: str, input_type: Type) -> None:
+    """The grids above reach the fused closures, not only the general comparison (which gives the same codes)."""
+    fn = S.Compiler().tests(UnaryTest.compile(text, input_type, TYPES.get, list(TYPES)).tree, input_type)
+    assert fn.__code__.co_name == "<lambda>" and fn.__qualname__.startswith("_fused")
 
 
 @pytest.mark.parametrize("text", ["x ** 2", 'time("10:30:00")', "d + 1", "time(s) < time(t)", 'date(s)'])
