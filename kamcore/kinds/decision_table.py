@@ -522,7 +522,7 @@ class DecisionTableRule(Rule):
             # Plain lists throughout; numpy arrays only when a trace is read (see State.trace).
             n = state.n
             cols = state.per_account().lists(names)
-            xs = [[fn(cols, i, None) for i in range(n)] for fn in inputs]
+            xs = [cols[f] if f else [fn(cols, i, None) for i in range(n)] for fn, f in zip(inputs, fields, strict=True)]
             given = [state.columns[f] if f else None for f in fields]
 
             def values() -> list[Vec]:
