@@ -453,8 +453,29 @@ def output_table(evaluation: Evaluation) -> dict[str, Any]:
     state = evaluation.state
     excluded = state.excluded if state.excluded.any() else None
     names = evaluation.output_names
-    values = [_vec_cells(state.columns[name], state.n, excluded, name) for name in names]
+    if state.n == 1 and excluded is None:  # one account (most requests): its cells one by one
+        values = [_one_cell(state.columns[name], name) for name in names]
+    else:
+        values = [_vec_cells(state.columns[name], state.n, excluded, name) for name in names]
     return {"columns": _column_cells(names, "outputs"), "rows": state.n, "values": values}
+
+
+def _one_cell(vec: Vec, name: str) -> list[Any]:
+    """`_vec_cells` of one account's column: numbers, flags and text as they are held; a list of text as it
+    is; anything else through `_vec_cells`."""
+    if type(vec) is ListVec:
+        v, kind = vec.values[0], vec.type
+        if kind is Type.NUMBER:
+            return [v if v - v == 0 else {"$float": repr(v)}]
+        if kind is Type.BOOLEAN:  # the codes FALSE 0, NULL 1, TRUE 2
+            return [None if v == 1 else v == 2]
+        if kind is Type.STRING and (v is None or type(v) is str):
+            return [v]
+    elif vec.type is Type.LIST and vec.data.dtype == object:
+        v = vec.data[0]
+        if v is None or type(v) is list and all(type(x) is str for x in v):
+            return [v]
+    return _vec_cells(vec, 1, None, name)
 
 
 def _vec_cells(vec: Vec, n: int, excluded: np.ndarray | None, name: str) -> list[Any]:

@@ -77,3 +77,22 @@ def test_an_evaluation_is_recorded_as_before(tmp_path, monkeypatch):
             {"errors": errors, "outputs": output_table(ev)}))
         assert b'{"$float":"nan"}' in decompress(inputs)
         assert log.verify().ok
+
+
+def test_one_accounts_outputs_are_logged_as_the_column_reader_logs_them():
+    """One account's outputs are read cell by cell (`_one_cell`): the same cells as `_vec_cells` gives, for
+    numbers (a null margin from a zero revenue is a tagged NaN), flags, text, lists of text and nulls."""
+    book = RuleBook.load(SHIPPED, revision="r1")
+    frame = synthetic_portfolio(60, seed=9)
+    frame.loc[0, "revenue_12m"] = 0.0
+    frame.loc[1, ["credit_score", "contract_end_date", "industry"]] = None
+    seen = set()
+    for i in range(len(frame)):
+        ev = book.evaluate(frame.iloc[[i]].reset_index(drop=True), as_of=AS_OF)
+        cells = output_table(ev)["values"]
+        general = [decisions._vec_cells(ev.state.columns[name], 1, None, name) for name in ev.output_names]
+        assert repr(cells) == repr(general)
+        seen.update(type(v[0]).__name__ for v in cells)
+        held = {type(ev.state.columns[name]).__name__ for name in ev.output_names}
+        assert held == {"ListVec", "Vec"}  # per-account values, and lists (the cell reader's two branches)
+    assert {"float", "bool", "str", "list", "NoneType", "dict"} <= seen
