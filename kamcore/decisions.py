@@ -442,6 +442,11 @@ def table_of(data: Any, what: str = "table") -> dict[str, Any]:
         records = None
     if records is None or not all(isinstance(r, Mapping) for r in records):
         raise DecisionLogError(f"{what} must be a DataFrame or a list of {{field: value}} mappings")
+    if len(records) == 1:  # one account (most requests): each cell on its own, plain ones as they are
+        record = records[0]
+        values = [[v] if (t := type(v)) in _PLAIN or t is float and v - v == 0 else _column_cells([v], what, k)
+                  for k, v in record.items()]
+        return {"columns": _column_cells(list(record), what), "rows": 1, "values": values}
     names = list(dict.fromkeys(k for r in records for k in r))
     values = [_column_cells([r.get(k) for r in records], what, k) for k in names]
     return {"columns": _column_cells(names, what), "rows": len(records), "values": values}

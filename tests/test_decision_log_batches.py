@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import zstandard
 
 from kamcore import RuleBook, decisions
@@ -96,3 +97,24 @@ def test_one_accounts_outputs_are_logged_as_the_column_reader_logs_them():
         held = {type(ev.state.columns[name]).__name__ for name in ev.output_names}
         assert held == {"ListVec", "Vec"}  # per-account values, and lists (the cell reader's two branches)
     assert {"float", "bool", "str", "list", "NoneType", "dict"} <= seen
+
+
+def test_one_record_is_stored_as_a_table_of_one_row_is():
+    """`table_of` of one record (the shortcut for a request of one account) stores what the general reader
+    stores for it: plain cells as they are, NaN and infinity tagged, lists, objects, 中文 keys, odd keys refused."""
+    record = {"客户编号": "KH1", "revenue_12m": 1.5e6, "margin": float("nan"), "big": float("inf"), "n": 3,
+              "flag": True, "none": None, "tags": ["a", "b"], "mixed": [1, "a"], "obj": {"$date": "x"},
+              "day": dt.date(2024, 3, 1), "stamp": pd.Timestamp("2024-03-01 10:00")}
+    general = decisions.table_of([record, record])
+    one = decisions.table_of([record])
+    assert one == {"columns": general["columns"], "rows": 1, "values": [v[:1] for v in general["values"]]}
+    assert canonical_json(decisions.table_of(record)) == canonical_json(one)
+    for odd in ({"x": object()}, {1: "a"}, {"x": {1: "a"}}):
+        try:
+            general = decisions.table_of([odd, odd])
+        except decisions.DecisionLogError as e:
+            with pytest.raises(decisions.DecisionLogError) as one_error:
+                decisions.table_of([odd])
+            assert str(one_error.value) == str(e)
+        else:
+            assert decisions.table_of([odd])["values"] == [v[:1] for v in general["values"]]
