@@ -803,9 +803,19 @@ class _Row:
 
 def _record_hash(r: Mapping[str, Any]) -> str:
     """sha256 over the record's stored fields (its tables through their digests) and the previous hash."""
-    fields = {k: r[k] for k in ("seq", "id", "kind", "time", "actor", "revision", "as_of", "input_digest",
-                                "output_digest", "checkpoint", "prev_hash")}
-    return _digest(_stdlib_json({"v": HASH_FORMAT, **fields}))
+    fields = {"v": HASH_FORMAT, **{k: r[k] for k in ("seq", "id", "kind", "time", "actor", "revision", "as_of",
+                                                    "input_digest", "output_digest", "checkpoint", "prev_hash")}}
+    return _digest(_hashed_json(fields))
+
+
+def _hashed_json(fields: dict[str, Any]) -> bytes:
+    """The bytes a record hash is over: the standard library's canonical form (`_stdlib_json`), which orjson
+    writes byte for byte for these fields (text, whole numbers, nulls; tested over every control character
+    and random text) five times faster; anything orjson refuses takes the standard library's path."""
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _stdlib_json(fields)
 
 
 def _digest(data: bytes) -> str:
