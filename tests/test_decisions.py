@@ -857,7 +857,9 @@ def test_kam_decisions_reproduce_with_the_rule_store(tmp_path):
 
 def test_the_benchmark_runs_and_verifies_what_it_wrote(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "decisions.py"), "--decisions", "5", "--runs", "1",
-                           "--dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           "--latency", "16", "--against", str(ROOT), "--dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "100 accounts per decision" in done.stdout and "decisions/s" in done.stdout
     assert "verified" in done.stdout
+    assert "2 process(es) x 4 thread(s), against: p50" in done.stdout and "this / against: p50" in done.stdout
