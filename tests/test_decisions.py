@@ -2,8 +2,12 @@
 concurrent writers, writers killed mid-write, and the `kam decisions` commands."""
 
 import datetime as dt
+import fcntl
+import gc
 import hashlib
+import itertools
 import json
+import logging
 import math
 import os
 import random
@@ -525,25 +529,37 @@ def test_threads_with_their_own_connections_keep_the_chain_linear(tmp_path):
 
 WRITER = """
 import sys
+from kamcore import decisions
 from kamcore.decisions import DecisionLog
 from kamcore.demo import synthetic_portfolio
 from kamcore.store import DATA_DIR
 
-path, count = sys.argv[1], int(sys.argv[2])
+path, count, gate, wal_limit, every = sys.argv[1], int(sys.argv[2]), sys.argv[4] == "gate", sys.argv[5], sys.argv[6]
+if wal_limit != "-":
+    decisions.WAL_LIMIT_BYTES = int(wal_limit)
+if every != "-":
+    decisions.CHECKPOINT_EVERY_S = float(every)
 frame = synthetic_portfolio(100, seed=int(sys.argv[3]))
 outputs = frame[["account_id", "revenue_12m"]]
-with DecisionLog.open(path) as log:
+ids = []
+with DecisionLog.open(path, durable=count < 0) as log:
     print("ready", flush=True)
+    if gate:
+        sys.stdin.readline()
     i = 0
     while count < 0 or i < count:
         batch = frame if i % 2 else frame.iloc[:1]
-        log.record(f"writer {sys.argv[3]}", "r1", batch, outputs.iloc[:len(batch)], as_of="2026-11-23")
+        ids.append(log.record(f"writer {sys.argv[3]}", "r1", batch, outputs.iloc[:len(batch)], as_of="2026-11-23"))
         i += 1
+print("\\n".join(ids))
 """
 
 
-def start_writer(path, count, seed):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(count), str(seed)],
+def start_writer(path, count, seed, gate=False, wal_limit=None, every=None):
+    """A writer process: `count` decisions (< 0: until killed, each flushed to disk), after a line on its stdin
+    if `gate`; `wal_limit` and `every` set its checkpointer's WAL limit and pace."""
+    args = [str(path), str(count), str(seed), "gate" if gate else "-", str(wal_limit or "-"), str(every or "-")]
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, *args], stdin=subprocess.PIPE if gate else None,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -556,6 +572,28 @@ def test_processes_writing_at_once_keep_the_chain_linear(tmp_path):
         assert proc.wait(timeout=120) == 0
         proc.stdout.close()
     assert_linear(path, 90)
+
+
+def test_two_processes_writing_many_decisions_keep_every_id_in_one_linear_chain(tmp_path):
+    path = tmp_path / "decisions.sqlite3"
+    # A small WAL limit and a quick pace: the checkpoints that hold every writer off run often, in both processes.
+    writers = [start_writer(path, 500, seed, gate=True, wal_limit=128 * 1024, every=0.01) for seed in (1, 2)]
+    for proc in writers:  # both let go at once
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    ids = []
+    for proc in writers:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0
+        ids += out.split()
+    assert len(ids) == len(set(ids)) == 1000
+    assert_linear(path, 1000)
+    db = sqlite3.connect(path)
+    assert {i for (i,) in db.execute("SELECT id FROM decisions")} == set(ids)
+    actors = [a for (a,) in db.execute("SELECT actor FROM decisions ORDER BY seq")]
+    assert sum(a != b for a, b in itertools.pairwise(actors)) > 1  # they did write at the same time
+    db.close()
+    assert Path(f"{path}-wal").stat().st_size < 1024 * 1024  # emptied as the writers closed the log
 
 
 def test_writers_killed_mid_write_leave_the_chain_intact(tmp_path):
@@ -579,6 +617,132 @@ def test_writers_killed_mid_write_leave_the_chain_intact(tmp_path):
     with DecisionLog.open(path) as opened:  # and the log takes new writes where the killed ones stopped
         write(opened, 3)
     assert_linear(path, seen + 3)
+
+
+# --- the lock file and the checkpoints ---------------------------------------------------------------------
+
+
+def writes_in_background(action):
+    """`action` started in a thread; the event is set once it is done."""
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (action(), done.set()))
+    thread.start()
+    return thread, done
+
+
+def test_every_write_takes_the_lock_file_beside_the_log(log):
+    lock = Path(f"{log.path}.lock")
+    assert lock.is_file()
+    write(log, 3)
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a writer of another process holds it
+        for action in (lambda: write(log, 1), lambda: log.prune(before=dt.datetime.now(dt.UTC) + dt.timedelta(1))):
+            thread, done = writes_in_background(action)
+            assert not done.wait(0.3)  # it waits for the lock file (without it, done in milliseconds)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            thread.join(30)
+            assert done.is_set()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
+    result = log.verify()
+    assert result.ok and result.pruned_through == 4 and result.head_seq == 5
+
+
+def test_a_writer_that_takes_only_sqlites_lock_is_still_waited_for(log):
+    write(log, 2)
+    older = raw(log)  # as an older KAM Rules writes: SQLite's lock, no lock file
+    older.execute("BEGIN IMMEDIATE")
+    # An emptying checkpoint gives up at once rather than wait with every writer held off, and says so.
+    frames, copied = log.checkpoint(empty=True)
+    assert frames > 0
+    thread, done = writes_in_background(lambda: write(log, 1))
+    assert not done.wait(0.3)
+    older.execute("ROLLBACK")
+    thread.join(30)
+    assert done.is_set()
+    assert log.checkpoint(empty=True) == (0, 0)
+    assert_linear(log.path, 3)
+
+
+def test_without_its_lock_file_the_log_takes_turns_by_sqlites_lock(tmp_path, caplog):
+    path = tmp_path / "decisions.sqlite3"
+    Path(f"{path}.lock").symlink_to(tmp_path / "missing" / "lock")  # cannot be created or opened
+    with caplog.at_level(logging.WARNING, logger="kamcore.decisions"):
+        opened = DecisionLog.open(path)
+    assert "decisions.sqlite3.lock" in caplog.text and "SQLite's lock alone" in caplog.text
+    with opened:
+        threads = [threading.Thread(target=write, args=(opened, 20, f"t{k}")) for k in range(3)]
+        for t in threads:
+            t.start()
+        writer = start_writer(path, 20, 7)  # and a process, which cannot open it either
+        for t in threads:
+            t.join()
+        assert writer.wait(timeout=120) == 0
+        writer.stdout.close()
+    assert_linear(path, 80)
+
+
+@pytest.mark.parametrize(("durable", "synchronous"), [(True, 2), (False, 1)])
+def test_durable_logs_flush_every_decision_and_no_log_checkpoints_in_a_write(tmp_path, durable, synchronous):
+    with DecisionLog.open(tmp_path / "decisions.sqlite3", durable=durable) as opened:
+        assert opened._db.execute("PRAGMA synchronous").fetchone()[0] == synchronous  # 2: FULL, 1: NORMAL
+        assert opened._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        write(opened, 2)
+        assert opened.verify().ok
+
+
+def test_the_checkpoint_thread_keeps_the_wal_bounded_and_close_empties_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(decisions, "WAL_LIMIT_BYTES", 256 * 1024)
+    monkeypatch.setattr(decisions, "CHECKPOINT_EVERY_S", 0.01)
+    path = tmp_path / "decisions.sqlite3"
+    before = set(threading.enumerate())
+    opened = DecisionLog.open(path, durable=False)
+    started = set(threading.enumerate()) - before
+    assert len(started) == 1 and all(t.daemon for t in started)
+    reader = sqlite3.connect(path)  # another connection: SQLite's own checkpoint as the last one closes stays out
+    assert reader.execute("SELECT COUNT(*) FROM decisions").fetchone() == (0,)
+    wal = Path(f"{path}-wal")
+    largest = 0
+    for _ in range(150):  # some 30 MB of WAL if nothing checkpointed it
+        write(opened, 10)
+        largest = max(largest, wal.stat().st_size)
+    assert largest < 8 * 1024 * 1024
+    opened.close()
+    assert not any(t.is_alive() for t in started)
+    assert wal.stat().st_size == 0  # every frame in the log file
+    assert reader.execute("SELECT COUNT(*) FROM decisions").fetchone() == (1500,)
+    reader.close()
+    opened.close()  # closing again does nothing
+    assert_linear(path, 1500)
+
+
+def test_a_checkpoint_past_the_wal_limit_starts_the_wal_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(decisions, "WAL_LIMIT_BYTES", 64 * 1024)
+    monkeypatch.setattr(decisions, "CHECKPOINT_EVERY_S", 3600)  # the thread stays out of it
+    with DecisionLog.open(tmp_path / "decisions.sqlite3", durable=False) as opened:
+        wal = Path(f"{opened.path}-wal")
+        write(opened, 40)
+        assert wal.stat().st_size > 4 * 64 * 1024
+        frames, copied = opened.checkpoint()
+        assert frames == copied > 0
+        write(opened, 1)  # starts at the WAL's beginning, and cuts the file back to the limit
+        assert wal.stat().st_size <= 64 * 1024
+        again, copied = opened.checkpoint()
+        assert again == copied < frames  # only the last write was left to copy
+        assert opened.verify().ok
+
+
+def test_a_log_dropped_without_close_stops_its_thread(tmp_path):
+    before = set(threading.enumerate())
+    opened = DecisionLog.open(tmp_path / "decisions.sqlite3")
+    write(opened, 1)
+    (started,) = set(threading.enumerate()) - before
+    del opened
+    gc.collect()
+    started.join(30)
+    assert not started.is_alive()
 
 
 # --- opening ------------------------------------------------------------------------------------------------
@@ -693,7 +857,9 @@ def test_kam_decisions_reproduce_with_the_rule_store(tmp_path):
 
 def test_the_benchmark_runs_and_verifies_what_it_wrote(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "decisions.py"), "--decisions", "5", "--runs", "1",
-                           "--dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           "--latency", "16", "--against", str(ROOT), "--dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "100 accounts per decision" in done.stdout and "decisions/s" in done.stdout
     assert "verified" in done.stdout
+    assert "2 process(es) x 4 thread(s), against: p50" in done.stdout and "this / against: p50" in done.stdout
