@@ -18,7 +18,7 @@ import click
 from kamcore.cli import main
 from kamcore.store import DATA_DIR
 
-from . import PORTFOLIO
+from . import PORTFOLIO, balance
 from .auth import ROLES, TokenStore
 from .config import SHIPPED_RULES, Config
 
@@ -49,8 +49,9 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
 @click.option("--demo", is_flag=True, help="write a demo portfolio into the data dir and print an admin token")
 @click.option("--listen-fd", type=int, hidden=True)  # a worker: serve on this inherited listening socket
 @click.option("--ready-fd", type=int, hidden=True)  # a worker: write a byte here once the app is built
+@click.option("--board", type=(int, int), hidden=True)  # a worker: the balance board's fd and this worker's slot
 def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, workers: int, demo: bool,
-          listen_fd: int | None, ready_fd: int | None) -> None:
+          listen_fd: int | None, ready_fd: int | None, board: tuple[int, int] | None) -> None:
     """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
     import waitress
 
@@ -76,7 +77,10 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
         if ready_fd is not None:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
-        waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+        if board is None:
+            waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+        else:
+            balance.serve(app, listening, balance.Board(board[0], workers, board[1]), threads, ident="kam-rules")
         return
     click.echo(f"rules revision {kam.store.head()[:12]} from {config.data_dir / 'rules.git'}")
     if demo:
@@ -96,8 +100,10 @@ def _supervise(config: Config, host: str, port: int, threads: int, workers: int,
     created once. Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
     listening = socket.create_server((host, port), backlog=2048)
     listening.set_inheritable(True)
+    board = balance.Board.create(workers)
     command = [sys.executable, "-m", "server.cli", "serve", "--data", str(config.data_dir), "--rules",
-               str(config.rules_seed), "--threads", str(threads), "--listen-fd", str(listening.fileno())]
+               str(config.rules_seed), "--threads", str(threads), "--workers", str(workers),
+               "--listen-fd", str(listening.fileno())]
     processes: list[subprocess.Popen] = []
 
     def stop(*_: object, code: int = 0) -> None:
@@ -113,10 +119,10 @@ def _supervise(config: Config, host: str, port: int, threads: int, workers: int,
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        for _ in range(workers):
+        for index in range(workers):
             read, write = os.pipe()
-            processes.append(subprocess.Popen([*command, "--ready-fd", str(write)],  # noqa: S603 (our own argv)
-                                              pass_fds=(listening.fileno(), write)))
+            processes.append(subprocess.Popen([*command, "--ready-fd", str(write), "--board", str(board), str(index)],  # noqa: S603 (our own argv)
+                                              pass_fds=(listening.fileno(), write, board)))
             os.close(write)
             with os.fdopen(read, "rb") as ready:
                 if not select.select([ready], [], [], WORKER_START_TIMEOUT_S)[0] or ready.read(1) != b"1":
