@@ -6,10 +6,10 @@ of new connections (wrk's 8 keep-alive connections often all landed on one of tw
 connection stays with the worker that accepted it: one core idled while the other was saturated. Each worker
 writes its count of open connections and a heartbeat into a small shared board (a file mapped into every
 worker); its accept loop (waitress's `readable()`, asked on every turn of the loop and at least once a second)
-listens for new connections only while no live worker holds fewer. A worker whose heartbeat is older than
-`STALE_S` (stopped, wedged) is left out of the comparison, so the others take every new connection and none
-waits on it for ever. The rule is a preference, not a lock: two workers may both accept at once, which only
-moves the split by one.
+listens for new connections only while no live worker holds fewer, and asks again just before it accepts one.
+A worker whose heartbeat is older than `STALE_S` (stopped, wedged) is left out of the comparison, so the others
+take every new connection and none waits on it for ever. The rule is a preference, not a lock: two workers may
+both accept at once, which only moves the split by one.
 
 `SO_REUSEPORT` (a listening socket per worker, the kernel hashing connections over them) was weighed and not
 taken: the hash splits 8 connections 2/6 or worse in about 3 runs of 10, and connections hashed to a stuck
@@ -82,8 +82,12 @@ class BalancedServer(TcpWSGIServer):
         return self.board.may_accept(len(self.active_channels))
 
     def handle_accept(self) -> None:
-        super().handle_accept()
-        self.board.publish(len(self.active_channels))  # now, not at the next turn of the loop
+        # Asked again: the loop may have listened since before another worker's count dropped (a quiet loop turns
+        # once a second). Declining leaves the connection to a worker that may take it (the listening socket is
+        # shared); this loop's next turn stops listening.
+        if self.board.may_accept(len(self.active_channels)):
+            super().handle_accept()
+            self.board.publish(len(self.active_channels))  # now, not at the next turn of the loop
 
 
 def serve(app: object, listening: socket.socket, board: Board, threads: int, **adjustments: object) -> None:
