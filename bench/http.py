@@ -10,7 +10,7 @@ wrk POSTs the single-account JSON with the bearer token from a Lua script. Witho
 process per client (so the clients do not share this script's GIL). The clients share the machine's cores with
 the server, so the requests/s figure is a floor, not a ceiling.
 
-    python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 8]
+    python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 4]
                          [--batch 10000] [--requests 2000 (python client)]
 """
 
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=1, help="`kam serve --workers`: server processes")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads per worker")
+    parser.add_argument("--threads", type=int, default=4, help="waitress threads per worker (kam serve's default)")
     parser.add_argument("--access-log", action="store_true", help="keep the server's JSON access log on")
     parser.add_argument("--batch", type=int, default=10_000, help="accounts in the batch request")
     args = parser.parse_args()

@@ -42,7 +42,9 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
               type=click.Path(file_okay=False), help="the rule book a new data dir starts from (default: shipped)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int, help="request threads per worker")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="request threads per worker: more than one, so a slow request (a large batch) does not hold up "
+                   "the quick ones on the same worker; a few, as the threads share one interpreter lock")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="worker processes sharing the port (Python runs one thread at a time per process: use about "
                    "one per core)")
@@ -96,8 +98,9 @@ WORKER_START_TIMEOUT_S = 120
 def _supervise(config: Config, host: str, port: int, threads: int, workers: int, demo: bool) -> None:
     """Bind the port once and start `workers` processes that all accept on it, each a whole service (its own
     app, database connections and rule cache; hot reload works in each, as the head is read per request; the
-    decision log's chain stays linear across processes). The first worker starts alone, so a new data dir is
-    created once. Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
+    decision log's chain stays linear across processes). The workers share out new connections through a board
+    of their connection counts (`balance.py`). The first worker starts alone, so a new data dir is created once.
+    Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
     listening = socket.create_server((host, port), backlog=2048)
     listening.set_inheritable(True)
     board = balance.Board.create(workers)
