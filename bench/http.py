@@ -2,12 +2,15 @@
 
 Reports single-account evaluate latency (p50 / p99 over one keep-alive connection, `wrk --latency`), requests/s
 with `--clients` concurrent connections, and the server time (`Server-Timing`, median of 7) of a 10,000-row batch.
+For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
+workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
+well under that is a server left idle (by its clients, or by connections piled onto one worker).
 wrk POSTs the single-account JSON with the bearer token from a Lua script. Without `wrk` on the PATH (or with
 `--client python`) the Python clients measure instead: one keep-alive client for latency, and for requests/s one
 process per client (so the clients do not share this script's GIL). The clients share the machine's cores with
 the server, so the requests/s figure is a floor, not a ceiling.
 
-    python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 8]
+    python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 4]
                          [--batch 10000] [--requests 2000 (python client)]
 """
 
@@ -144,6 +147,44 @@ end
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+class ServerCPU:
+    """CPU seconds used by a server process and its children (the workers), read from /proc (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = self.wall = 0.0
+        self.used: float | None = None
+
+    def seconds(self) -> float | None:
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return None
+        total = 0
+        for pid in [str(self.pid), *children]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a worker that just exited
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (this process, not its waited-for children)
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> ServerCPU:
+        self.start, self.wall = self.seconds() or 0.0, time.monotonic()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = self.seconds()
+        self.wall = time.monotonic() - self.wall
+        self.used = None if end is None else end - self.start
+
+    def line(self, requests: int) -> str:
+        if self.used is None:
+            return "server CPU: not measured (no /proc)"
+        return (f"server CPU: {self.used / self.wall:.2f} of {os.cpu_count()} cores busy, "
+                f"{self.used * 1000 / max(requests, 1):.2f} ms CPU per request")
+
+
 def wrk(port: int, folder: Path, body: bytes, bearer: str, connections: int, seconds: float,
         server_time: bool, check: bool = True) -> dict[str, float]:
     """One wrk run: requests/s, p50 and p99 latency (ms), requests, and the server time p50 when asked for;
@@ -178,7 +219,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=1, help="`kam serve --workers`: server processes")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads per worker")
+    parser.add_argument("--threads", type=int, default=4, help="waitress threads per worker (kam serve's default)")
     parser.add_argument("--access-log", action="store_true", help="keep the server's JSON access log on")
     parser.add_argument("--batch", type=int, default=10_000, help="accounts in the batch request")
     args = parser.parse_args()
@@ -202,11 +243,13 @@ def main() -> None:
             alone = wrk(port, data, one, bearer, 1, args.seconds, server_time=True)
             print(f"single account, 1 connection, wrk {args.seconds:g} s, {alone['requests']} requests ({setup}): "
                   f"p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms (server time p50 {alone['server']:.2f} ms)")
-            many = wrk(port, data, one, bearer, args.clients, args.seconds, server_time=False)
+            with ServerCPU(proc.pid) as cpu:
+                many = wrk(port, data, one, bearer, args.clients, args.seconds, server_time=False)
             print(f"single account, {args.clients} connections, wrk {args.seconds:g} s ({setup}): "
                   f"{many['rate']:,.0f} req/s (p50 {many['p50']:.2f} ms, p99 {many['p99']:.2f} ms)")
+            print(f"  {cpu.line(many['requests'])}")
         else:
-            python_clients(args, port, one, headers, conn, setup)
+            python_clients(args, proc.pid, port, one, headers, conn, setup)
         batch_time(args, conn, headers, setup)
     finally:
         proc.terminate()
@@ -214,8 +257,8 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def python_clients(args: argparse.Namespace, port: int, one: bytes, headers: dict, conn: http.client.HTTPConnection,
-                   setup: str) -> None:
+def python_clients(args: argparse.Namespace, server: int, port: int, one: bytes, headers: dict,
+                   conn: http.client.HTTPConnection, setup: str) -> None:
     """Without wrk: latency from one keep-alive client, requests/s from one process per client."""
     client_ms, server_ms = [], []
     for _ in range(args.requests):
@@ -234,12 +277,16 @@ def python_clients(args: argparse.Namespace, port: int, one: bytes, headers: dic
                for _ in range(args.clients)]
     for p in clients:
         p.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    with ServerCPU(server) as cpu:
+        time.sleep(max(0.0, stop_at - time.time()))
     done = [counts.get(timeout=args.seconds + 120) for _ in clients]
     for p in clients:
         p.join()
     rate = sum(done) / args.seconds
     print(f"single account, {args.clients} concurrent client processes for {args.seconds:g} s ({setup}): "
           f"{rate:,.0f} req/s")
+    print(f"  {cpu.line(sum(done))}")
 
 
 def batch_time(args: argparse.Namespace, conn: http.client.HTTPConnection, headers: dict, setup: str) -> None:

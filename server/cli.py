@@ -18,7 +18,7 @@ import click
 from kamcore.cli import main
 from kamcore.store import DATA_DIR
 
-from . import PORTFOLIO
+from . import PORTFOLIO, balance
 from .auth import ROLES, TokenStore
 from .config import SHIPPED_RULES, Config
 
@@ -42,15 +42,18 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
               type=click.Path(file_okay=False), help="the rule book a new data dir starts from (default: shipped)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int, help="request threads per worker")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="request threads per worker: more than one, so a slow request (a large batch) does not hold up "
+                   "the quick ones on the same worker; a few, as the threads share one interpreter lock")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="worker processes sharing the port (Python runs one thread at a time per process: use about "
                    "one per core)")
 @click.option("--demo", is_flag=True, help="write a demo portfolio into the data dir and print an admin token")
 @click.option("--listen-fd", type=int, hidden=True)  # a worker: serve on this inherited listening socket
 @click.option("--ready-fd", type=int, hidden=True)  # a worker: write a byte here once the app is built
+@click.option("--board", type=(int, int), hidden=True)  # a worker: the balance board's fd and this worker's slot
 def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, workers: int, demo: bool,
-          listen_fd: int | None, ready_fd: int | None) -> None:
+          listen_fd: int | None, ready_fd: int | None, board: tuple[int, int] | None) -> None:
     """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
     import waitress
 
@@ -76,7 +79,10 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
         if ready_fd is not None:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
-        waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+        if board is None:
+            waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+        else:
+            balance.serve(app, listening, balance.Board(board[0], workers, board[1]), threads, ident="kam-rules")
         return
     click.echo(f"rules revision {kam.store.head()[:12]} from {config.data_dir / 'rules.git'}")
     if demo:
@@ -92,12 +98,15 @@ WORKER_START_TIMEOUT_S = 120
 def _supervise(config: Config, host: str, port: int, threads: int, workers: int, demo: bool) -> None:
     """Bind the port once and start `workers` processes that all accept on it, each a whole service (its own
     app, database connections and rule cache; hot reload works in each, as the head is read per request; the
-    decision log's chain stays linear across processes). The first worker starts alone, so a new data dir is
-    created once. Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
+    decision log's chain stays linear across processes). The workers share out new connections through a board
+    of their connection counts (`balance.py`). The first worker starts alone, so a new data dir is created once.
+    Stops them all on SIGTERM / Ctrl-C, or when any one exits."""
     listening = socket.create_server((host, port), backlog=2048)
     listening.set_inheritable(True)
+    board = balance.Board.create(workers)
     command = [sys.executable, "-m", "server.cli", "serve", "--data", str(config.data_dir), "--rules",
-               str(config.rules_seed), "--threads", str(threads), "--listen-fd", str(listening.fileno())]
+               str(config.rules_seed), "--threads", str(threads), "--workers", str(workers),
+               "--listen-fd", str(listening.fileno())]
     processes: list[subprocess.Popen] = []
 
     def stop(*_: object, code: int = 0) -> None:
@@ -113,10 +122,10 @@ def _supervise(config: Config, host: str, port: int, threads: int, workers: int,
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        for _ in range(workers):
+        for index in range(workers):
             read, write = os.pipe()
-            processes.append(subprocess.Popen([*command, "--ready-fd", str(write)],  # noqa: S603 (our own argv)
-                                              pass_fds=(listening.fileno(), write)))
+            processes.append(subprocess.Popen([*command, "--ready-fd", str(write), "--board", str(board), str(index)],  # noqa: S603 (our own argv)
+                                              pass_fds=(listening.fileno(), write, board)))
             os.close(write)
             with os.fdopen(read, "rb") as ready:
                 if not select.select([ready], [], [], WORKER_START_TIMEOUT_S)[0] or ready.read(1) != b"1":

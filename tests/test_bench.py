@@ -53,7 +53,7 @@ def test_the_http_benchmark_drives_a_real_multi_worker_service():
                            "--clients", "2", "--seconds", "1", "--workers", "2", "--batch", "50"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "single account, 1 client, 20 requests (2 worker(s) x 8 threads): p50" in done.stdout
+    assert "single account, 1 client, 20 requests (2 worker(s) x 4 threads): p50" in done.stdout
     assert "2 concurrent client processes" in done.stdout and "req/s" in done.stdout
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
 
@@ -65,7 +65,7 @@ def test_the_http_benchmark_drives_the_service_with_wrk():
                            "--workers", "2", "--batch", "50"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "single account, 1 connection, wrk 1 s" in done.stdout and "server time p50" in done.stdout
-    assert "single account, 2 connections, wrk 1 s (2 worker(s) x 8 threads)" in done.stdout
+    assert "single account, 2 connections, wrk 1 s (2 worker(s) x 4 threads)" in done.stdout
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
 
 
