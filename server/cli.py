@@ -18,9 +18,10 @@ import click
 from kamcore.cli import main
 from kamcore.store import DATA_DIR
 
-from . import PORTFOLIO, balance
+from . import PORTFOLIO, balance, gcpause
 from .auth import ROLES, TokenStore
 from .config import SHIPPED_RULES, Config
+from .live import NotReady
 
 
 def _tokens(data_dir: str) -> TokenStore:
@@ -73,6 +74,11 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
         return
     app = create_app(config)
     kam = app.extensions["kam"]
+    try:
+        kam.rules.book()  # loaded and compiled now, before the heap is settled (not by the first request)
+    except NotReady:
+        pass  # /readyz says why; the service starts all the same
+    gcpause.settle()
     if listen_fd is not None:  # one worker of several: the supervisor says where and with which token
         listening = socket.socket(fileno=listen_fd)
         click.echo(f"worker {os.getpid()}: rules revision {kam.store.head()[:12]}")

@@ -59,3 +59,20 @@ def holders() -> int:
     """How many requests hold the collector off now (for tests)."""
     with _lock:
         return _holders
+
+
+# After start-up, the collector's young generation is let grow this large before it is walked (Python's default
+# is 700): a request of one account makes a few thousand short-lived containers, freed by reference counting.
+YOUNG_OBJECTS = 10_000
+
+
+def settle() -> None:
+    """Called once a worker has started (app built, rule book loaded): what exists now (modules, the compiled
+    rule book, pandas and numpy) lives as long as the process, so it is moved out of the collector's view
+    (`gc.freeze`). A full collection then walks only what requests made since: measured, one of 199 ms stalled a
+    worker's requests every few seconds of load before. The young generation is walked every YOUNG_OBJECTS new
+    containers instead of 700."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS, older, oldest)

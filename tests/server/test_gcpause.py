@@ -104,3 +104,22 @@ def test_a_large_evaluate_answers_and_leaves_the_collector_on(app):
     assert response.status_code == 200
     assert len(response.json["results"]) + len({e["row"] for e in response.json["errors"]}) == 600
     assert gc.isenabled()
+
+
+def test_a_started_worker_settles_its_heap_out_of_the_collectors_view():
+    """`settle` (called by `kam serve` once the app is built and the rule book loaded): what exists then is frozen
+    out of the collector's walks, and the young generation is walked every YOUNG_OBJECTS new containers. Run in a
+    child process, so this test process's collector is left as it is."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", (
+        "import gc, json\n"
+        "from server import gcpause\n"
+        "before = gc.get_freeze_count()\n"
+        "gcpause.settle()\n"
+        "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()[0], gcpause.YOUNG_OBJECTS]))")],
+        capture_output=True, text=True, check=True).stdout
+    before, frozen, young, wanted = json.loads(out)
+    assert before == 0 and frozen > 10_000
+    assert young == wanted == 10_000
