@@ -11,7 +11,10 @@ process per client (so the clients do not share this script's GIL). The clients 
 the server, so the requests/s figure is a floor, not a ceiling.
 
     python bench/http.py [--client wrk|python] [--seconds 10] [--clients 8] [--workers 2] [--threads 4]
-                         [--batch 10000] [--requests 2000 (python client)]
+                         [--batch 10000] [--distinct 1000] [--requests 2000 (python client)]
+
+Each single-account request is one of `--distinct` different accounts (at random under wrk, in turn under the
+Python clients), so what the service remembers between requests helps it no more than real traffic would.
 """
 
 from __future__ import annotations
@@ -86,28 +89,34 @@ def post(conn: http.client.HTTPConnection, body: bytes, headers: dict) -> tuple[
     return elapsed * 1000, server, payload
 
 
-def client(port: int, body: bytes, headers: dict, start_at: float, stop_at: float, counts) -> None:
-    """One concurrent client: its own process and keep-alive connection, posting until `stop_at`."""
+def client(port: int, bodies: list[bytes], headers: dict, start_at: float, stop_at: float, counts) -> None:
+    """One concurrent client: its own process and keep-alive connection, posting `bodies` in turn until
+    `stop_at`."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    post(conn, body, headers)
+    post(conn, bodies[0], headers)
     n = 0
     while time.time() < start_at:
         time.sleep(0.001)
     while time.time() < stop_at:
-        post(conn, body, headers)
+        post(conn, bodies[n % len(bodies)], headers)
         n += 1
     counts.put(n)
 
 
-WRK_SCRIPT = """-- POST /v1/evaluate with one account and the bearer token; note each answer's server time
+WRK_SCRIPT = """-- POST /v1/evaluate with one account (picked at random from a file of one body per line) and the bearer
+-- token; note each answer's server time
 local function read(path)
   local f = assert(io.open(path, "rb"))
   local text = f:read("*a")
   f:close()
   return text
 end
+local bodies = {}
+for line in io.lines(%(body)s) do
+  table.insert(bodies, line)
+end
 wrk.method = "POST"
-wrk.body = read(%(body)s)
+wrk.body = bodies[1]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. read(%(token)s)
 
@@ -118,6 +127,11 @@ end
 
 function init(args)
   server_ms = {}
+  math.randomseed(os.time() + #threads)
+end
+
+function request()
+  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])
 end
 %(response)s
 function done(summary, latency, requests)
@@ -185,11 +199,11 @@ class ServerCPU:
                 f"{self.used * 1000 / max(requests, 1):.2f} ms CPU per request")
 
 
-def wrk(port: int, folder: Path, body: bytes, bearer: str, connections: int, seconds: float,
+def wrk(port: int, folder: Path, bodies: list[bytes], bearer: str, connections: int, seconds: float,
         server_time: bool, check: bool = True) -> dict[str, float]:
-    """One wrk run: requests/s, p50 and p99 latency (ms), requests, and the server time p50 when asked for;
-    `check`: stop on any failed or timed-out request."""
-    (folder / "body.json").write_bytes(body)
+    """One wrk run, each request one of `bodies` at random: requests/s, p50 and p99 latency (ms), requests, and
+    the server time p50 when asked for; `check`: stop on any failed or timed-out request."""
+    (folder / "body.json").write_bytes(b"\n".join(bodies) + b"\n")  # JSON bodies hold no raw newline
     (folder / "token").write_text(bearer)
     script = folder / "evaluate.lua"
     script.write_text(WRK_SCRIPT % {"body": json.dumps(str(folder / "body.json")),
@@ -222,6 +236,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="waitress threads per worker (kam serve's default)")
     parser.add_argument("--access-log", action="store_true", help="keep the server's JSON access log on")
     parser.add_argument("--batch", type=int, default=10_000, help="accounts in the batch request")
+    parser.add_argument("--distinct", type=int, default=1000,
+                        help="single-account requests pick one of this many different accounts (1: the same one)")
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="kam-bench-http-"))
@@ -229,8 +245,11 @@ def main() -> None:
     proc = start_server(data, port, args.threads, args.workers, args.access_log)
     try:
         headers = {"Authorization": f"Bearer {token(data)}", "Content-Type": "application/json"}
-        one = json.dumps({"accounts": json.loads(synthetic_portfolio(1, seed=11).to_json(
-            orient="records", date_format="iso"))}).encode()
+        # Different accounts, so nothing the service remembers between requests (date texts read, header
+        # lookups) flatters it more than real traffic would.
+        ones = [json.dumps({"accounts": [account]}).encode() for account in json.loads(synthetic_portfolio(
+            max(1, args.distinct), seed=11).to_json(orient="records", date_format="iso"))]
+        one = ones[0]
         setup = f"{args.workers} worker(s) x {args.threads} threads"
 
         conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -239,17 +258,18 @@ def main() -> None:
         if args.client == "wrk":
             bearer = headers["Authorization"].removeprefix("Bearer ")
             # Warm every worker (each loads its rule book on its first request) before the clock runs.
-            wrk(port, data, one, bearer, max(args.clients, 2 * args.workers), 2, server_time=False, check=False)
-            alone = wrk(port, data, one, bearer, 1, args.seconds, server_time=True)
-            print(f"single account, 1 connection, wrk {args.seconds:g} s, {alone['requests']} requests ({setup}): "
+            wrk(port, data, ones, bearer, max(args.clients, 2 * args.workers), 2, server_time=False, check=False)
+            alone = wrk(port, data, ones, bearer, 1, args.seconds, server_time=True)
+            print(f"single account (of {len(ones):,} distinct), 1 connection, wrk {args.seconds:g} s, "
+                  f"{alone['requests']} requests ({setup}): "
                   f"p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms (server time p50 {alone['server']:.2f} ms)")
             with ServerCPU(proc.pid) as cpu:
-                many = wrk(port, data, one, bearer, args.clients, args.seconds, server_time=False)
+                many = wrk(port, data, ones, bearer, args.clients, args.seconds, server_time=False)
             print(f"single account, {args.clients} connections, wrk {args.seconds:g} s ({setup}): "
                   f"{many['rate']:,.0f} req/s (p50 {many['p50']:.2f} ms, p99 {many['p99']:.2f} ms)")
             print(f"  {cpu.line(many['requests'])}")
         else:
-            python_clients(args, proc.pid, port, one, headers, conn, setup)
+            python_clients(args, proc.pid, port, ones, headers, conn, setup)
         batch_time(args, conn, headers, setup)
     finally:
         proc.terminate()
@@ -257,12 +277,13 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def python_clients(args: argparse.Namespace, server: int, port: int, one: bytes, headers: dict,
+def python_clients(args: argparse.Namespace, server: int, port: int, ones: list[bytes], headers: dict,
                    conn: http.client.HTTPConnection, setup: str) -> None:
-    """Without wrk: latency from one keep-alive client, requests/s from one process per client."""
+    """Without wrk: latency from one keep-alive client, requests/s from one process per client (each request one
+    of `ones`, in turn)."""
     client_ms, server_ms = [], []
-    for _ in range(args.requests):
-        c, s, _ = post(conn, one, headers)
+    for k in range(args.requests):
+        c, s, _ = post(conn, ones[k % len(ones)], headers)
         client_ms.append(c)
         server_ms.append(s)
     q = statistics.quantiles(client_ms, n=100)
@@ -273,7 +294,7 @@ def python_clients(args: argparse.Namespace, server: int, port: int, one: bytes,
     counts = fork.Queue()
     start_at = time.time() + 2  # every client connected and warmed before the clock starts
     stop_at = start_at + args.seconds
-    clients = [fork.Process(target=client, args=(port, one, headers, start_at, stop_at, counts))
+    clients = [fork.Process(target=client, args=(port, ones, headers, start_at, stop_at, counts))
                for _ in range(args.clients)]
     for p in clients:
         p.start()
