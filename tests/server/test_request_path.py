@@ -206,3 +206,14 @@ def test_ensure_sync_answers_as_flask_does() -> None:
                 app.ensure_sync(coroutine_view)
         else:
             assert app.ensure_sync(coroutine_view)() == expected == "async"
+
+
+# --- sessions: an API call with a bearer token opens and saves none -------------------------------------------
+
+def test_an_api_call_without_cookies_sets_no_cookie_and_a_signed_in_session_still_reads(app, as_) -> None:
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": [{}]})
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers and "Vary" not in r.headers
+    browser = app.test_client()
+    page = browser.get("/ui/signin")
+    assert "Set-Cookie" in page.headers  # the sign-in form's CSRF token is kept in the session
+    assert browser.get("/openapi.json").status_code == 401  # a session, but nobody signed in
