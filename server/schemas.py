@@ -47,8 +47,8 @@ _EXPLAIN = _EVALUATE_QUERY.fields["explain"]
 def load_evaluate_query(args: Mapping[str, str]) -> dict[str, Any]:
     """What webargs makes of the query string (`args`, a werkzeug MultiDict) with `EvaluateQuery` — its
     `.load` of the first value of each key, unknown keys left out — with the same result and the same errors,
-    but the usual query (none, or `rev`, `explain`, `lang` of a known value) read by hand: a marshmallow load
-    was a tenth of the service's own time per single-account request. Anything else (an `as_of` date, a value
+    but the usual query (none, or `rev`, `explain`, `lang` of a known value) read by hand: with the body's,
+    this load was a tenth of a single-account request's time outside the engine. Anything else (an `as_of` date, a value
     that may not be valid) goes through the schema, so an error is always marshmallow's own."""
     query: dict[str, Any] = {"lang": "en"}
     if not args:
