@@ -16,26 +16,28 @@ log = logging.getLogger("kam.access")
 def register(app: Flask, log_lines: bool = True) -> None:
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
+        g._get_current_object().started = time.perf_counter()
 
     worker = os.getpid()
 
     @app.after_request
     def _line(response: Response) -> Response:
-        ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        context = g._get_current_object()  # the proxies once each, not per attribute
+        ms = (time.perf_counter() - context.get("started", time.perf_counter())) * 1000
         response.headers["Server-Timing"] = f"app;dur={ms:.2f}"
         if not log_lines:
             return response
-        principal = g.get("principal")
+        req = request._get_current_object()
+        principal = context.get("principal")
         record = {
-            "method": request.method,
-            "path": request.path,
+            "method": req.method,
+            "path": req.path,
             "status": response.status_code,
             "ms": round(ms, 2),
             "actor": principal.name if principal else None,
-            "decision_id": g.get("decision_id"),
-            "revision": g.get("revision"),
-            "bytes_in": request.content_length,
+            "decision_id": context.get("decision_id"),
+            "revision": context.get("revision"),
+            "bytes_in": req.content_length,
             "worker": worker,
         }
         log.info(orjson.dumps(record).decode())

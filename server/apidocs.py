@@ -10,10 +10,10 @@ from .auth import authenticate
 from .problems import ApiProblem
 
 GATED = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+DOCS_BLUEPRINT = "api-docs"  # flask-smorest's, which serves both
 
 
 def register(app: Flask) -> None:
-    @app.before_request
     def _docs_need_a_caller():
         if request.endpoint not in GATED:
             return None
@@ -28,3 +28,7 @@ def register(app: Flask) -> None:
         if request.endpoint == "api-docs.openapi_swagger_ui":
             return redirect(url_for("web.sign_in", next=request.path))
         raise ApiProblem(401, "Unauthorized", "send `Authorization: Bearer <token>`, or sign in at /ui/signin")
+
+    # A hook of the docs' blueprint only (as `Blueprint.before_request` makes one): the API's requests do
+    # without the call.
+    app.before_request_funcs.setdefault(DOCS_BLUEPRINT, []).append(_docs_need_a_caller)

@@ -16,7 +16,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import g, request
+from flask import current_app, g, request
 
 from .problems import ApiProblem
 
@@ -151,19 +151,20 @@ def requires(permission: str) -> Callable:
 
 
 def authenticate() -> Principal:
-    if "principal" in g:
-        return g.principal
-    from flask import current_app
-
-    header = request.headers.get("Authorization", "")
+    """The caller of this request (401 problem without a valid bearer token), found once per request."""
+    context = g._get_current_object()  # the proxies once each, not per attribute
+    principal = context.get("principal")
+    if principal is not None:
+        return principal
+    header = request._get_current_object().headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiProblem(401, "Unauthorized", "send `Authorization: Bearer <token>`; create one with "
                                               "`kam token create --name NAME --role ROLE`")
-    principal = current_app.extensions["kam"].tokens.principal(token.strip())
+    principal = current_app._get_current_object().extensions["kam"].tokens.principal(token.strip())
     if principal is None:
         raise ApiProblem(401, "Unauthorized", "the token is unknown or revoked")
-    g.principal = principal
+    context.principal = principal
     return principal
 
 

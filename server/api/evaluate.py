@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-from flask import g, request
+from flask import Request, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -19,7 +19,15 @@ from .. import gcpause, services
 from ..auth import authenticate, requires
 from ..encoding import json_response, loads, plain, result_rows
 from ..problems import PROBLEM_JSON, ApiProblem
-from ..schemas import EvaluateQuery, EvaluateRequest, EvaluateResponse, ProblemSchema, load_evaluate_request
+from ..schemas import (
+    EvaluateQuery,
+    EvaluateRequest,
+    EvaluateResponse,
+    ProblemSchema,
+    load_evaluate_query,
+    load_evaluate_request,
+)
+from .documented import documented
 
 blp = Blueprint("evaluate", __name__, url_prefix="/v1", description="Evaluate accounts against the rule book")
 
@@ -33,39 +41,48 @@ class EvaluationTimeout(Exception):
 
 @blp.route("/evaluate")
 class Evaluate(MethodView):
+    init_every_request = False  # no state of its own: one instance serves every request
+
     @requires("read")
-    @blp.arguments(EvaluateQuery(), location="query")  # an instance: of a class, webargs makes one per request
-    @blp.doc(requestBody={"required": True, "content": {
-        "application/json": {"schema": EvaluateRequest},
-        "text/csv": {"schema": {"type": "string"}},
-        XLSX: {"schema": {"type": "string", "format": "binary"}}}})
-    @blp.response(200, EvaluateResponse)
-    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON)
-    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON)
-    def post(self, query: dict[str, Any]):
+    @documented(
+        blp.arguments(EvaluateQuery(), location="query"),  # loaded by load_evaluate_query, the same way
+        blp.doc(requestBody={"required": True, "content": {
+            "application/json": {"schema": EvaluateRequest},
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX: {"schema": {"type": "string", "format": "binary"}}}}),
+        blp.response(200, EvaluateResponse),
+        blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON),
+        blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON))
+    def post(self):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
         `errors`. Keys / headers may be field names or sheet headers in 中文 or English. An xlsx body sent with
         `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` gets its workbook back with
         the results beside its account table (as `POST /v1/evaluate.xlsx`). More accounts than the service takes
         at once, or an evaluation still running at the time limit, is a 413: split the table."""
-        if request.mimetype == XLSX and request.accept_mimetypes.best == XLSX:
+        req = request._get_current_object()  # the proxy once, not per attribute
+        try:
+            query = load_evaluate_query(req.args)
+        except ValidationError as e:  # as webargs answers a query it cannot load
+            raise ApiProblem(422, "The request is not valid", "see `errors` for each field",
+                             errors=e.messages) from None
+        if req.mimetype == XLSX and req.accept_mimetypes.best == XLSX:
             from .workbooks import scored_workbook
 
             return scored_workbook(query)
         # A large batch makes many short-lived objects and no garbage cycles: see server/gcpause.py.
-        with gcpause.paused((request.content_length or 0) >= gcpause.LARGE_BODY_BYTES):
-            accounts, explain, as_of = _accounts(query)
+        with gcpause.paused((req.content_length or 0) >= gcpause.LARGE_BODY_BYTES):
+            accounts, explain, as_of = _accounts(req, query)
             # Encoded here rather than dumped through EvaluateResponse: the answer is built in that shape
             # already, and a 10,000-row batch would be copied dict by dict.
             return json_response(evaluate_accounts(accounts, explain=explain, as_of=as_of, rev=query.get("rev"),
                                                    lang=query["lang"]))
 
 
-def _accounts(query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
-    mimetype = request.mimetype
+def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
+    mimetype = req.mimetype
     if mimetype in UPLOADS:
         try:
-            frame = read_table(request.get_data(), UPLOADS[mimetype])
+            frame = read_table(req.get_data(), UPLOADS[mimetype])
         except InputError as e:
             raise ApiProblem(422, "The uploaded table cannot be read", str(e)) from None
         accounts = frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -74,7 +91,7 @@ def _accounts(query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
         raise ApiProblem(415, "Unsupported media type",
                          f"send application/json, text/csv or {XLSX}; got {mimetype or 'nothing'}")
     try:
-        payload = loads(request.get_data())
+        payload = loads(req.get_data())
     except ValueError as e:  # werkzeug's own 400 would not say where
         raise ApiProblem(400, "The body is not valid JSON", str(e)) from None
     try:
@@ -115,9 +132,9 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
             result["explanation"] = trace.text(lang)
     errors = [_row_error(e) for e in evaluation.errors]
     warnings = [_row_error(e) for e in evaluation.warnings]
-    principal = authenticate()
-    decision_id = kam.decisions.record_evaluation(principal.name, evaluation)
-    g.decision_id, g.revision = decision_id, book.revision
+    decision_id = kam.decisions.record_evaluation(authenticate().name, evaluation)
+    context = g._get_current_object()
+    context.decision_id, context.revision = decision_id, book.revision
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
             "results": results, "errors": errors, "warnings": warnings}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, g, jsonify, redirect, render_template, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from flask.wrappers import Request, Response
 from itsdangerous import URLSafeTimedSerializer
 
 from ..auth import PERMISSIONS, Principal
@@ -22,7 +23,19 @@ OPEN_ENDPOINTS = {"web.sign_in", "web.static", "web.language"}
 
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer made once per key rather than on every request
-    (making it, with a trial dump of its JSON serializer, cost more than an API request's own work)."""
+    (making it, with a trial dump of its JSON serializer, cost more than an API request's own work), and a
+    request without cookies (an API call with a bearer token) given its empty session without parsing the
+    cookies or, at the end, looking up the cookie settings for a session nobody touched."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.environ.get("HTTP_COOKIE") or self.get_signing_serializer(app) is None:
+            return super().open_session(app, request)
+        return self.session_class()  # what Flask opens when the session cookie is absent
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if session or session.accessed or session.modified:
+            super().save_session(app, session, response)
+        # else: Flask would neither add `Vary: Cookie` nor set or delete a cookie
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
