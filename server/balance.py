@@ -5,7 +5,7 @@ All workers accept on one inherited listening socket. Left to itself, whichever 
 of new connections (wrk's 8 keep-alive connections often all landed on one of two workers), and a keep-alive
 connection stays with the worker that accepted it: one core idled while the other was saturated. Each worker
 writes its count of open connections and a heartbeat into a small shared board (a file mapped into every
-worker); its accept loop (waitress's `readable()`, asked on every turn of the loop and at least once a second)
+worker); its accept loop (waitress's `readable()`, asked on every turn of the loop, at least every LOOP_S)
 listens for new connections only while no live worker holds fewer, and asks again just before it accepts one.
 A worker whose heartbeat is older than `STALE_S` (stopped, wedged) is left out of the comparison, so the others
 take every new connection and none waits on it for ever. The rule is a preference, not a lock: two workers may
@@ -28,7 +28,13 @@ from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-STALE_S = 3.0  # a worker's accept loop turns at least once a second (waitress's loop timeout): 3 s is stuck
+# A worker's loop turns at least this often (waitress's default is once a second, and only in whole seconds).
+# A worker that stopped listening (another held fewer connections) learns that it should listen again only when
+# its loop turns: with a 1 s turn, new connections waited up to a second in the backlog while every worker
+# thought another should take them (measured: p99 0.9-1.0 s at 8 connections once an idle keep-alive connection
+# stood on one worker). 20 turns a second bound that wait at 50 ms, at no cost an idle worker notices.
+LOOP_S = 0.05
+STALE_S = 3.0  # a worker's accept loop turns at least every LOOP_S: a heartbeat 3 s old is a stuck worker
 SLOT = 16  # per worker: open connections (int64), heartbeat on the monotonic clock (float64)
 
 
@@ -83,7 +89,7 @@ class BalancedServer(TcpWSGIServer):
 
     def handle_accept(self) -> None:
         # Asked again: the loop may have listened since before another worker's count dropped (a quiet loop turns
-        # once a second). Declining leaves the connection to a worker that may take it (the listening socket is
+        # every LOOP_S). Declining leaves the connection to a worker that may take it (the listening socket is
         # shared); this loop's next turn stops listening.
         if self.board.may_accept(len(self.active_channels)):
             super().handle_accept()
@@ -92,11 +98,18 @@ class BalancedServer(TcpWSGIServer):
 
 def serve(app: object, listening: socket.socket, board: Board, threads: int, **adjustments: object) -> None:
     """Serve `app` on `listening` (bound by the supervisor) as one worker of several, until stopped."""
+    build(app, listening, board, threads, **adjustments).run()
+
+
+def build(app: object, listening: socket.socket, board: Board, threads: int,
+          **adjustments: object) -> BalancedServer:
+    """The worker's server, listening and ready to `run()`."""
     adj = Adjustments(sockets=[listening], threads=threads, **adjustments)
+    adj.asyncore_loop_timeout = LOOP_S  # set after parsing: waitress reads this setting as whole seconds
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
     server = BalancedServer(app, {}, False, listening, dispatcher=dispatcher, adj=adj, bind_socket=False,
                             sockinfo=(listening.family, listening.type, listening.proto, listening.getsockname()))
     server.board = board
     server.accept_connections()
-    server.run()
+    return server
