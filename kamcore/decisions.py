@@ -253,11 +253,31 @@ class _WriterTurn:
         if self.fd is None:
             yield
             return
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self._take()
         try:
             yield
         finally:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _take(self) -> None:
+        """The lock file, waited for no longer than SQLite's busy timeout: a holder that stalls (stopped, on a
+        frozen disk) makes writers fail as SQLite's lock did ("locked"), never hang. Polled, not blocked on: a
+        blocking flock cannot time out. The wait between tries starts at 0.1 ms (a write holds it ~0.3 ms)."""
+        deadline, pause = None, 0.0001
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + BUSY_TIMEOUT_S
+            elif now > deadline:
+                raise DecisionLogError(f"{self.path}: another writer has held the decision log for over "
+                                       f"{BUSY_TIMEOUT_S:g} s; try again")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -317,7 +337,11 @@ class DecisionLog:
         except BaseException:
             _close_all(db, checkpoint_db)
             raise
-        return cls(path, db, checkpoint_db)
+        try:
+            return cls(path, db, checkpoint_db)
+        except BaseException:  # no thread to start, the file gone meanwhile: nothing left open
+            _close_all(db, checkpoint_db)
+            raise
 
     def close(self) -> None:
         """Stop the checkpoint thread, checkpoint the WAL once more (emptying it), close the connections."""
@@ -327,7 +351,7 @@ class DecisionLog:
             self._closed = True
         self._stop.set()
         if self._checkpointer is not threading.current_thread():
-            self._checkpointer.join()
+            self._checkpointer.join(BUSY_TIMEOUT_S + 5)  # a checkpoint waits for the lock file no longer
         try:
             self.checkpoint(empty=True)
         except sqlite3.Error as e:  # the log is whole all the same: the next writer or opener carries on
@@ -1045,7 +1069,7 @@ def _checkpoints(ref: weakref.ref[DecisionLog], stop: threading.Event) -> None:
         try:
             log.checkpoint()
             problem = None
-        except (sqlite3.Error, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever it was, the next round tries again (nothing else checkpoints)
             problem = str(e)
             if problem != log._checkpoint_problem:
                 _log.warning("%s: background checkpoint failed (tried again every %g s): %s", log.path,

@@ -267,7 +267,7 @@ _KNOWN_MOST = 256
 def _record_sources(headers: list[str], needed: Mapping[str, Type | None],
                     dictionary: Dictionary) -> dict[str, list[tuple[int, HeaderMatch]]]:
     """`_sources` of a few records' keys, remembered per key sequence (the caller does not change it)."""
-    if len(headers) > 256:
+    if len(headers) > 256 or sum(map(len, headers)) > 8192:  # kept keys stay small (a key may be megabytes)
         return _sources(headers, needed, dictionary)
     key = (id(needed), id(dictionary), *headers)
     known = _KNOWN_SOURCES.get(key)

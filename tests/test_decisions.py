@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 import zlib
 from decimal import Decimal
 from pathlib import Path
@@ -863,3 +864,63 @@ def test_the_benchmark_runs_and_verifies_what_it_wrote(tmp_path):
     assert "100 accounts per decision" in done.stdout and "decisions/s" in done.stdout
     assert "verified" in done.stdout
     assert "2 process(es) x 4 thread(s), against: p50" in done.stdout and "this / against: p50" in done.stdout
+
+
+def test_a_writer_waits_for_a_stalled_lock_holder_no_longer_than_the_busy_timeout(log, monkeypatch):
+    """A holder of the lock file that stalls (a worker stopped mid-write) makes writers fail as SQLite's own lock
+    did after its busy timeout, naming the lock, instead of hanging the service; once released, writes go on."""
+    monkeypatch.setattr(decisions, "BUSY_TIMEOUT_S", 0.5)
+    write(log, 1)
+    fd = os.open(Path(f"{log.path}.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(DecisionLogError, match=r"\.lock: another writer has held the decision log"):
+            write(log, 1)
+        assert log.get(decisions_in(log)[0])  # the log is not left holding its own lock: reads go on
+    finally:
+        os.close(fd)
+    write(log, 1)
+    assert_linear(log.path, 2)
+
+
+def decisions_in(log):
+    return [row[0] for row in raw(log).execute("SELECT id FROM decisions ORDER BY seq")]
+
+
+def test_a_log_that_fails_to_start_leaves_no_connection_open(tmp_path, monkeypatch):
+    opened = []
+    real = decisions._connect
+    monkeypatch.setattr(decisions, "_connect", lambda path: opened.append(real(path)) or opened[-1])
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(decisions.threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        DecisionLog.open(tmp_path / "d.sqlite3")
+    assert opened
+    for db in opened:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            db.execute("SELECT 1")
+
+
+def test_the_checkpoint_thread_outlives_an_unexpected_error(log, monkeypatch):
+    """Nothing else checkpoints (auto-checkpoints are off): a failure of any kind is logged and tried again."""
+    monkeypatch.setattr(decisions, "CHECKPOINT_EVERY_S", 0.01)
+    rounds = []
+
+    def flaky(self, empty=False):
+        rounds.append(empty)
+        if len(rounds) == 1:
+            raise RuntimeError("not an SQLite error")
+        return (0, 0)
+    monkeypatch.setattr(DecisionLog, "checkpoint", flaky)
+    log._stop.set()
+    log._checkpointer.join(10)
+    log._stop = threading.Event()
+    log._checkpointer = threading.Thread(target=decisions._checkpoints, args=(weakref.ref(log), log._stop),
+                                         daemon=True)
+    log._checkpointer.start()
+    deadline = time.monotonic() + 30
+    while len(rounds) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(rounds) >= 3 and log._checkpointer.is_alive()

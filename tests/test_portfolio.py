@@ -437,3 +437,6 @@ def test_a_few_records_header_lookup_is_remembered_per_key_order_and_book(book):
     for k in range(300):
         portfolio._record_sources([f"h{k}"], book.inputs, book.dictionary)
     assert len(portfolio._KNOWN_SOURCES) <= 256
+    huge = ["revenue_12m", "x" * 10_000]  # a key may be megabytes: such keys are looked up, never kept
+    assert set(portfolio._record_sources(huge, book.inputs, book.dictionary)) == {"revenue_12m"}
+    assert not any("x" * 10_000 in key for key in portfolio._KNOWN_SOURCES)
