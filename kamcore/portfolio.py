@@ -361,11 +361,9 @@ def _read_cells(cells: list[Any], kind: str, type_: Type, exponent: int) -> tupl
     per-account values (S.ListVec) rather than arrays, with the unreadable cells; None where this reader does
     not apply (then coerce_cells reads the column's array)."""
     n = len(cells)
-    if kind == "T" and type_ == Type.DATE:  # no date in any record (e.g. `contract_end_date: null`)
-        return S.ListVec(Type.DATE, [None] * n), [False] * n
-    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE) or kind in "MT":
+    if type_ not in (Type.NUMBER, Type.STRING, Type.DATE) or kind == "M":
         return None
-    if kind == "n":  # no value in any record
+    if kind in "nT":  # no value in any record (e.g. `revenue_prev_12m: null`): null, whatever the field's type
         return S.ListVec(type_, [math.nan] * n if type_ == Type.NUMBER else [None] * n), [False] * n
     if kind in "if":
         if type_ == Type.DATE or (type_ == Type.NUMBER and exponent):
