@@ -15,6 +15,7 @@ import pandas as pd
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
+from kamcore.decisions import common_cells
 from kamcore.expressions.scalar import ListVec
 from kamcore.expressions.types import Type
 from kamcore.expressions.vectors import NULL, TRUE, Vec
@@ -137,24 +138,34 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 # --- evaluation results, straight from the engine's typed columns -------------------------------------------
 
-def result_rows(evaluation: Evaluation, rows: np.ndarray) -> list[dict[str, Any]]:
+def result_rows(evaluation: Evaluation, rows: np.ndarray,
+                shared: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
     """The outputs of accounts `rows` (0-based, ascending) as JSON-ready dicts, each with its `row`: numbers as
     ints when whole, dates as ISO text, text, booleans and lists as they are, null for a missing value. Read
     column by column from the evaluation's state, without building its DataFrame (the same values as `records`
-    of `evaluation.frame`)."""
+    of `evaluation.frame`). `shared`, when given for more than one account, receives every account's cells of
+    the columns the decision log holds alike (`common_cells`), for `record_evaluation` to take as they are."""
     state = evaluation.state
     names = evaluation.output_names
-    dead = state.excluded[rows] if state.excluded.any() else None  # unreadable input: every output null
+    n = len(state.excluded)
+    excluded = state.excluded if state.excluded.any() else None
+    dead = excluded[rows] if excluded is not None else None  # unreadable input: every output null
     if dead is not None and not dead.any():
         dead = None
     picks = rows.tolist()
-    everyone = len(picks) == len(state.excluded)  # rows ascending and distinct: all of them, in order
+    everyone = len(picks) == n  # rows ascending and distinct: all of them, in order
+    if n == 1:  # one account: the log reads its cells one by one, faster than sharing them
+        shared = None
     columns = []
     for name in names:
         vec = state.columns[name]
         if type(vec) is ListVec and vec.type is not Type.DATE:  # a few accounts' outputs held as plain values
             values = vec.values
             cells = _plain_cells(values if everyone else [values[i] for i in picks], vec.type)
+        elif shared is not None and (common := common_cells(vec, n, excluded)) is not None:
+            shared[name] = common  # every account's, the excluded ones null already
+            columns.append(common if everyone else [common[i] for i in picks])
+            continue
         else:
             cells = _cells(vec, rows)
         if dead is not None:

@@ -26,7 +26,7 @@ def _cell_by_cell(values, what, column=decisions._NAMES):
             or t is list and all(type(x) is str for x in v) else decisions._cell(v) for v in values]
 
 
-def _numbers_as_before(values):
+def _numbers_as_before(values, arrays=False):  # always lists, as before
     cells = values.tolist()
     if values.dtype.kind == "f":
         for i in np.flatnonzero(~np.isfinite(values)).tolist():
@@ -144,3 +144,102 @@ def test_record_hash_bytes_for_every_control_character():
     text = "".join(chr(c) for c in range(0x80)) + "\u2028\u2029\ufeff中文\U0001f600"
     fields = {"v": 1, "actor": text, "checkpoint": '{"a":"\\\\"}', "seq": 2**63 - 1, "id": None}
     assert decisions._hashed_json(fields) == decisions._stdlib_json(fields)
+
+
+def _odd_portfolio(n: int, seed: int) -> pd.DataFrame:
+    """Accounts with what a batch may hold: gaps in text, numbers and dates, infinity, a float32 column, an
+    unreadable cell (every output null on its row), 中文."""
+    frame = synthetic_portfolio(n, seed=seed)
+    frame.loc[::7, "contract_end_date"] = None
+    frame.loc[::11, "credit_score"] = np.nan
+    frame.loc[::13, "account_name"] = None
+    frame.loc[2, "revenue_12m"] = np.inf
+    frame.loc[3, "receivables"] = -np.inf
+    frame.loc[6, "revenue_12m"] = 0.0  # a null margin
+    frame["dso_days"] = frame["dso_days"].astype(np.float32)
+    frame["credit_score"] = frame["credit_score"].astype(object)
+    frame.loc[4, "credit_score"] = "abc"
+    frame.loc[5, "account_name"] = "华瑞科技（上海）"
+    return frame
+
+
+def _through_pandas_arrays(ev):
+    """The outputs table by the general reader alone: each column as the pandas array `Vec.to_array` makes."""
+    state = ev.state
+    excluded = state.excluded if state.excluded.any() else None
+    return {"columns": list(ev.output_names), "rows": state.n,
+            "values": [decisions._array_cells(state.columns[name].to_array(state.n), excluded, name)
+                       for name in ev.output_names]}
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_batch_recorded_with_the_answers_cells_is_recorded_as_before(tmp_path, monkeypatch, seed):
+    """The service converts the text, flag and list columns once for its answer and the log (`shared`), and the
+    log hands finite float columns to the encoder as arrays: the stored bytes are those of the cell-by-cell
+    encoding of the input frame and of the output columns as pandas arrays (`Vec.to_array`), the answer is the same as
+    without sharing, and the record reads back and verifies."""
+    from server.encoding import result_rows
+
+    book = RuleBook.load(SHIPPED, revision="r1")
+    ev = book.evaluate(_odd_portfolio(1500, seed), as_of=AS_OF)
+    assert ev.state.excluded.any() and not ev.ok.all()
+    names = ev.output_names
+    errors = [decisions._error_dict(e) for e in ev.errors]
+    for rows in (np.flatnonzero(ev.ok), np.arange(len(ev.ok)), np.array([0, 4, 9, 10]), np.array([], dtype=int)):
+        shared = {}
+        results = result_rows(ev, rows, shared)
+        assert repr(results) == repr(result_rows(ev, rows))  # repr: 1 vs 1.0, True vs 1 and None vs nan differ
+        assert {"tier", "false_big_account", "entitlements"} <= shared.keys()
+        with DecisionLog.open(tmp_path / f"d{seed}-{len(rows)}.sqlite3") as log:
+            decision_id = log.record_evaluation("alice", ev, shared)
+            inputs, outputs = log._db.execute("SELECT inputs, outputs FROM decisions WHERE id = ?",
+                                              (decision_id,)).fetchone()
+            assert decompress(inputs) == _as_before(monkeypatch, lambda: canonical_json(table_of(ev.input, "inputs")))
+            assert decompress(outputs) == _as_before(monkeypatch, lambda: canonical_json(
+                {"errors": errors, "outputs": _through_pandas_arrays(ev)}))
+            assert decompress(outputs) == canonical_json({"errors": errors, "outputs": output_table(ev)})
+            assert log.verify().ok
+            assert log.get(decision_id).outputs.shape == (len(ev.ok), len(names))
+
+
+def test_an_input_beyond_64_bits_is_recorded_as_before(tmp_path, monkeypatch):
+    """An integer orjson refuses sends the table through the standard library, float arrays and all."""
+    book = RuleBook.load(SHIPPED, revision="r1")
+    frame = synthetic_portfolio(40, seed=3)
+    frame["ref"] = [2**70 + i for i in range(40)]
+    ev = book.evaluate(frame, as_of=AS_OF)
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        decision_id = log.record_evaluation("alice", ev, {})
+        (inputs,) = log._db.execute("SELECT inputs FROM decisions WHERE id = ?", (decision_id,)).fetchone()
+        assert decompress(inputs) == _as_before(monkeypatch, lambda: canonical_json(table_of(ev.input, "inputs")))
+        assert b"1180591620717411303424" in decompress(inputs)
+
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@given(st.lists(st.lists(_FLOATS, max_size=8), min_size=1, max_size=4), st.booleans())
+def test_float_columns_as_arrays_are_written_as_their_cells(columns, huge):
+    """`_number_cells(..., arrays=True)` written by `_table_json` gives the bytes its cells give (every float,
+    -0.0, subnormals, the largest; NaN and infinity stay tagged cells), by orjson or the standard library."""
+    arrays = [np.array(c, dtype=np.float64) for c in columns]
+    table = {"columns": ["x"] * len(arrays), "rows": 0, "values": [decisions._number_cells(a) for a in arrays]}
+    fast = {**table, "values": [decisions._number_cells(a, arrays=True) for a in arrays]}
+    if huge:  # beyond 64 bits: both through the standard library
+        table["big"] = fast["big"] = 2**64
+    assert decisions._table_json(fast) == canonical_json(table)
+    assert decisions._table_json(table) == canonical_json(table)
+
+
+def test_common_cells_refuse_what_the_log_and_the_answer_write_differently():
+    from kamcore.expressions.types import Type
+    from kamcore.expressions.vectors import Vec
+
+    text = Vec(Type.STRING, np.array([0, 1, -1], dtype=np.int32), np.array(["a", 1.5], dtype=object))
+    assert decisions.common_cells(text, 3, None) is None
+    assert decisions._vec_cells(text, 3, None, "t") == ["a", 1.5, None]
+    lists = Vec(Type.LIST, np.array([["a"], [1.5], None] + [None], dtype=object)[:3], None)
+    assert decisions.common_cells(lists, 3, None) is None
+    assert decisions.common_cells(Vec(Type.NUMBER, np.array([1.0, 2.0]), None), 2, None) is None
+    flags = Vec(Type.BOOLEAN, np.array([0, 1, 2], dtype=np.int8), None)
+    assert decisions.common_cells(flags, 3, np.array([False, False, True])) == [False, None, None]

@@ -124,7 +124,8 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
                          "smaller requests") from None
     except InputError as e:
         raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
-    results = result_rows(evaluation, np.flatnonzero(evaluation.ok))
+    shared: dict[str, list[Any]] = {}  # output columns converted once, for the answer and the log
+    results = result_rows(evaluation, np.flatnonzero(evaluation.ok), shared)
     if explain:
         for result in results:
             trace = evaluation.explain(result["row"], explain_rules)
@@ -132,7 +133,7 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
             result["explanation"] = trace.text(lang)
     errors = [_row_error(e) for e in evaluation.errors]
     warnings = [_row_error(e) for e in evaluation.warnings]
-    decision_id = kam.decisions.record_evaluation(authenticate().name, evaluation)
+    decision_id = kam.decisions.record_evaluation(authenticate().name, evaluation, shared)
     context = g._get_current_object()
     context.decision_id, context.revision = decision_id, book.revision
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
