@@ -847,12 +847,20 @@ def canonical_json(value: Any) -> bytes:
 def _table_json(value: Any) -> bytes:
     """`canonical_json` of a table whose float columns may be float64 arrays (`_number_cells`): orjson writes
     such an array as the list of its floats (the same shortest round-trip text; tested), and the standard
-    library's path is given that list."""
+    library's path is given that list. Only the arrays are written by orjson's numpy support: anything else
+    orjson refuses without it (a numpy scalar in a row error's field) still sends the whole table down the
+    standard library's path, as `canonical_json` does."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_float_array_json)
     except orjson.JSONEncodeError:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False,
                           default=_array_list).encode()
+
+
+def _float_array_json(value: Any) -> Any:
+    if type(value) is np.ndarray:
+        return orjson.Fragment(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _array_list(value: Any) -> Any:
