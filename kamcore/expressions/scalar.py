@@ -186,7 +186,7 @@ def from_list(type_: Type, values: list[Any], cats: np.ndarray | None = None) ->
     """A column of type_ from values in this module's representation (a rule's output written to the state);
     text only with the categories its vectorized form has (`cats`)."""
     if type_ == Type.NUMBER:
-        return ListVec(Type.NUMBER, [float(v) for v in values])
+        return ListVec(Type.NUMBER, list(map(float, values)))
     if type_ in (Type.BOOLEAN, Type.DATE) or (type_ == Type.STRING and cats is not None):
         return ListVec(type_, values, cats)
     raise Unsupported(f"no exact {type_} column from single values")
@@ -214,24 +214,19 @@ class Columns:
         self.day = as_of_day(as_of)
         self.cache: dict[str, tuple[Vec, list[Any]]] = {}
 
-    def get(self, name: str, type_: Type) -> list[Any]:
-        vec = self.columns[name]
-        if type(vec) is ListVec and vec.type == type_:
-            return vec.values
-        hit = self.cache.get(name)
-        if hit is not None and hit[0] is vec:
-            return hit[1]
-        values = to_list(vec, type_, self.n)
-        self.cache[name] = (vec, values)
-        return values
-
-    def put(self, name: str, vec: Vec, values: list[Any]) -> None:
-        self.cache[name] = (vec, values)
-
     def lists(self, fields: Mapping[str, Type]) -> dict[str, Any]:
         """The `cols` a compiled closure reads: the lists of these fields, and the as-of day."""
-        cols: dict[str, Any] = {name: self.get(name, t) for name, t in fields.items()}
-        cols[AS_OF] = self.day
+        cols: dict[str, Any] = {AS_OF: self.day}
+        columns, cache = self.columns, self.cache
+        for name, type_ in fields.items():
+            vec = columns[name]
+            if type(vec) is ListVec and vec.type is type_:  # a per-account rule's output: its values as they are
+                cols[name] = vec.values
+                continue
+            hit = cache.get(name)
+            if hit is None or hit[0] is not vec:
+                hit = cache[name] = (vec, to_list(vec, type_, self.n))
+            cols[name] = hit[1]
         return cols
 
 
