@@ -182,13 +182,26 @@ _EPOCH = dt.date(1970, 1, 1)
 _set_type, _set_values, _set_cats = Vec.__dict__["type"].__set__, ListVec.values.__set__, ListVec._cats.__set__
 
 
+def column(type_: Type, values: list[Any], cats: np.ndarray | None = None) -> ListVec:
+    """`ListVec(type_, values, cats)` for a type known to be one it holds, without the call to __init__: per-account
+    rules make one for each output of each account's evaluation."""
+    vec = _new(ListVec)
+    _set_type(vec, type_)
+    _set_values(vec, values)
+    _set_cats(vec, cats)
+    return vec
+
+
+_new = object.__new__
+
+
 def from_list(type_: Type, values: list[Any], cats: np.ndarray | None = None) -> Vec:
     """A column of type_ from values in this module's representation (a rule's output written to the state);
     text only with the categories its vectorized form has (`cats`)."""
     if type_ == Type.NUMBER:
-        return ListVec(Type.NUMBER, list(map(float, values)))
+        return column(Type.NUMBER, list(map(float, values)))
     if type_ in (Type.BOOLEAN, Type.DATE) or (type_ == Type.STRING and cats is not None):
-        return ListVec(type_, values, cats)
+        return column(type_, values, cats)
     raise Unsupported(f"no exact {type_} column from single values")
 
 

@@ -547,6 +547,10 @@ class DecisionTableRule(Rule):
         # What each output gathers from its pick table (rows, then the default, then null), as plain values.
         picks = [(t, S.to_list(t, t.type, len(t.data)), t.cats if t.type == Type.STRING else None)
                  if t.type in S.SUPPORTED and not t.is_scalar else (t, None, None) for t in self.pick_tables]
+        # For list policies, per output: each row's value, and the default an account matching no row gets.
+        row_values = [[plain[r][j] for r in range(rows)] for j in range(len(self.output_names))]
+        defaults = [spec.get("default") for spec in self.output_specs]
+        ordered = [(p, r) for r, p in enumerate(priority)].__getitem__ if self.hit_policy == "OUTPUT ORDER" else None
         names = dict(compiler.fields)
         computed = [(key, fn) for key, fn, f in zip(keys, inputs, fields, strict=True) if not f]
         single = self.hit_policy in SINGLE_HIT
@@ -572,7 +576,7 @@ class DecisionTableRule(Rule):
             cols = state.per_account().lists(names)
             for key, fn in computed:
                 cols[key] = [fn(cols, i, None) for i in range(n)]
-            given = [state.columns[f] if f else None for f in fields]
+            given = list(map(state.columns.get, fields))  # (None for an expression's values)
             invalid = [False] * n
             for k, test in allowed:
                 x = cols[keys[k]]
@@ -583,32 +587,40 @@ class DecisionTableRule(Rule):
                     state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, name=name, shown=shown: (
                         f"{name} = {shown.value(i)!r} is not an allowed value"))
                     invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
-            matched, chosen, several = [], [], False
+            # Per account: its matched rows, the first of them (-1: none), and the slot of the pick tables it takes.
+            matched, chosen, index, several = [], [], [], False
             for i in range(n):
-                m = 0 if invalid[i] else match(cols, i)
+                if invalid[i]:
+                    matched.append(0)
+                    chosen.append(-1)
+                    index.append(rows + 1)  # null
+                    continue
+                m = match(cols, i)
+                r = (m & -m).bit_length() - 1
                 matched.append(m)
-                chosen.append((m & -m).bit_length() - 1)  # the first row matched, or -1
-                several = several or m & (m - 1) != 0
+                chosen.append(r)
+                index.append(r if r >= 0 else rows)  # the row's outputs, else the default
+                if m & (m - 1):
+                    several = True
             violation = invalid
             if not single:
                 chosen = None
-                hit_rows = [_rows(m) for m in matched]
-                if self.hit_policy == "OUTPUT ORDER":
-                    hit_rows = [sorted(found, key=lambda r: (priority[r], r)) for found in hit_rows]
                 for j, name in enumerate(self.output_names):
-                    default = self.output_specs[j].get("default")
+                    values, default = row_values[j], defaults[j]
                     lists = np.empty(n, dtype=object)
-                    for i, found in enumerate(hit_rows):
-                        lists[i] = None if invalid[i] else [plain[r][j] for r in found] if found else \
+                    for i, m in enumerate(matched):
+                        found = sorted(_rows(m), key=ordered) if ordered else _rows(m)
+                        lists[i] = None if invalid[i] else list(map(values.__getitem__, found)) if found else \
                             ([default] if default is not None else None)
                     state.columns[name] = Vec(Type.LIST, lists)
             else:
                 if several and not first:  # the hit policy decides between rows, and may be violated
                     chosen, violation = self._select_few([_rows(m) for m in matched], priority, plain, invalid, state)
-                index = [rows + 1 if bad else (r if r >= 0 else rows) for r, bad in zip(chosen, violation, strict=True)]
+                    index = [rows + 1 if bad else (r if r >= 0 else rows)
+                             for r, bad in zip(chosen, violation, strict=True)]
                 for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
                     state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
-                        S.ListVec(table.type, [slots[x] for x in index] if n > 1 else [slots[index[0]]], cats)
+                        S.column(table.type, [slots[x] for x in index] if n > 1 else [slots[index[0]]], cats)
             state.traces[self.id] = partial(_trace_few, rows, given, types, cols, keys, matched, chosen, violation)
         return evaluate
 

@@ -138,7 +138,7 @@ class ScorecardRule(Rule):
             rounded = []
             for t in total:
                 rounded.append(_round9(t))  # as evaluate: numpy's rounding, not Python's
-            state.columns[self.score_name] = S.ListVec(Type.NUMBER, rounded)
+            state.columns[self.score_name] = S.column(Type.NUMBER, rounded)
             if grades:
                 typ, labels, cats = grades
                 graded = []
@@ -149,7 +149,7 @@ class ScorecardRule(Rule):
                             break
                         c += 1
                     graded.append(labels[c])  # past the last cut-off (none without a floor): null
-                state.columns[self.grade["name"]] = S.ListVec(typ, graded, cats)
+                state.columns[self.grade["name"]] = S.column(typ, graded, cats)
             state.traces[self.id] = partial(_trace_few, per_indicator)
         return evaluate
 
