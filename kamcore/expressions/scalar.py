@@ -219,28 +219,31 @@ def as_of_day(as_of: np.datetime64) -> int | None:
 
 class Columns:
     """Per-account value lists of the state's columns, each converted once per evaluation (and again only when
-    a rule has replaced the column)."""
+    a rule has replaced the column), in one `cols` dict the closures of all rules read."""
 
     def __init__(self, columns: Mapping[str, Vec], n: int, as_of: np.datetime64):
         self.columns = columns
         self.n = n
         self.day = as_of_day(as_of)
-        self.cache: dict[str, tuple[Vec, list[Any]]] = {}
+        self.cols: dict[str, Any] = {AS_OF: self.day}
+        self.read: dict[str, Vec] = {}  # the column each list in `cols` was read from
 
     def lists(self, fields: Mapping[str, Type]) -> dict[str, Any]:
-        """The `cols` a compiled closure reads: the lists of these fields, and the as-of day."""
-        cols: dict[str, Any] = {AS_OF: self.day}
-        columns, cache = self.columns, self.cache
-        for name, type_ in fields.items():
+        """The `cols` a compiled closure reads: the lists of these fields (as the state's columns now are), and the
+        as-of day. Shared by the rules of one evaluation: a rule may add its own lists under names of its own (see
+        `put`), and finds the fields it asks for as it asked."""
+        cols, read, columns = self.cols, self.read, self.columns
+        for name in fields:
             vec = columns[name]
-            if type(vec) is ListVec and vec.type is type_:  # a per-account rule's output: its values as they are
-                cols[name] = vec.values
-                continue
-            hit = cache.get(name)
-            if hit is None or hit[0] is not vec:
-                hit = cache[name] = (vec, to_list(vec, type_, self.n))
-            cols[name] = hit[1]
+            if read.get(name) is not vec:
+                cols[name] = to_list(vec, fields[name], self.n)
+                read[name] = vec
         return cols
+
+    def put(self, name: str, values: list[Any]) -> None:
+        """A rule's own values under `name`, for its closures that read them; later rules read the state's column."""
+        self.cols[name] = values
+        self.read.pop(name, None)
 
 
 # --- compiling -----------------------------------------------------------------------------------------------

@@ -505,7 +505,7 @@ class DecisionTableRule(Rule):
         inputs = [compiler.expression(e.tree) for e in self.inputs]
         fields = [e.tree.name if isinstance(e.tree, ast.Name) else None for e in self.inputs]
         # Where each input's values are in `cols`: a field's list, or the list of an expression's values (put there).
-        keys = [f if f else f"\x00input {k}" for k, f in enumerate(fields)]
+        keys = [f if f else f"\x00{self.id} input {k}" for k, f in enumerate(fields)]
         allowed = [(k, compiler.tests(a.tree, types[k])) for k, a in enumerate(self.allowed_inputs) if a is not None]
         tests = [(k, compiler.tests(test.tree, types[k])) for k, test in self.distinct_tests]
         bits = [0] * len(tests)  # per distinct test, the rows it is the cell of
@@ -552,7 +552,7 @@ class DecisionTableRule(Rule):
         defaults = [spec.get("default") for spec in self.output_specs]
         ordered = [(p, r) for r, p in enumerate(priority)].__getitem__ if self.hit_policy == "OUTPUT ORDER" else None
         names = dict(compiler.fields)
-        computed = [(key, fn) for key, fn, f in zip(keys, inputs, fields, strict=True) if not f]
+        computed = [(k, keys[k], fn) for k, fn in enumerate(inputs) if not fields[k]]
         single = self.hit_policy in SINGLE_HIT
         first = self.hit_policy == "FIRST"
 
@@ -573,17 +573,19 @@ class DecisionTableRule(Rule):
         def evaluate(state: State) -> None:
             # Plain values throughout; numpy arrays only when a trace is read (see State.trace).
             n = state.n
-            cols = state.per_account().lists(names)
-            for key, fn in computed:
-                cols[key] = [fn(cols, i, None) for i in range(n)]
-            given = list(map(state.columns.get, fields))  # (None for an expression's values)
+            columns = state.per_account()
+            cols = columns.lists(names)
+            given = list(map(state.columns.get, fields))  # an input's column, or (below) an expression's values
+            for k, key, fn in computed:
+                given[k] = values = [fn(cols, i, None) for i in range(n)]
+                columns.put(key, values)
             invalid = [False] * n
             for k, test in allowed:
                 x = cols[keys[k]]
                 null = S.is_null_fn(types[k])
                 bad = [test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)]
                 if any(bad):
-                    name, shown = self.input_names[k], _input_values(given, types, cols, keys)[k]
+                    name, shown = self.input_names[k], _input_values(given, types)[k]
                     state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, name=name, shown=shown: (
                         f"{name} = {shown.value(i)!r} is not an allowed value"))
                     invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
@@ -621,7 +623,7 @@ class DecisionTableRule(Rule):
                 for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
                     state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
                         S.column(table.type, [slots[x] for x in index] if n > 1 else [slots[index[0]]], cats)
-            state.traces[self.id] = partial(_trace_few, rows, given, types, cols, keys, matched, chosen, violation)
+            state.traces[self.id] = partial(_trace_few, rows, given, types, matched, chosen, violation)
         return evaluate
 
     def _select_few(self, hit_rows: list[list[int]], priority: list[int], plain: list[list[Any]],
@@ -677,18 +679,18 @@ def _rows(matched: int) -> list[int]:
     return out
 
 
-def _input_values(given: list[Vec | None], types: list[Type], cols: dict[str, Any], keys: list[str]) -> list[Vec]:
+def _input_values(given: list[Vec | list[Any]], types: list[Type]) -> list[Vec]:
     """A per-account evaluation's input values as columns: the state's column for a field, else the values."""
-    return [v if v is not None else S.trace_vec(t, cols[key]) for v, t, key in zip(given, types, keys, strict=True)]
+    return [v if isinstance(v, Vec) else S.trace_vec(t, v) for v, t in zip(given, types, strict=True)]
 
 
-def _trace_few(rows: int, given: list[Vec | None], types: list[Type], cols: dict[str, Any], keys: list[str],
-               matched: list[int], chosen: list[int] | None, violation: list[bool]) -> dict[str, Any]:
+def _trace_few(rows: int, given: list[Vec | list[Any]], types: list[Type], matched: list[int],
+               chosen: list[int] | None, violation: list[bool]) -> dict[str, Any]:
     """The trace `evaluate` leaves, from a per-account evaluation (built when read)."""
     table = np.zeros((rows, len(matched)), dtype=bool)
     for i, m in enumerate(matched):
         table[_rows(m), i] = True
-    return {"values": _input_values(given, types, cols, keys), "matched": table,
+    return {"values": _input_values(given, types), "matched": table,
             "selected": None if chosen is None else np.array(chosen, dtype=np.int64),
             "violation": np.array(violation, dtype=bool)}
 

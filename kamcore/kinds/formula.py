@@ -65,8 +65,8 @@ class FormulaRule(Rule):
         fields = {k: t for k, t in compiler.fields.items() if k not in self.formulas}
 
         def evaluate(state: State) -> None:
-            n = state.n
-            cols = state.per_account().lists(fields)
+            n, columns = state.n, state.per_account()
+            cols = columns.lists(fields)
             done = []
             for name, typ, fn, null in steps:
                 if fn is None:
@@ -75,7 +75,7 @@ class FormulaRule(Rule):
                     values = [fn(cols, 0, None)]
                 else:
                     values = [fn(cols, i, None) for i in range(n)]
-                cols[name] = values
+                columns.put(name, values)
                 done.append((name, S.from_list(typ, values)))
             for name, vec in done:  # written once none can fail
                 state.columns[name] = vec
