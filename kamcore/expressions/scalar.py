@@ -236,7 +236,9 @@ class Columns:
         for name in fields:
             vec = columns[name]
             if read.get(name) is not vec:
-                cols[name] = to_list(vec, fields[name], self.n)
+                type_ = fields[name]
+                # (a per-account rule's output, or an input read cell by cell: its values as they are)
+                cols[name] = vec.values if type(vec) is ListVec and vec.type is type_ else to_list(vec, type_, self.n)
                 read[name] = vec
         return cols
 
