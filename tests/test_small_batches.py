@@ -399,6 +399,146 @@ rules:
       - {when: {level: '"mid", "low"', grade: "null"}, then: {tags: ~}}
 """})
 
+# Tables matched by the pieces values fall in (cells comparing an input only with constants) and by running the
+# cells (cells reading another field), side by side: more rows than an int64 holds, overlapping rows under every
+# policy, text in 中文, dates, booleans, an input computed from fields, nulls and infinities in the values.
+_MANY = "\n".join(f'      - {{when: {{revenue: "[{k * 10}..{k * 10 + 25})", score: "{f"< {k}" if k % 3 else "-"}"}}, '
+                   f'then: {{band: b{k % 7}}}}}' for k in range(70))
+KIND_BOOKS["pieces"] = RuleBook.from_files({"fields.yaml": SCALAR_FIELDS, "rules.yaml": f"""
+rules:
+  - id: many_first
+    kind: decision_table
+    label: Many rows, first
+    hit_policy: FIRST
+    inputs: [revenue, score]
+    outputs: [{{name: band, type: string, default: none}}]
+    rows:
+{_MANY}
+  - id: many_collect
+    kind: decision_table
+    label: Many rows, collected
+    hit_policy: COLLECT
+    inputs: [revenue, score]
+    outputs: [{{name: bands, type: string}}]
+    rows:
+{_MANY.replace("band:", "bands:")}
+  - id: mixed_unique
+    kind: decision_table
+    label: Unique, some rows overlapping at run time
+    hit_policy: UNIQUE
+    inputs:
+      - revenue
+      - {{expr: score * 2, name: double}}
+      - industry
+      - since
+      - flag
+    outputs: [{{name: grade, type: string, values: [甲, 乙, 丙], default: 丙}}, {{name: w, type: number}}]
+    rows:
+      - {{when: {{revenue: "> score", industry: '"制造业", "finance"'}}, then: {{grade: 甲, w: 1}}}}
+      - {{when: {{revenue: ">= 100", industry: 'not("制造业", "finance")', since: '< @"2025-01-01"'}},
+         then: {{grade: 乙, w: 2}}}}
+      - {{when: {{revenue: ">= 100", industry: 'not("制造业", "finance")', since: '>= @"2025-01-01", null'}},
+         then: {{grade: 乙, w: 3}}}}
+      - {{when: {{revenue: "< 100, null", double: "[10..20]", flag: "true"}}, then: {{grade: 丙, w: ~}}}}
+      - {{when: {{revenue: "< 100, null", double: "not([10..20])", flag: "false, null"}}, then: {{grade: 甲, w: 0}}}}
+      - {{when: {{revenue: "? < score * 3", since: "null"}}, then: {{grade: 乙, w: -1}}}}
+  - id: mixed_any
+    kind: decision_table
+    label: Any, equal and different outputs
+    hit_policy: ANY
+    inputs: [revenue, until, industry]
+    outputs: [{{name: same, type: number}}]
+    rows:
+      - {{when: {{revenue: "> 0"}}, then: 1}}
+      - {{when: {{until: '> @"2026-01-01"'}}, then: 1}}
+      - {{when: {{revenue: "? > score"}}, then: 1}}
+      - {{when: {{revenue: "? < score", industry: '"energy", "汽车"'}}, then: 2}}
+      - {{when: {{revenue: "null", until: "null", industry: "null"}}, then: {{same: ~}}}}
+  - id: mixed_priority
+    kind: decision_table
+    label: Priority over overlapping rows
+    hit_policy: PRIORITY
+    inputs: [revenue, since, industry]
+    outputs:
+      - {{name: level, type: string, values: [high, mid, low]}}
+      - {{name: note, type: string, values: [x, y, z]}}
+    rows:
+      - {{when: {{revenue: "[0..1000]"}}, then: {{level: low, note: z}}}}
+      - {{when: {{revenue: "[0..1000]", since: '[@"2020-01-01"..@"2026-11-23"]'}}, then: {{level: mid, note: z}}}}
+      - {{when: {{revenue: "? >= score", industry: "not(null)"}}, then: {{level: mid, note: x}}}}
+      - {{when: {{since: "null", industry: '"制造业"'}}, then: {{level: high, note: y}}}}
+  - id: mixed_order
+    kind: decision_table
+    label: Rule and output order
+    hit_policy: OUTPUT ORDER
+    inputs: [level, grade, flag, revenue]
+    outputs: [{{name: tags, type: string, values: [t1, t2, t3, t4]}}]
+    rows:
+      - {{when: {{level: '"low", "mid"'}}, then: t3}}
+      - {{when: {{grade: '"甲"', flag: "not(false)"}}, then: t1}}
+      - {{when: {{level: "null", grade: "null"}}, then: t4}}
+      - {{when: {{revenue: "> 1000000", flag: "? = true"}}, then: t2}}
+      - {{when: {{revenue: "-"}}, then: t4}}
+"""})
+# A scorecard whose bands are found by the piece of each indicator's value (text in 中文, dates, booleans, an
+# indicator computed from fields) and, where a band reads another field, by running the bands.
+KIND_BOOKS["scorecard pieces"] = RuleBook.from_files({"fields.yaml": SCALAR_FIELDS, "rules.yaml": """
+rules:
+  - id: card
+    kind: scorecard
+    label: Card
+    indicators:
+      - name: rev
+        expr: revenue
+        weight: 0.25
+        bands:
+          - {when: ">= 1000000", points: 100}
+          - {when: "[10..1000000)", points: 60}
+          - {when: "(-1e300..10)", points: 10}
+          - {when: "null", points: 3}
+        missing_points: 1
+      - name: sector
+        expr: industry
+        weight: 0.2
+        bands:
+          - {when: '"制造业", "汽车"', points: 90}
+          - {when: '"finance"', points: 70}
+          - {when: 'not(null, "")', points: 30}
+        missing_points: 5
+      - name: age
+        expr: since
+        weight: 0.2
+        bands:
+          - {when: '< @"2020-01-01"', points: 100}
+          - {when: '[@"2020-01-01"..@"2026-11-23"]', points: 50}
+        missing_points: 0
+      - name: flagged
+        expr: flag
+        weight: 0.1
+        bands:
+          - {when: "true", points: 0}
+          - {when: "false", points: 80}
+        missing_points: 40
+      - name: ratio
+        expr: revenue / score
+        weight: 0.15
+        bands:
+          - {when: "> 100", points: 100}
+          - {when: "[0..100]", points: 50}
+      - name: versus
+        expr: score
+        weight: 0.1
+        bands:
+          - {when: "? > revenue", points: 100}
+          - {when: "< 3", points: 20}
+    score: points
+    grade:
+      name: grade
+      cutoffs:
+        - {min: 70, grade: 甲}
+        - {min: 40.5, grade: 乙}
+        - {grade: 丙}
+"""})
 
 @pytest.mark.parametrize("name", sorted(KIND_BOOKS))
 @settings(max_examples=examples(60), deadline=None,
@@ -428,6 +568,24 @@ def test_the_shipped_book_runs_per_account_where_it_can() -> None:
     formulas.evaluate([{"revenue": 1}], as_of=AS_OF)
     assert [r.__dict__["_per_account"] is not None for r in formulas.rules] == [True, False]
 
+
+def test_the_shipped_cells_are_looked_up_by_piece() -> None:
+    """Every cell of the shipped tables and every band of its scorecards only compares its input with constants, so
+    one account's rows and bands are looked up (scalar.pieces), none run per account: not silently lost."""
+    from kamcore.kinds.decision_table import DecisionTableRule
+    from kamcore.kinds.scorecard import ScorecardRule
+
+    groups = []
+    for rule in SHIPPED.rules:
+        if isinstance(rule, DecisionTableRule):
+            for k, expr in enumerate(rule.inputs):
+                groups.append((expr.type, [t.tree for at, t in rule.distinct_tests if at == k]))
+        elif isinstance(rule, ScorecardRule):
+            groups += [(expr.type, [b.tree for b in bands]) for expr, bands in zip(rule.expressions, rule.bands,
+                                                                                   strict=True)]
+    assert len(groups) > 40
+    for kind, trees in groups:
+        assert S.pieces([S.Compiler().tests(tree, kind) for tree in trees], kind) is not None, (kind, trees)
 
 def test_a_list_in_a_text_column_leaves_the_other_texts_matchable() -> None:
     """Found by the comparison above: a JSON list among text cells left the column's categories unsorted on the

@@ -13,6 +13,10 @@ A construct whose result this path cannot reproduce exactly (times and durations
 functions not listed here) raises Unsupported when compiling, and the rule then runs vectorized. Compiled
 closures take (cols, i, x): cols maps field names to per-account value lists (see `lists`), i is the account,
 x the value `?` stands for in a unary test. Nothing here evaluates text: closures are built from the tree.
+
+A closure that reads nothing but `?`, and `?` only by comparing it with constants (a cell such as `>= 1000000`,
+`[0.1..0.3)`, `"finance", "retail"`, `null`), carries those constants as `cuts`: between and at them it gives one
+result, so a table's cells can be run once per piece when compiling (`pieces`) and an account's value only placed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -109,9 +114,10 @@ class ListVec(Vec):
     def __init__(self, type_: Type, values: list[Any], cats: np.ndarray | None = None):
         if type_ not in SUPPORTED:
             raise Unsupported(f"no list column of {type_}")
-        object.__setattr__(self, "type", type_)
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "_cats", cats)
+        # The slots' own setters: what object.__setattr__ ends in (Vec is frozen), without looking the names up.
+        _set_type(self, type_)
+        _set_values(self, values)
+        _set_cats(self, cats)
 
     @property
     def data(self) -> np.ndarray:  # type: ignore[override]
@@ -173,15 +179,29 @@ class ListVec(Vec):
 
 
 _EPOCH = dt.date(1970, 1, 1)
+_set_type, _set_values, _set_cats = Vec.__dict__["type"].__set__, ListVec.values.__set__, ListVec._cats.__set__
+
+
+def column(type_: Type, values: list[Any], cats: np.ndarray | None = None) -> ListVec:
+    """`ListVec(type_, values, cats)` for a type known to be one it holds, without the call to __init__: per-account
+    rules make one for each output of each account's evaluation."""
+    vec = _new(ListVec)
+    _set_type(vec, type_)
+    _set_values(vec, values)
+    _set_cats(vec, cats)
+    return vec
+
+
+_new = object.__new__
 
 
 def from_list(type_: Type, values: list[Any], cats: np.ndarray | None = None) -> Vec:
     """A column of type_ from values in this module's representation (a rule's output written to the state);
     text only with the categories its vectorized form has (`cats`)."""
     if type_ == Type.NUMBER:
-        return ListVec(Type.NUMBER, [float(v) for v in values])
+        return column(Type.NUMBER, list(map(float, values)))
     if type_ in (Type.BOOLEAN, Type.DATE) or (type_ == Type.STRING and cats is not None):
-        return ListVec(type_, values, cats)
+        return column(type_, values, cats)
     raise Unsupported(f"no exact {type_} column from single values")
 
 
@@ -199,33 +219,33 @@ def as_of_day(as_of: np.datetime64) -> int | None:
 
 class Columns:
     """Per-account value lists of the state's columns, each converted once per evaluation (and again only when
-    a rule has replaced the column)."""
+    a rule has replaced the column), in one `cols` dict the closures of all rules read."""
 
     def __init__(self, columns: Mapping[str, Vec], n: int, as_of: np.datetime64):
         self.columns = columns
         self.n = n
         self.day = as_of_day(as_of)
-        self.cache: dict[str, tuple[Vec, list[Any]]] = {}
-
-    def get(self, name: str, type_: Type) -> list[Any]:
-        vec = self.columns[name]
-        if type(vec) is ListVec and vec.type == type_:
-            return vec.values
-        hit = self.cache.get(name)
-        if hit is not None and hit[0] is vec:
-            return hit[1]
-        values = to_list(vec, type_, self.n)
-        self.cache[name] = (vec, values)
-        return values
-
-    def put(self, name: str, vec: Vec, values: list[Any]) -> None:
-        self.cache[name] = (vec, values)
+        self.cols: dict[str, Any] = {AS_OF: self.day}
+        self.read: dict[str, Vec] = {}  # the column each list in `cols` was read from
 
     def lists(self, fields: Mapping[str, Type]) -> dict[str, Any]:
-        """The `cols` a compiled closure reads: the lists of these fields, and the as-of day."""
-        cols: dict[str, Any] = {name: self.get(name, t) for name, t in fields.items()}
-        cols[AS_OF] = self.day
+        """The `cols` a compiled closure reads: the lists of these fields (as the state's columns now are), and the
+        as-of day. Shared by the rules of one evaluation: a rule may add its own lists under names of its own (see
+        `put`), and finds the fields it asks for as it asked."""
+        cols, read, columns = self.cols, self.read, self.columns
+        for name in fields:
+            vec = columns[name]
+            if read.get(name) is not vec:
+                type_ = fields[name]
+                # (a per-account rule's output, or an input read cell by cell: its values as they are)
+                cols[name] = vec.values if type(vec) is ListVec and vec.type is type_ else to_list(vec, type_, self.n)
+                read[name] = vec
         return cols
+
+    def put(self, name: str, values: list[Any]) -> None:
+        """A rule's own values under `name`, for its closures that read them; later rules read the state's column."""
+        self.cols[name] = values
+        self.read.pop(name, None)
 
 
 # --- compiling -----------------------------------------------------------------------------------------------
@@ -309,7 +329,7 @@ class Compiler:
 
     def _not(self, operand: ast.Node) -> Fn:
         f = self._boolean(operand)
-        return lambda c, i, x: T - f(c, i, x)
+        return _cut_as(lambda c, i, x: T - f(c, i, x), [f])
 
     @staticmethod
     def _junction(op: str, parts: list[Fn]) -> Fn:
@@ -318,12 +338,12 @@ class Compiler:
         if op == "and":
             if len(parts) == 2:
                 a, b = parts
-                return lambda c, i, x: min(a(c, i, x), b(c, i, x))
-            return lambda c, i, x: min(p(c, i, x) for p in parts)
+                return _cut_as(lambda c, i, x: min(a(c, i, x), b(c, i, x)), parts)
+            return _cut_as(lambda c, i, x: min(p(c, i, x) for p in parts), parts)
         if len(parts) == 2:
             a, b = parts
-            return lambda c, i, x: max(a(c, i, x), b(c, i, x))
-        return lambda c, i, x: max(p(c, i, x) for p in parts)
+            return _cut_as(lambda c, i, x: max(a(c, i, x), b(c, i, x)), parts)
+        return _cut_as(lambda c, i, x: max(p(c, i, x) for p in parts), parts)
 
     @staticmethod
     def compare(op: str, lt: Type, left: Fn, rt: Type, right: Fn) -> Fn:
@@ -334,7 +354,8 @@ class Compiler:
             na, nb = (lambda v: True) if lt == Type.NULL else is_null_fn(lt), \
                 (lambda v: True) if rt == Type.NULL else is_null_fn(rt)
             hit, miss = (T, F) if op == "=" else (F, T)
-            return lambda c, i, x: hit if na(left(c, i, x)) and nb(right(c, i, x)) else miss
+            fn = lambda c, i, x: hit if na(left(c, i, x)) and nb(right(c, i, x)) else miss  # noqa: E731
+            return _cut(fn, ()) if left is _input and hasattr(right, "constant") else fn
         if lt != rt or lt not in SUPPORTED:
             raise Unsupported(f"comparing {lt} with {rt}")
         if op in ("=", "!="):
@@ -345,9 +366,12 @@ class Compiler:
                     if a != a or b != b:
                         return hit if a != a and b != b else miss
                     return hit if a == b else miss
-                return eq_number
-            # text, dates: None is null and equals only None; booleans: codes are equal exactly when values are
-            return lambda c, i, x: hit if left(c, i, x) == right(c, i, x) else miss
+                fn = eq_number
+            else:
+                # text, dates: None is null and equals only None; booleans: codes are equal exactly when values are
+                fn = lambda c, i, x: hit if left(c, i, x) == right(c, i, x) else miss  # noqa: E731
+            k = getattr(right, "constant", None)
+            return _cut(fn, k) if left is _input and k is not None else fn
         if lt == Type.BOOLEAN:
             raise Unsupported("ordering booleans")
         fused = _fused(op, lt, left, right)
@@ -523,7 +547,7 @@ class Compiler:
         parts = ([_membership(literal_values, input_type)] if literal_values else []) + others
         combined = self._junction("or", parts)
         if node.negated:
-            return lambda c, i, x: T - combined(c, i, x)
+            return _cut_as(lambda c, i, x: T - combined(c, i, x), [combined])
         return combined
 
     def _test(self, test: ast.Node, it: Type) -> Fn:
@@ -548,6 +572,71 @@ class Compiler:
         raise Unsupported(type(test).__name__)
 
 
+def pieces(tests: list[Fn], type_: Type) -> tuple[Callable[[Any], int], list[Any]] | None:
+    """Where every test reads only `?` and compares it only with constants (its `cuts`), the values of `?` fall
+    into a few pieces on each of which every test gives one result: null; each constant; what lies between two
+    consecutive constants (and below the first, above the last). Returns the function placing a value in its piece
+    and one value of each piece (null for a piece no value falls in) to run the tests on once; None where a test
+    is not of that kind."""
+    cuts = [getattr(t, "cuts", None) for t in tests]
+    if any(c is None for c in cuts):
+        return None
+    points = {v for c in cuts for v in c}
+    if type_ == Type.BOOLEAN:  # three codes: each its own piece
+        return _boolean_piece, [F, N, T]
+    if type_ == Type.STRING:  # text is only compared for equality (no fused ordering): a piece per constant
+        texts = sorted(v for v in points if v is not None)
+        index = {v: j for j, v in enumerate(texts, 2)}
+        get = index.get
+        return (lambda x: 0 if x is None else get(x, 1)), [None, "".join(texts) + "\x00", *texts]
+    if type_ == Type.NUMBER:
+        cs = sorted(v for v in points if v == v)
+        null: Any = math.nan
+
+        def inside(lo: Any, hi: Any) -> Any:  # a float strictly between lo and hi (None: the ends), or null
+            if lo is None:
+                return 0.0 if hi is None else (-math.inf if hi > -math.inf else null)
+            if hi is None:
+                return math.inf if lo < math.inf else null
+            v = math.nextafter(lo, hi)
+            return v if v < hi else null
+
+        def piece(x: Any) -> int:
+            if x != x:
+                return 0
+            j = bisect_left(cs, x)
+            return 2 + 2 * j if j < m and cs[j] == x else 1 + 2 * j
+    elif type_ == Type.DATE:
+        cs = sorted(v for v in points if v is not None)
+        null = None
+
+        def inside(lo: Any, hi: Any) -> Any:  # a day strictly between lo and hi (None: the ends), or null
+            if lo is None:
+                return 0 if hi is None else hi - 1
+            if hi is None:
+                return lo + 1
+            return lo + 1 if lo + 1 < hi else null
+
+        def piece(x: Any) -> int:
+            if x is None:
+                return 0
+            j = bisect_left(cs, x)
+            return 2 + 2 * j if j < m and cs[j] == x else 1 + 2 * j
+    else:
+        return None
+    m = len(cs)
+    values = [null]
+    for j in range(m + 1):
+        values.append(inside(cs[j - 1] if j else None, cs[j] if j < m else None))
+        if j < m:
+            values.append(cs[j])
+    return piece, values
+
+
+def _boolean_piece(x: int) -> int:
+    return x
+
+
 def _fused_interval(it: Type, test: ast.IntervalTest, low: Fn, high: Fn) -> Fn | None:
     """`[a..b)` between two constants as one closure: what the junction of its two fused comparisons gives
     (both null for a null input, else true when both hold)."""
@@ -557,7 +646,10 @@ def _fused_interval(it: Type, test: ast.IntervalTest, low: Fn, high: Fn) -> Fn |
     a, b = a[0], b[0]
     if it == Type.NUMBER and (a != a or b != b) or it == Type.DATE and (a is None or b is None):
         return None
-    lc, hc = test.low_closed, test.high_closed
+    return _cut(_fused_between(it, test.low_closed, test.high_closed, a, b), (a, b))
+
+
+def _fused_between(it: Type, lc: bool, hc: bool, a: Any, b: Any) -> Fn:
     if it == Type.NUMBER:
         if lc and hc:
             return lambda c, i, x: N if x != x else T if a <= x <= b else F
@@ -578,7 +670,20 @@ def _fused_interval(it: Type, test: ast.IntervalTest, low: Fn, high: Fn) -> Fn |
 def _const(value: Any) -> Fn:
     fn = lambda c, i, x: value  # noqa: E731 - marked below, so compare can fuse it
     fn.constant = (value,)  # type: ignore[attr-defined]
+    fn.cuts = ()  # type: ignore[attr-defined]
     return fn
+
+
+def _cut(fn: Fn, cuts: tuple[Any, ...]) -> Fn:
+    """Mark fn as a test of `?` alone that compares it with these constants only (see `pieces`)."""
+    fn.cuts = cuts  # type: ignore[attr-defined]
+    return fn
+
+
+def _cut_as(fn: Fn, parts: list[Fn]) -> Fn:
+    """Mark fn, a combination of parts (and, or, not), with their constants where every part is marked."""
+    cuts = [getattr(p, "cuts", None) for p in parts]
+    return fn if any(c is None for c in cuts) else _cut(fn, tuple(v for c in cuts for v in c))
 
 
 def _input(c: Any, i: int, x: Any) -> Any:
@@ -592,7 +697,11 @@ def _fused(op: str, lt: Type, left: Fn, right: Fn) -> Fn | None:
     k = getattr(right, "constant", None)
     if left is not _input or k is None:
         return None
-    k = k[0]
+    fn = _fused_compare(op, lt, k[0])
+    return None if fn is None else _cut(fn, k)
+
+
+def _fused_compare(op: str, lt: Type, k: Any) -> Fn | None:
     if lt == Type.NUMBER:
         if k != k:
             return None
@@ -638,8 +747,8 @@ def _membership(values: list[Any], type_: Type) -> Fn:
         raise Unsupported(f"a list of {type_}")
     wanted = frozenset(values)
     if type_ == Type.NUMBER:  # NaN (null) is in no list: a fresh NaN is neither identical nor equal to one
-        return lambda c, i, x: T if x == x and x in wanted else F
-    return lambda c, i, x: T if x is not None and x in wanted else F
+        return _cut(lambda c, i, x: T if x == x and x in wanted else F, tuple(wanted))
+    return _cut(lambda c, i, x: T if x is not None and x in wanted else F, tuple(wanted))
 
 
 def _min_max(fs: list[Fn], smallest: bool, t: Type) -> Fn:

@@ -193,7 +193,7 @@ class Rule:
         """For a few accounts, evaluate this rule account by account in plain Python (kamcore.expressions.scalar)
         and say so; False where the rule (or one of its expressions) has no exact per-account form, and then it
         runs vectorized. Both write the same columns, errors, warnings and traces."""
-        if not S.applies(state.n):
+        if state.scalars is None and not S.applies(state.n):  # (the per-account columns exist once it applies)
             return False
         plan = self.__dict__.get("_per_account", _UNPLANNED)
         if plan is _UNPLANNED:

@@ -7,6 +7,7 @@ Each row's cells are compiled unary tests; matching all accounts against all row
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -486,7 +487,10 @@ class DecisionTableRule(Rule):
     def plan_per_account(self) -> Callable[[State], None] | None:
         """`evaluate` account by account, for tables whose outputs are all literal values (no formula cells, no
         COLLECT operator): the same matches, hit-policy checks, outputs (gathered from the same pick tables) and
-        trace."""
+        trace. An account's matching rows are one int (bit r: row r), and-ed over the inputs from the rows whose
+        cell on each input its value passes: looked up by the value's piece where the input's cells only compare
+        it with constants (scalar.pieces: each cell run once per piece, here), else by running the cells of the
+        rows still in question."""
         rows = len(self.row_ids)
         if self.aggregation or not rows or any(c.is_expression for row in self.out_cells for c in row):
             raise S.Unsupported("formula cells or an aggregation")
@@ -500,9 +504,38 @@ class DecisionTableRule(Rule):
             raise S.Unsupported("an input of another type")
         inputs = [compiler.expression(e.tree) for e in self.inputs]
         fields = [e.tree.name if isinstance(e.tree, ast.Name) else None for e in self.inputs]
+        # Where each input's values are in `cols`: a field's list, or the list of an expression's values (put there).
+        keys = [f if f else f"\x00{self.id} input {k}" for k, f in enumerate(fields)]
         allowed = [(k, compiler.tests(a.tree, types[k])) for k, a in enumerate(self.allowed_inputs) if a is not None]
         tests = [(k, compiler.tests(test.tree, types[k])) for k, test in self.distinct_tests]
-        row_slots = [[int(u) - 1 for u in self.cell_slots[r] if u] for r in range(rows)]
+        bits = [0] * len(tests)  # per distinct test, the rows it is the cell of
+        for r in range(rows):
+            for u in self.cell_slots[r]:
+                if u:
+                    bits[int(u) - 1] |= 1 << r
+        every = (1 << rows) - 1
+        # Per input with cells: (key, piece of a value, the rows passed per piece), or (key, `-` rows, cells).
+        placed, run = [], []
+        for k in range(len(self.inputs)):
+            cells = [(test, b) for (at, test), b in zip(tests, bits, strict=True) if at == k]
+            if not cells:
+                continue
+            free = every  # rows whose cell on this input is `-`
+            for _, b in cells:
+                free &= ~b
+            piece = S.pieces([test for test, _ in cells], types[k])
+            if piece is None:
+                run.append((keys[k], free, cells))
+                continue
+            piece_of, values = piece
+            passed = []
+            for v in values:
+                got = free
+                for test, b in cells:
+                    if test({}, 0, v) == S.T:
+                        got |= b
+                passed.append(got)
+            placed.append((keys[k], piece_of, passed))
         ranked = self.hit_policy in ("PRIORITY", "OUTPUT ORDER")
         priority = [0] * rows
         for j, spec in enumerate(self.output_specs):
@@ -514,82 +547,83 @@ class DecisionTableRule(Rule):
         # What each output gathers from its pick table (rows, then the default, then null), as plain values.
         picks = [(t, S.to_list(t, t.type, len(t.data)), t.cats if t.type == Type.STRING else None)
                  if t.type in S.SUPPORTED and not t.is_scalar else (t, None, None) for t in self.pick_tables]
+        # For list policies, per output: each row's value, and the default an account matching no row gets.
+        row_values = [[plain[r][j] for r in range(rows)] for j in range(len(self.output_names))]
+        defaults = [spec.get("default") for spec in self.output_specs]
+        ordered = [(p, r) for r, p in enumerate(priority)].__getitem__ if self.hit_policy == "OUTPUT ORDER" else None
         names = dict(compiler.fields)
+        computed = [(k, keys[k], fn) for k, fn in enumerate(inputs) if not fields[k]]
         single = self.hit_policy in SINGLE_HIT
         first = self.hit_policy == "FIRST"
 
-        def evaluate(state: State) -> None:
-            # Plain lists throughout; numpy arrays only when a trace is read (see State.trace).
-            n = state.n
-            cols = state.per_account().lists(names)
-            xs = [cols[f] if f else [fn(cols, i, None) for i in range(n)] for fn, f in zip(inputs, fields, strict=True)]
-            given = [state.columns[f] if f else None for f in fields]
+        def match(cols: dict[str, Any], i: int) -> int:
+            m = every
+            for key, piece_of, passed in placed:
+                m &= passed[piece_of(cols[key][i])]
+            for key, free, cells in run:
+                if not m:
+                    return 0
+                x, got = cols[key][i], free
+                for test, b in cells:
+                    if b & m and test(cols, i, x) == S.T:
+                        got |= b
+                m &= got
+            return m
 
-            def values() -> list[Vec]:
-                return [v if v is not None else S.trace_vec(t, x) for v, t, x in zip(given, types, xs, strict=True)]
+        def evaluate(state: State) -> None:
+            # Plain values throughout; numpy arrays only when a trace is read (see State.trace).
+            n = state.n
+            columns = state.per_account()
+            cols = columns.lists(names)
+            given = list(map(state.columns.get, fields))  # an input's column, or (below) an expression's values
+            for k, key, fn in computed:
+                given[k] = values = [fn(cols, i, None) for i in range(n)]
+                columns.put(key, values)
             invalid = [False] * n
             for k, test in allowed:
-                x = xs[k]
+                x = cols[keys[k]]
                 null = S.is_null_fn(types[k])
                 bad = [test(cols, i, x[i]) != S.T and not null(x[i]) for i in range(n)]
                 if any(bad):
-                    name, shown = self.input_names[k], values()[k]
+                    name, shown = self.input_names[k], _input_values(given, types)[k]
                     state.row_errors(np.array(bad, dtype=bool), self.id, name, lambda i, name=name, shown=shown: (
                         f"{name} = {shown.value(i)!r} is not an allowed value"))
                     invalid = [a or b for a, b in zip(invalid, bad, strict=True)]
-            if n == 1 and not invalid[0]:
-                # One account: each test run once, when a row first needs it; under FIRST only up to the first
-                # row that matches (the other rows are matched when the trace is read).
-                known: list[bool | None] = [None] * len(tests)
-
-                def hit(u: int) -> bool:
-                    h = known[u]
-                    if h is None:
-                        k, test = tests[u]
-                        h = known[u] = test(cols, 0, xs[k][0]) == S.T
-                    return h
-                if first:
-                    r = next((r for r, slots in enumerate(row_slots) if all(map(hit, slots))), -1)
-                    hit_rows = None
-
-                    def matched_rows() -> list[list[int]]:
-                        return [[r for r, slots in enumerate(row_slots) if all(map(hit, slots))]]
-                    chosen, violation = [r], invalid
-                else:
-                    hit_rows = [[r for r, slots in enumerate(row_slots) if all(map(hit, slots))]]
-            else:
-                hits = [[test(cols, i, xs[k][i]) == S.T for i in range(n)] for k, test in tests]
-                hit_rows = [[] if invalid[i] else [r for r, slots in enumerate(row_slots)
-                                                   if all(hits[u][i] for u in slots)] for i in range(n)]
-            if hit_rows is None:
-                pass  # FIRST for one account: chosen above
-            elif single:
-                chosen, violation = self._select_few(hit_rows, priority, plain, invalid, state)
-            if single:
-                index = [rows + 1 if bad else (r if r >= 0 else rows) for r, bad in zip(chosen, violation, strict=True)]
-                for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
-                    state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
-                        S.ListVec(table.type, [slots[x] for x in index], cats)
-            else:
-                chosen, violation = None, invalid
-                if self.hit_policy == "OUTPUT ORDER":
-                    hit_rows = [sorted(found, key=lambda r: (priority[r], r)) for found in hit_rows]
+            # Per account: its matched rows, the first of them (-1: none), and the slot of the pick tables it takes.
+            matched, chosen, index, several = [], [], [], False
+            for i in range(n):
+                if invalid[i]:
+                    matched.append(0)
+                    chosen.append(-1)
+                    index.append(rows + 1)  # null
+                    continue
+                m = match(cols, i)
+                r = (m & -m).bit_length() - 1
+                matched.append(m)
+                chosen.append(r)
+                index.append(r if r >= 0 else rows)  # the row's outputs, else the default
+                if m & (m - 1):
+                    several = True
+            violation = invalid
+            if not single:
+                chosen = None
                 for j, name in enumerate(self.output_names):
-                    default = self.output_specs[j].get("default")
+                    values, default = row_values[j], defaults[j]
                     lists = np.empty(n, dtype=object)
-                    for i, found in enumerate(hit_rows):
-                        lists[i] = None if invalid[i] else [plain[r][j] for r in found] if found else \
+                    for i, m in enumerate(matched):
+                        found = sorted(_rows(m), key=ordered) if ordered else _rows(m)
+                        lists[i] = None if invalid[i] else list(map(values.__getitem__, found)) if found else \
                             ([default] if default is not None else None)
                     state.columns[name] = Vec(Type.LIST, lists)
-
-            def trace() -> dict[str, Any]:
-                matched = np.zeros((rows, n), dtype=bool)
-                for i, found in enumerate(matched_rows() if hit_rows is None else hit_rows):
-                    matched[found, i] = True
-                return {"values": values(), "matched": matched,
-                        "selected": None if chosen is None else np.array(chosen, dtype=np.int64),
-                        "violation": np.array(violation, dtype=bool)}
-            state.traces[self.id] = trace
+            else:
+                if several and not first:  # the hit policy decides between rows, and may be violated
+                    chosen, violation = self._select_few([_rows(m) for m in matched], priority, plain, invalid, state)
+                    index = [rows + 1 if bad else (r if r >= 0 else rows)
+                             for r, bad in zip(chosen, violation, strict=True)]
+                for name, (table, slots, cats) in zip(self.output_names, picks, strict=True):
+                    state.columns[name] = table.take(np.array(index, dtype=np.int64)) if slots is None else \
+                        S.column(table.type, [slots[x] for x in index] if n > 1 else [slots[index[0]]], cats)
+            state.traces[self.id] = partial(_trace_few, rows, given, types, matched, chosen, violation)
         return evaluate
 
     def _select_few(self, hit_rows: list[list[int]], priority: list[int], plain: list[list[Any]],
@@ -633,6 +667,32 @@ class DecisionTableRule(Rule):
             "default_used": not matched and any(o.get("default") is not None for o in self.output_specs),
             "outputs": self.outputs_of(state, i),
         }
+
+
+def _rows(matched: int) -> list[int]:
+    """The rows set in a bit set of rows, in order."""
+    out = []
+    while matched:
+        low = matched & -matched
+        out.append(low.bit_length() - 1)
+        matched ^= low
+    return out
+
+
+def _input_values(given: list[Vec | list[Any]], types: list[Type]) -> list[Vec]:
+    """A per-account evaluation's input values as columns: the state's column for a field, else the values."""
+    return [v if isinstance(v, Vec) else S.trace_vec(t, v) for v, t in zip(given, types, strict=True)]
+
+
+def _trace_few(rows: int, given: list[Vec | list[Any]], types: list[Type], matched: list[int],
+               chosen: list[int] | None, violation: list[bool]) -> dict[str, Any]:
+    """The trace `evaluate` leaves, from a per-account evaluation (built when read)."""
+    table = np.zeros((rows, len(matched)), dtype=bool)
+    for i, m in enumerate(matched):
+        table[_rows(m), i] = True
+    return {"values": _input_values(given, types), "matched": table,
+            "selected": None if chosen is None else np.array(chosen, dtype=np.int64),
+            "violation": np.array(violation, dtype=bool)}
 
 
 def _pick_table(rows: list[Vec | None], typ: Type, default: Any) -> Vec:

@@ -59,7 +59,8 @@ class FormulaRule(Rule):
             typ = self.outputs[name].type
             if typ not in (Type.NUMBER, Type.BOOLEAN, Type.DATE) or expr.type not in (typ, Type.NULL):
                 raise S.Unsupported(f"a {typ} formula")  # text: its categories depend on the vectorized steps
-            steps.append((name, typ, None if expr.type == Type.NULL else compiler.expression(expr.tree)))
+            fn = None if expr.type == Type.NULL else compiler.expression(expr.tree)
+            steps.append((name, typ, fn, S.null_of(typ)))
         # Fields read from the state; a formula's own results are handed to the formulas after it.
         fields = {k: t for k, t in compiler.fields.items() if k not in self.formulas}
 
@@ -67,13 +68,17 @@ class FormulaRule(Rule):
             n, columns = state.n, state.per_account()
             cols = columns.lists(fields)
             done = []
-            for name, typ, fn in steps:
-                values = [S.null_of(typ)] * n if fn is None else [fn(cols, i, None) for i in range(n)]
-                cols[name] = values
-                done.append((name, S.from_list(typ, values), values))
-            for name, vec, values in done:
+            for name, typ, fn, null in steps:
+                if fn is None:
+                    values = [null] * n
+                elif n == 1:
+                    values = [fn(cols, 0, None)]
+                else:
+                    values = [fn(cols, i, None) for i in range(n)]
+                columns.put(name, values)
+                done.append((name, S.from_list(typ, values)))
+            for name, vec in done:  # written once none can fail
                 state.columns[name] = vec
-                columns.put(name, vec, values)
         return evaluate
 
     def explain(self, state: State, i: int) -> dict[str, Any]:

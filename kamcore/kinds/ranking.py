@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -120,8 +121,13 @@ class RankingRule(Rule):
         last = len(self.band_labels) - 1
         bounds = [np.ceil(np.round(self.cumulative * size, 6)).tolist() for size in (0, 1)]
         edges = (self.cumulative - 1e-12).tolist()
+        # What the sums below come to for one account: a quantile band by group size (0 or 1); a Pareto band by the
+        # share ranked above, 0 or 1 (or NaN) for one account alone.
+        quantile_band = [sum(1 for b in bounds[size] if 0 >= b) for size in (0, 1)]
+        pareto_band = {share: sum(1 for e in edges if e <= share) for share in (0.0, 1.0)}
         labels = S.to_list(self.labels, self.labels.type, len(self.labels.data))
         cats = self.labels.cats if self.labels.type == Type.STRING else None
+        quantile = self.method == "quantile"
 
         def evaluate(state: State) -> None:
             if state.n != 1:
@@ -130,23 +136,23 @@ class RankingRule(Rule):
             excluded = bool(state.excluded[0])
             missing = m != m or excluded
             size = 0 if missing else 1
-            if self.method == "quantile":
+            if quantile:
                 share = 0.0
-                band = sum(1 for b in bounds[size] if 0 >= b)
+                band = quantile_band[size]
             else:
                 held = 0.0 if missing else (m if m > 0.0 else 0.0)
                 before = held - held - 0.0  # what the accounts ranked above hold: none (NaN for an infinite measure)
                 total = 0.0 + held
                 share = before / total if total > 0 else 1.0
-                band = len(edges) if share != share else sum(1 for e in edges if e <= share)
+                band = len(edges) if share != share else pareto_band.get(share)
+                if band is None:
+                    band = sum(1 for e in edges if e <= share)
             band = last if missing else min(band, last)
             band = len(self.band_labels) if excluded else band
             # `apply` on these one-account ranks, in plain values (its trace built only when read)
-            state.columns[self.output_name] = S.ListVec(self.labels.type, [labels[band]], cats)
+            state.columns[self.output_name] = S.column(self.labels.type, [labels[band]], cats)
             empty = m != m
-            state.traces[self.id] = lambda: {
-                "rank": np.array([1], dtype=np.int64), "share": np.array([share], dtype=np.float64),
-                "size": np.array([size], dtype=np.int64), "empty": np.array([empty], dtype=bool)}
+            state.traces[self.id] = partial(_trace_one, share, size, empty)
             if empty:
                 state.row_errors(np.array([True]), self.id, self.output_name, lambda i: (
                     f"{self.spec['measure']} is empty; ranked last ({self.band_labels[band]})"), severity="warning")
@@ -244,6 +250,12 @@ class RankingRule(Rule):
                       for label, c in zip(self.band_labels, self.cumulative, strict=True)],
             "outputs": self.outputs_of(state, i),
         }
+
+
+def _trace_one(share: float, size: int, empty: bool) -> dict[str, Any]:
+    """The trace `apply` leaves, for one account ranked alone (built when read)."""
+    return {"rank": np.array([1], dtype=np.int64), "share": np.array([share], dtype=np.float64),
+            "size": np.array([size], dtype=np.int64), "empty": np.array([empty], dtype=bool)}
 
 
 def _joined(parts: list[Vec]) -> Vec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,9 @@ class ScorecardRule(Rule):
         state.traces[self.id] = trace
 
     def plan_per_account(self) -> Callable[[State], None] | None:
+        """`evaluate` account by account: the same values, bands, points, score, grade and trace. An indicator whose
+        bands only compare its value with constants finds the band by the value's piece (scalar.pieces: the bands
+        run once per piece, here)."""
         compiler = S.Compiler()
         indicators = []
         for ind, expr, bands, table in zip(self.indicators, self.expressions, self.bands, self.points, strict=True):
@@ -104,7 +108,12 @@ class ScorecardRule(Rule):
                 raise S.Unsupported("an indicator without a plain value")
             field = expr.tree.name if isinstance(expr.tree, ast.Name) else None
             tests = [compiler.tests(b.tree, expr.type) for b in bands]
-            indicators.append((compiler.expression(expr.tree), expr.type, field, tests, table.tolist(), ind["weight"]))
+            placed = S.pieces(tests, expr.type)
+            if placed is not None:
+                piece_of, values = placed
+                placed = (piece_of, [_band({}, 0, v, tests) for v in values])
+            indicators.append((compiler.expression(expr.tree), expr.type, field, tests, placed, table.tolist(),
+                               ind["weight"]))
         floors = [None if c.get("min") is None else float(c["min"]) for c in self.grade["cutoffs"]] \
             if self.grade else []
         grades = (self.grades.type, S.to_list(self.grades, self.grades.type, len(self.grades.data)),
@@ -116,30 +125,32 @@ class ScorecardRule(Rule):
             cols = state.per_account().lists(fields)
             total = [0.0] * n
             per_indicator = []
-            for fn, typ, field, tests, table, weight in indicators:
-                values = [fn(cols, i, None) for i in range(n)]
+            for fn, typ, field, tests, placed, table, weight in indicators:
+                values = cols[field] if field else [fn(cols, i, None) for i in range(n)]
                 bands, points = [], []
-                for i, v in enumerate(values):
-                    band = next((b for b, test in enumerate(tests) if test(cols, i, v) == S.T), -1)
+                for i in range(n):
+                    band = placed[1][placed[0](values[i])] if placed else _band(cols, i, values[i], tests)
                     bands.append(band)
                     p = table[band]  # band -1 reads the last slot: missing_points
                     points.append(p)
                     total[i] = total[i] + weight * p
                 per_indicator.append((state.columns[field] if field else None, typ, values, bands, points))
-            rounded = [_round9(t) for t in total]  # as evaluate: numpy's rounding, not Python's
-            state.columns[self.score_name] = S.ListVec(Type.NUMBER, rounded)
+            rounded = []
+            for t in total:
+                rounded.append(_round9(t))  # as evaluate: numpy's rounding, not Python's
+            state.columns[self.score_name] = S.column(Type.NUMBER, rounded)
             if grades:
                 typ, labels, cats = grades
-                slots = [next((c for c, floor in enumerate(floors) if floor is None or t >= floor), len(floors))
-                         for t in rounded]
-                state.columns[self.grade["name"]] = S.ListVec(typ, [labels[c] for c in slots], cats)
-
-            def trace() -> dict[str, Any]:
-                return {"values": [vec if vec is not None else S.trace_vec(typ, values)
-                                   for vec, typ, values, _, _ in per_indicator],
-                        "band": [np.array(bands, dtype=np.int16) for _, _, _, bands, _ in per_indicator],
-                        "points": [np.array(points, dtype=np.float64) for _, _, _, _, points in per_indicator]}
-            state.traces[self.id] = trace
+                graded = []
+                for t in rounded:
+                    c = 0
+                    for floor in floors:
+                        if floor is None or t >= floor:
+                            break
+                        c += 1
+                    graded.append(labels[c])  # past the last cut-off (none without a floor): null
+                state.columns[self.grade["name"]] = S.column(typ, graded, cats)
+            state.traces[self.id] = partial(_trace_few, per_indicator)
         return evaluate
 
     def explain(self, state: State, i: int) -> dict[str, Any]:
@@ -156,6 +167,22 @@ class ScorecardRule(Rule):
             })
         return {"rule": self.id, "kind": self.kind, "label": self.label, "indicators": indicators,
                 "outputs": self.outputs_of(state, i)}
+
+
+def _band(cols: Any, i: int, value: Any, tests: list[Any]) -> int:
+    """The first band whose test the value passes, or -1."""
+    for b, test in enumerate(tests):
+        if test(cols, i, value) == S.T:
+            return b
+    return -1
+
+
+def _trace_few(per_indicator: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The trace `evaluate` leaves, from a per-account evaluation (built when read)."""
+    return {"values": [vec if vec is not None else S.trace_vec(typ, values)
+                       for vec, typ, values, _, _ in per_indicator],
+            "band": [np.array(bands, dtype=np.int16) for _, _, _, bands, _ in per_indicator],
+            "points": [np.array(points, dtype=np.float64) for _, _, _, _, points in per_indicator]}
 
 
 def _round9(v: float) -> float:

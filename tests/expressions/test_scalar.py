@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kamcore.expressions import Expression, UnaryTest
 from kamcore.expressions import scalar as S
@@ -162,3 +164,80 @@ def test_a_list_column_pickles_and_copies_as_its_values() -> None:
     for back in (pickle.loads(pickle.dumps(vec)), copy.deepcopy(vec)):
         assert type(back) is S.ListVec and back.values == vec.values
         assert back.cats.tolist() == ["a", "b", "c"] and back.data.tolist() == [1, -1, 0]
+
+
+# Cells that only compare `?` with constants (one group per input, as a decision table's column or a scorecard's
+# bands): their results are looked up by the piece a value falls in (scalar.pieces), each cell run once per piece.
+PIECEWISE = [
+    (Type.NUMBER, ["< 5", "<= 5", "> 5", ">= 5", "[1..2.5]", "(0..1)", "[0..1)", "(0..1]", "null", "not(null)", "-",
+                   "not(< 1)", "1, 2.5, > 100", "[]", "? > 1000 and ? < 2000", "not(1, 2)", "? = 3", "? != 3",
+                   "? = null", "[-0.0..0.0]", "0.0", "-0.0", "1e300, -1e300", ">= 1e308", "< -1e308", "[1..0]",
+                   "(49.999..50)", "> 0.1 + 0.2", "not(? > 7 or ? <= 1)"]),
+    (Type.NUMBER, [">= 3000000", "[1000000..3000000)", "[300000..1000000)", "< 300000"]),
+    (Type.NUMBER, ["[50..65), null", ">= 80", "[65..80)", "< 50"]),
+    (Type.NUMBER, ["null"]),
+    (Type.DATE, ['< @"2024-03-01"', '[@"2024-01-31"..@"2024-03-01")', '@"2024-02-29"', "null", "-",
+                 'not(@"2024-02-29", null)', '? = @"2024-01-31"', '(@"1969-12-31"..@"1970-01-02"]', '> @"2400-02-29"',
+                 '? != null']),
+    (Type.STRING, ['"finance", "a"', 'not("a")', "null", "not(null)", '"制造业"', '? = "x"', '? != "finance"', "-",
+                   '"", " "', '? = null']),
+    (Type.STRING, ['"hold"', '"warn"', '"guarantee_required"']),
+    (Type.BOOLEAN, ["true", "false", "null", "not(true)", "null, false", "-", "? = true", "? != null"]),
+]
+# Cells that read something else, or `?` otherwise than by comparing it with constants: run per account.
+NOT_PIECEWISE = [("? > y", Type.NUMBER), ("[y..100]", Type.NUMBER), ("? * 2 > 5", Type.NUMBER),
+                 ("round(?) = 3", Type.NUMBER), ("> t", Type.STRING), ('lower(?) = "a"', Type.STRING),
+                 ('> "m"', Type.STRING), ("? < today()", Type.DATE), ("b", Type.BOOLEAN), ("? = b", Type.BOOLEAN)]
+
+
+def _near(cuts: list[Any], kind: Type) -> list[Any]:
+    """Values on, just beside and between the constants, the ends, and null."""
+    if kind == Type.NUMBER:
+        out = [math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, -5e-324, *NUMBERS]
+        for c in cuts:
+            if isinstance(c, float) and c == c:
+                out += [c, -c, math.nextafter(c, math.inf), math.nextafter(c, -math.inf), c + 0.5, c - 0.5, c * 2]
+        return out
+    if kind == Type.DATE:
+        out = [None, 0, -1, 1, -10**7, 10**7]
+        for c in cuts:
+            if isinstance(c, int):
+                out += [c - 2, c - 1, c, c + 1, c + 2]
+        return out
+    if kind == Type.STRING:
+        return [*TEXTS, "", " ", "hold", "warn", "guarantee", "finance ", "制造", *[c for c in cuts if c is not None]]
+    return [S.F, S.N, S.T]
+
+
+@pytest.mark.parametrize(("kind", "texts"), PIECEWISE)
+def test_a_value_s_piece_gives_what_its_cells_give(kind: Type, texts: list[str]) -> None:
+    tests = [S.Compiler().tests(UnaryTest.compile(t, kind, TYPES.get, list(TYPES)).tree, kind) for t in texts]
+    placed = S.pieces(tests, kind)
+    assert placed is not None, texts
+    piece_of, values = placed
+    cuts = [v for t in tests for v in t.cuts]
+    for x in _near(cuts, kind):
+        p = piece_of(x)
+        got = [t({}, 0, x) for t in tests]
+        assert got == [t({}, 0, values[p]) for t in tests], (x, p, values[p])
+    for k, v in enumerate(values):  # each value stands in its own piece (an empty piece holds null, placed apart)
+        if k and not (v is None or v != v):
+            assert piece_of(v) == k
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(NUMBERS),
+       group=st.sampled_from([texts for kind, texts in PIECEWISE if kind == Type.NUMBER]))
+def test_any_number_s_piece_gives_what_its_cells_give(x: float, group: list[str]) -> None:
+    tests = [S.Compiler().tests(UnaryTest.compile(t, Type.NUMBER, TYPES.get, list(TYPES)).tree, Type.NUMBER)
+             for t in group]
+    piece_of, values = S.pieces(tests, Type.NUMBER)
+    assert [t({}, 0, x) for t in tests] == [t({}, 0, values[piece_of(x)]) for t in tests]
+
+
+@pytest.mark.parametrize(("text", "kind"), NOT_PIECEWISE)
+def test_cells_reading_more_than_their_input_have_no_pieces(text: str, kind: Type) -> None:
+    fn = S.Compiler().tests(UnaryTest.compile(text, kind, TYPES.get, list(TYPES)).tree, kind)
+    assert S.pieces([fn], kind) is None
+    assert S.pieces([fn, S.Compiler().tests(UnaryTest.compile("null", kind, TYPES.get, list(TYPES)).tree, kind)],
+                    kind) is None
