@@ -126,7 +126,10 @@ def warm_every_worker(port: int, body: bytes, headers: dict, workers: int) -> in
             conn.close()
         if not any(slow):
             return rounds
-    raise SystemExit("some worker's first requests stayed slow after 20 rounds")
+    # A box loaded by something else may keep ordinary requests above the mark: go on, and say so.
+    print(f"note: first requests still above {FIRST_REQUEST_MS} ms after 20 warm-up rounds; the p99 may count "
+          "a worker's first request", file=sys.stderr)
+    return 20
 
 
 def client(port: int, bodies: list[bytes], headers: dict, start_at: float, stop_at: float, counts) -> None:
