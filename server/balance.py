@@ -26,7 +26,8 @@ import time
 
 from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+
+from .dispatch import dispatcher as patient_dispatcher
 
 # A worker's loop turns at least this often (waitress's default is once a second, and only in whole seconds).
 # A worker that stopped listening (another held fewer connections) learns that it should listen again only when
@@ -106,8 +107,7 @@ def build(app: object, listening: socket.socket, board: Board, threads: int,
     """The worker's server, listening and ready to `run()`."""
     adj = Adjustments(sockets=[listening], threads=threads, **adjustments)
     adj.asyncore_loop_timeout = LOOP_S  # set after parsing: waitress reads this setting as whole seconds
-    dispatcher = ThreadedTaskDispatcher()
-    dispatcher.set_thread_count(threads)
+    dispatcher = patient_dispatcher(threads)
     server = BalancedServer(app, {}, False, listening, dispatcher=dispatcher, adj=adj, bind_socket=False,
                             sockinfo=(listening.family, listening.type, listening.proto, listening.getsockname()))
     server.board = board

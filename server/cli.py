@@ -56,9 +56,7 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
 def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, workers: int, demo: bool,
           listen_fd: int | None, ready_fd: int | None, board: tuple[int, int] | None) -> None:
     """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
-    import waitress
-
-    from . import create_app
+    from . import create_app, dispatch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = replace(Config.from_env(), data_dir=Path(data_dir), rules_seed=Path(rules_dir))
@@ -86,7 +84,7 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
             os.write(ready_fd, b"1")
             os.close(ready_fd)
         if board is None:
-            waitress.serve(app, sockets=[listening], threads=threads, ident="kam-rules")
+            dispatch.serve(app, threads, sockets=[listening], ident="kam-rules")
         else:
             balance.serve(app, listening, balance.Board(board[0], workers, board[1]), threads, ident="kam-rules")
         return
@@ -95,7 +93,7 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
         click.echo(f"demo portfolio: {portfolio}")
         click.echo(f"admin token (shown once): {kam.tokens.create('admin (make run)', 'admin')}")
     click.echo(f"KAM Rules on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="kam-rules")
+    dispatch.serve(app, threads, host=host, port=port, ident="kam-rules")
 
 
 WORKER_START_TIMEOUT_S = 120
