@@ -16,7 +16,7 @@ import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -64,6 +64,9 @@ WAL_LIMIT_BYTES = 64 * 1024 * 1024
 # zstd level 1: on a 10,000-account decision (6 MB of canonical JSON) 30% less time than level 3, zstd's default,
 # for 2% more bytes (bench/batch.py). Any level reads back the same; the digests are over the uncompressed bytes.
 COMPRESSION_LEVEL = 1
+# A table this large (the inputs of about 1,200 accounts) is sealed (digest and zstd) beside the work that goes on: the
+# input table while the output table is encoded, a table's digest while it is compressed (see `_seal`).
+SEAL_ASIDE_BYTES = 256 * 1024
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width UTC, so text order is time order
 
 _SCHEMA = [
@@ -402,10 +405,13 @@ class DecisionLog:
             raise DecisionLogError("a decision needs the rules revision that produced it")
         day = _as_of(as_of)
         input_bytes = _table_json(inputs)
+        inputs_sealed = _sealing(input_bytes)  # a large input table is sealed meanwhile, on a thread of its own
         output_bytes = _table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs})
+        output_digest, output_blob = _seal(output_bytes)
+        input_digest, input_blob = inputs_sealed()
         fields = {"kind": "decision", "actor": actor, "revision": revision, "as_of": day.isoformat(),
-                  "input_digest": _digest(input_bytes), "output_digest": _digest(output_bytes),
-                  "inputs": compress(input_bytes), "outputs": compress(output_bytes), "checkpoint": None}
+                  "input_digest": input_digest, "output_digest": output_digest,
+                  "inputs": input_blob, "outputs": output_blob, "checkpoint": None}
         with self._writing():
             return self._append(fields)
 
@@ -815,13 +821,67 @@ def frame_of(table: Mapping[str, Any]) -> pd.DataFrame:
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _codecs = threading.local()  # zstd (de)compressor objects are not safe to share between threads
+# Compressors not in use, taken by one call at a time (list pop and append are atomic): a table may be compressed
+# on a short-lived thread (`_Aside`), which should not build a compressor of its own each time.
+_idle_compressors: list[zstandard.ZstdCompressor] = []
 
 
 def compress(data: bytes) -> bytes:
     """A stored table: a zstd frame (which holds its own length). The digest is over `data`, never this."""
-    if not hasattr(_codecs, "compressor"):
-        _codecs.compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
-    return _codecs.compressor.compress(data)
+    try:
+        compressor = _idle_compressors.pop()
+    except IndexError:
+        compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
+    try:
+        return compressor.compress(data)
+    finally:
+        _idle_compressors.append(compressor)
+
+
+def _seal(data: bytes) -> tuple[str, bytes]:
+    """A table's digest and its stored form (`compress`). Of a large table the digest is taken on another thread
+    while this one compresses: hashlib and zstd let go of the GIL, and the machine has a core to spare."""
+    if len(data) < SEAL_ASIDE_BYTES:
+        return _digest(data), compress(data)
+    digest = _Aside(_digest, data)
+    blob = compress(data)
+    return digest.result(), blob
+
+
+def _sealing(data: bytes) -> Callable[[], tuple[str, bytes]]:
+    """`_seal(data)` as a call that gives its result: of a large table sealed on another thread, started now,
+    so the caller can encode its next table meanwhile; of a small one sealed here (a thread costs more)."""
+    if len(data) < SEAL_ASIDE_BYTES:
+        sealed = _seal(data)
+        return lambda: sealed
+    return _Aside(_seal, data).result
+
+
+class _Aside(threading.Thread):
+    """`work(data)` on a thread of its own, started at once; `result()` waits for it and gives its value, or
+    raises what it raised. A plain thread per call rather than a pool: a pool's idle threads do not survive a
+    fork, and starting one (~0.1 ms) is small beside sealing a table of SEAL_ASIDE_BYTES or more."""
+
+    def __init__(self, work: Callable[[bytes], Any], data: bytes):
+        super().__init__(name="kam-seal", daemon=True)
+        self._work, self._data = work, data
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._work(self._data)
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+        finally:
+            self._data = None
+
+    def result(self) -> Any:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def decompress(blob: bytes) -> bytes:

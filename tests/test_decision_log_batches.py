@@ -3,6 +3,8 @@ level 3) and one written now (level 1) in the same log both read back and verify
 are byte for byte what the cell-by-cell encoding (as it was before) makes of its input frame and outputs."""
 
 import datetime as dt
+import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +50,12 @@ def test_records_compressed_at_the_former_level_still_read_and_verify(tmp_path, 
     frame.loc[3, "account_name"] = None
     frame.loc[5, "revenue_12m"] = np.inf
     with DecisionLog.open(tmp_path / "d.sqlite3") as log:
-        monkeypatch.setattr(decisions._codecs, "compressor", zstandard.ZstdCompressor(level=3), raising=False)
+        monkeypatch.setattr(decisions, "_idle_compressors", [zstandard.ZstdCompressor(level=3)])
         before = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
-        monkeypatch.setattr(decisions._codecs, "compressor",
-                            zstandard.ZstdCompressor(level=decisions.COMPRESSION_LEVEL))
+        monkeypatch.setattr(decisions, "_idle_compressors", [])
         now = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        stored = dict(log._db.execute("SELECT id, inputs FROM decisions").fetchall())
+        assert stored[before] != stored[now]  # the two levels made different frames of the same table
         assert log.verify().ok
         a, b = log.get(before), log.get(now)
         assert a.input_digest == b.input_digest
@@ -261,3 +264,63 @@ def test_common_cells_refuse_what_the_log_and_the_answer_write_differently():
     assert decisions.common_cells(Vec(Type.NUMBER, np.array([1.0, 2.0]), None), 2, None) is None
     flags = Vec(Type.BOOLEAN, np.array([0, 1, 2], dtype=np.int8), None)
     assert decisions.common_cells(flags, 3, np.array([False, False, True])) == [False, None, None]
+
+
+def _sealed_where(monkeypatch):
+    """Which thread compressed / digested tables of which size, while the log writes."""
+    seen = []
+
+    def watched(work, what):
+        def run(data):
+            seen.append((what, len(data), threading.current_thread().name))
+            return work(data)
+        return run
+
+    monkeypatch.setattr(decisions, "compress", watched(decisions.compress, "compress"))
+    monkeypatch.setattr(decisions, "_digest", watched(decisions._digest, "digest"))
+    return seen
+
+
+def test_a_large_decision_is_sealed_beside_the_writing_and_reads_back(tmp_path, monkeypatch):
+    frame = synthetic_portfolio(2000, seed=3)
+    seen = _sealed_where(monkeypatch)
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        decision_id = log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        inputs = canonical_json(table_of(frame, "inputs"))
+        assert len(inputs) >= decisions.SEAL_ASIDE_BYTES
+        # the input table on a thread of its own (its digest on one more), the small output table here
+        tables = {(what, size): name for what, size, name in seen if what == "compress" or size > 64}
+        assert tables[("compress", len(inputs))] == "kam-seal"
+        assert tables[("digest", len(inputs))] == "kam-seal"
+        assert {name for (what, size), name in tables.items() if size < len(inputs)} == {"MainThread"}
+        got = log.get(decision_id)
+        assert got.input_digest == hashlib.sha256(inputs).hexdigest()
+        pd.testing.assert_frame_equal(got.inputs, decisions.frame_of(decisions._parse(inputs)))
+        assert log.verify().ok
+
+
+def test_a_small_decision_is_sealed_on_the_writers_thread(tmp_path, monkeypatch):
+    seen = _sealed_where(monkeypatch)
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        log.record("alice", "r1", synthetic_portfolio(20, seed=3), [{"tier": "A"}] * 20, as_of=AS_OF)
+    assert {name for _, _, name in seen} == {"MainThread"}
+
+
+def test_a_failure_while_sealing_aside_reaches_the_writer_and_records_nothing(tmp_path, monkeypatch):
+    frame = synthetic_portfolio(2000, seed=3)
+    compress = decisions.compress
+
+    def failing(data):
+        if threading.current_thread().name == "kam-seal":
+            raise MemoryError("no room to compress")
+        return compress(data)
+
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        log.record("alice", "r1", frame.head(3), [{"tier": "A"}] * 3, as_of=AS_OF)
+        monkeypatch.setattr(decisions, "compress", failing)
+        with pytest.raises(MemoryError, match="no room"):
+            log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        monkeypatch.setattr(decisions, "compress", compress)
+        assert log.verify().ok and log.verify().records == 1
+        log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
+        assert log.verify().records == 2
