@@ -28,6 +28,7 @@ import orjson
 import pandas as pd
 import zstandard
 
+from .aside import Aside
 from .errors import KamError, RowError
 from .evaluation import as_of_date as _as_of
 from .expressions.scalar import ListVec
@@ -822,7 +823,7 @@ def frame_of(table: Mapping[str, Any]) -> pd.DataFrame:
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _codecs = threading.local()  # zstd (de)compressor objects are not safe to share between threads
 # Compressors not in use, taken by one call at a time (list pop and append are atomic): a table may be compressed
-# on a short-lived thread (`_Aside`), which should not build a compressor of its own each time.
+# on a short-lived thread (`Aside`), which should not build a compressor of its own each time.
 _idle_compressors: list[zstandard.ZstdCompressor] = []
 
 
@@ -843,7 +844,7 @@ def _seal(data: bytes) -> tuple[str, bytes]:
     while this one compresses: hashlib and zstd let go of the GIL, and the machine has a core to spare."""
     if len(data) < SEAL_ASIDE_BYTES:
         return _digest(data), compress(data)
-    digest = _Aside(_digest, data)
+    digest = Aside(_digest, data, name="kam-seal")
     blob = compress(data)
     return digest.result(), blob
 
@@ -854,34 +855,7 @@ def _sealing(data: bytes) -> Callable[[], tuple[str, bytes]]:
     if len(data) < SEAL_ASIDE_BYTES:
         sealed = _seal(data)
         return lambda: sealed
-    return _Aside(_seal, data).result
-
-
-class _Aside(threading.Thread):
-    """`work(data)` on a thread of its own, started at once; `result()` waits for it and gives its value, or
-    raises what it raised. A plain thread per call rather than a pool: a pool's idle threads do not survive a
-    fork, and starting one (~0.1 ms) is small beside sealing a table of SEAL_ASIDE_BYTES or more."""
-
-    def __init__(self, work: Callable[[bytes], Any], data: bytes):
-        super().__init__(name="kam-seal", daemon=True)
-        self._work, self._data = work, data
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._value = self._work(self._data)
-        except BaseException as e:  # handed to the caller by result()
-            self._error = e
-        finally:
-            self._data = None
-
-    def result(self) -> Any:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    return Aside(_seal, data, name="kam-seal").result
 
 
 def decompress(blob: bytes) -> bytes:

@@ -4,17 +4,36 @@ decision log; both are what converting them separately gives."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
+import pytest
 
-from kamcore.decisions import canonical_json, decompress, output_table, table_of
+from kamcore.decisions import DecisionLog, DecisionLogError, canonical_json, decompress, output_table, table_of
 from kamcore.demo import synthetic_portfolio
+from server.api import evaluate
 from server.encoding import dumps, loads, result_rows
 
 AS_OF = "2026-11-23"
 
 
-def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_):
+@pytest.fixture(params=["aside", "inline"])
+def recorded_on(request, monkeypatch):
+    """Which thread logs a batch's decision: beside the answer's encoding (as a large batch's is), or after it
+    on the request's thread (as a small one's is). Yields the names of the threads that logged decisions."""
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1 if request.param == "aside" else 10**9)
+    threads = []
+    record = DecisionLog.record_evaluation
+
+    def watched(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return record(self, *args, **kwargs)
+
+    monkeypatch.setattr(DecisionLog, "record_evaluation", watched)
+    return request.param, threads
+
+
+def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_, recorded_on):
     accounts = json.loads(synthetic_portfolio(300, seed=21).to_json(orient="records", date_format="iso"))
     accounts[1]["credit_score"] = "abc"  # unreadable: a row error, left out of results, every output null in the log
     accounts[2]["revenue_12m"] = 0  # a null margin
@@ -40,3 +59,28 @@ def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_):
     assert decompress(outputs) == canonical_json({"errors": errors, "outputs": output_table(ev)})
     assert kam.decisions.verify().ok
     assert kam.decisions.reproduce(answer["decision_id"], kam.rules).identical
+    how, threads = recorded_on
+    assert threads == ["kam-decision" if how == "aside" else threading.current_thread().name]
+
+
+@pytest.mark.parametrize(("error", "status"), [(DecisionLogError("the disk is full"), 422),
+                                             (OSError("the disk is full"), 500)])
+def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorded_on, monkeypatch, error, status):
+    how, threads = recorded_on
+    kam = app.extensions["kam"]
+
+    def refuse(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        raise error
+
+    monkeypatch.setattr(kam.decisions, "_record", refuse)
+    accounts = json.loads(synthetic_portfolio(20, seed=21).to_json(orient="records", date_format="iso"))
+    if status == 500:  # the test client hands an unexpected error to the test as it is
+        with pytest.raises(OSError, match="the disk is full"):
+            as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+    else:
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+        assert r.status_code == status, r.json
+        assert r.content_type == "application/problem+json" and r.json["detail"] == "the disk is full"
+    assert threads[-1] == ("kam-decision" if how == "aside" else threading.current_thread().name)
+    assert kam.decisions.verify().records == 0
