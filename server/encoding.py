@@ -66,8 +66,10 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(data: str | bytes) -> Any:
-    """Parse JSON by orjson; what it refuses but the standard library reads (NaN, integers beyond 64 bits) is
-    read as before, and the standard library's error (with line and column) is what an invalid body gets."""
+    """Parse JSON by orjson; what it refuses but the standard library reads (NaN, Infinity, 1e400) is read as
+    before, and the standard library's error (with line and column) is what an invalid body gets. An integer
+    beyond 64 bits is read as the nearest float, as the engine reads every number (the standard library would
+    keep it whole); a client sending one as an account's text field gets its float's text."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
