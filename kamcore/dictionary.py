@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expressions.types import TYPE_NAMES, Type
+from .memo import Memo
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class Dictionary:
         self._headers: dict[str, str] = {}
         self._values: dict[str, dict[str, Any]] = {}  # field -> value key -> code
         # Headers and vocabulary texts seen before, as read (requests repeat them; folding one costs ~5 µs)
-        self._seen_headers: dict[Any, HeaderMatch | None] = {}
-        self._seen_values: dict[tuple[str, str], Any] = {}
+        self._seen_headers: Memo[str, HeaderMatch | None] = Memo(_SEEN_MOST)
+        self._seen_values: Memo[tuple[str, str], Any] = Memo(_SEEN_MOST)
         for d in defs:
             self.add(d)
 
@@ -112,9 +113,7 @@ class Dictionary:
         seen = self._seen_headers
         match = seen.get(header, seen)
         if match is seen:
-            if len(seen) >= _SEEN_MOST:
-                seen.clear()
-            match = seen[header] = self._match_header(header)
+            match = seen.remember(header, self._match_header(header))
         return match
 
     def canonical(self, name: str, text: str) -> Any:
@@ -126,10 +125,8 @@ class Dictionary:
         seen = self._seen_values
         value = seen.get((name, text), seen)
         if value is seen:
-            if len(seen) >= _SEEN_MOST:
-                seen.clear()
             vocabulary = self._values.get(name)
-            value = seen[name, text] = text if vocabulary is None else vocabulary.get(header_key(text), text)
+            value = seen.remember((name, text), text if vocabulary is None else vocabulary.get(header_key(text), text))
         return value
 
     def _match_header(self, header: Any) -> HeaderMatch | None:

@@ -27,6 +27,7 @@ from .expressions import vectors as V
 from .expressions.compiler import choose
 from .expressions.types import Type
 from .expressions.vectors import Vec
+from .memo import Memo
 
 MAX_INPUT_BYTES = 512 * 1024 * 1024
 FORMATS = ("csv", "xlsx", "json")
@@ -260,8 +261,7 @@ def _read_records(records: Records, needed: Mapping[str, Type | None], dictionar
 
 # Requests of one client send the same keys in the same order: the header lookup of a few records is kept per
 # key sequence (with the rule book's field types and its dictionary, held so their ids stay theirs), bounded.
-_KNOWN_SOURCES: dict[tuple[Any, ...], tuple[Mapping[str, Any], Dictionary, dict[str, Any]]] = {}
-_KNOWN_MOST = 256
+_KNOWN_SOURCES: Memo[tuple[Any, ...], tuple[Mapping[str, Any], Dictionary, dict[str, Any]]] = Memo(256)
 
 
 def _record_sources(headers: list[str], needed: Mapping[str, Type | None],
@@ -274,9 +274,7 @@ def _record_sources(headers: list[str], needed: Mapping[str, Type | None],
     if known is not None and known[0] is needed and known[1] is dictionary:
         return known[2]
     sources = _sources(headers, needed, dictionary)
-    if len(_KNOWN_SOURCES) >= _KNOWN_MOST:
-        _KNOWN_SOURCES.clear()
-    _KNOWN_SOURCES[key] = (needed, dictionary, sources)
+    _KNOWN_SOURCES.remember(key, (needed, dictionary, sources))
     return sources
 
 
@@ -414,9 +412,7 @@ def _day_cell(value: Any) -> tuple[int | None, bool]:
     if type(value) is str and len(value) <= 64:
         known = _DAY_TEXTS.get(value)
         if known is None:
-            if len(_DAY_TEXTS) >= 4096:
-                _DAY_TEXTS.clear()
-            known = _DAY_TEXTS[value] = _read_day(value)
+            known = _DAY_TEXTS.remember(value, _read_day(value))
         return known
     return _read_day(value)
 
@@ -426,7 +422,7 @@ def _read_day(value: Any) -> tuple[int | None, bool]:
     return (None if np.isnat(day) else int(day.astype(np.int64))), ok
 
 
-_DAY_TEXTS: dict[str, tuple[int | None, bool]] = {}
+_DAY_TEXTS: Memo[str, tuple[int | None, bool]] = Memo(4096)
 
 
 def column_array(frame: pd.DataFrame, position: int) -> Any:
