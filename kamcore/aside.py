@@ -12,7 +12,9 @@ T = TypeVar("T")
 
 
 class Aside(threading.Thread, Generic[T]):
-    """`work(*args)` on a new thread; `result()` waits for it and gives its value or raises what it raised.
+    """`work(*args)` on a new thread; `result()` waits for it and gives its value or raises what it raised. As a
+    context manager it is waited for when the block ends, however it ends: no thread outlives the call that
+    started it, and what it raised while the block failed is named on the block's exception.
 
     A plain thread per call rather than a pool: a pool's idle threads do not survive a fork, and starting a thread
     (~0.1 ms) is small beside the work worth setting aside (milliseconds)."""
@@ -31,6 +33,14 @@ class Aside(threading.Thread, Generic[T]):
             self._error = e
         finally:
             self._args = ()
+
+    def __enter__(self) -> Aside[T]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        self.join()
+        if error is not None and self._error is not None:
+            error.add_note(f"meanwhile, on thread {self.name}: {self._error!r}")
 
     def result(self) -> T:
         self.join()

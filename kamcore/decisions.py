@@ -16,7 +16,7 @@ import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,6 +100,10 @@ _INSERT = ("INSERT INTO decisions (seq, id, kind, time, actor, revision, as_of, 
 
 class DecisionLogError(KamError):
     """The decision log cannot be opened, written or read as asked."""
+
+
+class DecisionLogBusy(DecisionLogError):
+    """Another writer held the decision log past the wait (`BUSY_TIMEOUT_S`): nothing was written; try again."""
 
 
 class UnknownDecision(DecisionLogError):
@@ -278,7 +282,7 @@ class _WriterTurn:
             if deadline is None:
                 deadline = now + BUSY_TIMEOUT_S
             elif now > deadline:
-                raise DecisionLogError(f"{self.path}: another writer has held the decision log for over "
+                raise DecisionLogBusy(f"{self.path}: another writer has held the decision log for over "
                                        f"{BUSY_TIMEOUT_S:g} s; try again")
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
@@ -406,10 +410,16 @@ class DecisionLog:
             raise DecisionLogError("a decision needs the rules revision that produced it")
         day = _as_of(as_of)
         input_bytes = _table_json(inputs)
-        inputs_sealed = _sealing(input_bytes)  # a large input table is sealed meanwhile, on a thread of its own
-        output_bytes = _table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs})
-        output_digest, output_blob = _seal(output_bytes)
-        input_digest, input_blob = inputs_sealed()
+
+        def seal_outputs() -> tuple[str, bytes]:
+            return _seal(_table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs}))
+
+        if len(input_bytes) < SEAL_ASIDE_BYTES:  # (a thread costs more than sealing a small table)
+            (input_digest, input_blob), (output_digest, output_blob) = _seal(input_bytes), seal_outputs()
+        else:  # a large input table is sealed meanwhile, on a thread of its own
+            with Aside(_seal, input_bytes, name="kam-seal") as inputs_sealed:
+                output_digest, output_blob = seal_outputs()
+            input_digest, input_blob = inputs_sealed.result()
         fields = {"kind": "decision", "actor": actor, "revision": revision, "as_of": day.isoformat(),
                   "input_digest": input_digest, "output_digest": output_digest,
                   "inputs": input_blob, "outputs": output_blob, "checkpoint": None}
@@ -844,18 +854,9 @@ def _seal(data: bytes) -> tuple[str, bytes]:
     while this one compresses: hashlib and zstd let go of the GIL, and the machine has a core to spare."""
     if len(data) < SEAL_ASIDE_BYTES:
         return _digest(data), compress(data)
-    digest = Aside(_digest, data, name="kam-seal")
-    blob = compress(data)
+    with Aside(_digest, data, name="kam-seal") as digest:
+        blob = compress(data)
     return digest.result(), blob
-
-
-def _sealing(data: bytes) -> Callable[[], tuple[str, bytes]]:
-    """`_seal(data)` as a call that gives its result: of a large table sealed on another thread, started now,
-    so the caller can encode its next table meanwhile; of a small one sealed here (a thread costs more)."""
-    if len(data) < SEAL_ASIDE_BYTES:
-        sealed = _seal(data)
-        return lambda: sealed
-    return Aside(_seal, data, name="kam-seal").result
 
 
 def decompress(blob: bytes) -> bytes:

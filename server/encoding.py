@@ -45,7 +45,20 @@ def plain(value: Any) -> Any:
     return value
 
 
+class Encoded:
+    """A value written as JSON already (UTF-8 bytes, as `dumps` writes it), placed by `dumps` as it is: a large
+    answer's part encoded ahead, e.g. while the decision log writes. Should the whole answer have to take the
+    standard library's path, the part is read back and written again there, so no answer fails for it."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes):
+        self.json = json
+
+
 def _default(o: Any) -> Any:
+    if type(o) is Encoded:
+        return orjson.Fragment(o.json)
     converted = plain(o)
     if converted is o:
         return DefaultJSONProvider.default(o)
@@ -62,7 +75,11 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
-        return json.dumps(value, default=_default, ensure_ascii=False).encode()
+        return json.dumps(value, default=_stdlib_default, ensure_ascii=False).encode()
+
+
+def _stdlib_default(o: Any) -> Any:
+    return loads(o.json) if type(o) is Encoded else _default(o)
 
 
 def loads(data: str | bytes) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, Response, current_app, json
 from werkzeug.exceptions import HTTPException
 
+from kamcore.decisions import DecisionLogBusy
 from kamcore.errors import KamError, Problem
 from kamcore.rulefile import RuleFileError
 from kamcore.store import StaleBase, StoreError, UnknownRevision, ValidationFailed
@@ -79,6 +80,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(NotReady)
     def _not_ready(e: NotReady) -> Response:
         return problem_response(503, "No rule book loads", f"{e}; see /readyz")
+
+    @app.errorhandler(DecisionLogBusy)
+    def _log_busy(e: DecisionLogBusy) -> Response:  # the service's state, not the request's: worth trying again
+        response = problem_response(503, "The decision log is busy / 决策日志繁忙，请稍后重试", str(e))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(KamError)
     def _kam(e: KamError) -> Response:

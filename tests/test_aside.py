@@ -31,3 +31,34 @@ def test_what_the_work_raises_is_raised_to_the_caller():
     with pytest.raises(KeyError, match="missing") as caught:
         aside.result()
     assert any(frame.name == "work" for frame in caught.traceback)  # where it was raised, on the other thread
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()])
+def test_an_exit_raised_by_the_work_reaches_the_caller_too(error):
+    def work():
+        raise error
+
+    with pytest.raises(type(error)):
+        Aside(work).result()
+
+
+def test_as_a_context_manager_it_is_waited_for_however_the_block_ends():
+    release = threading.Event()
+
+    def work():
+        assert release.wait(10)
+        raise ValueError("the digest failed too")
+
+    threading.Timer(0.2, release.set).start()
+    with pytest.raises(RuntimeError, match="the block failed") as caught, Aside(work, name="kam-test") as aside:
+        raise RuntimeError("the block failed")
+    assert not aside.is_alive()  # joined before the block's exception left it
+    assert caught.value.__notes__ == ["meanwhile, on thread kam-test: ValueError('the digest failed too')"]
+    with pytest.raises(ValueError, match="the digest failed too"):
+        aside.result()
+
+
+def test_a_block_that_ends_well_leaves_the_result_to_be_taken():
+    with Aside(lambda: 42) as aside:
+        pass
+    assert not aside.is_alive() and aside.result() == 42

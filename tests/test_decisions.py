@@ -874,7 +874,7 @@ def test_a_writer_waits_for_a_stalled_lock_holder_no_longer_than_the_busy_timeou
     fd = os.open(Path(f"{log.path}.lock"), os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with pytest.raises(DecisionLogError, match=r"\.lock: another writer has held the decision log"):
+        with pytest.raises(decisions.DecisionLogBusy, match=r"\.lock: another writer has held the decision log"):
             write(log, 1)
         assert log.get(decisions_in(log)[0])  # the log is not left holding its own lock: reads go on
     finally:

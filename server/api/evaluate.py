@@ -7,7 +7,6 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-import orjson
 from flask import Request, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -19,7 +18,7 @@ from kamcore.portfolio import read_table
 
 from .. import gcpause, services
 from ..auth import authenticate, requires
-from ..encoding import dumps, json_response, loads, plain, result_rows
+from ..encoding import Encoded, dumps, json_response, loads, plain, result_rows
 from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import (
     EvaluateQuery,
@@ -113,7 +112,7 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
                       encoded: bool = False) -> dict[str, Any]:
     """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends);
     `explain_rules` narrows each trace to those rules. `encoded`: the answer is sent as JSON by `dumps`, so a
-    large batch's `results` may come as their JSON already (an orjson Fragment, which `dumps` writes as it is):
+    large batch's `results` may come as their JSON already (`Encoded`, which `dumps` writes as it is):
     encoded while the decision log writes on another thread (its compression and SQLite's writing let go of the
     GIL). The answer is given once the decision is logged, as always."""
     kam = services()
@@ -144,14 +143,16 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
     errors = [_row_error(e) for e in evaluation.errors]
     warnings = [_row_error(e) for e in evaluation.warnings]
     actor = authenticate().name
+    context = g._get_current_object()
+    context.revision = book.revision
     if encoded and len(results) >= ENCODE_ASIDE_ROWS:
         recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
-        results = orjson.Fragment(dumps(results))  # the rows only read, by both threads
-        decision_id = recording.result()
+        try:
+            results = Encoded(dumps(results))  # the rows only read, by both threads
+        finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log names it
+            context.decision_id = decision_id = recording.result()
     else:
-        decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
-    context = g._get_current_object()
-    context.decision_id, context.revision = decision_id, book.revision
+        context.decision_id = decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
             "results": results, "errors": errors, "warnings": warnings}
 

@@ -3,12 +3,17 @@ decision log; both are what converting them separately gives."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
 
+from kamcore import decisions
 from kamcore.decisions import DecisionLog, DecisionLogError, canonical_json, decompress, output_table, table_of
 from kamcore.demo import synthetic_portfolio
 from server.api import evaluate
@@ -69,11 +74,14 @@ def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorde
     how, threads = recorded_on
     kam = app.extensions["kam"]
 
-    def refuse(*args, **kwargs):
+    append = kam.decisions._append
+
+    def refuse(fields):
         threads.append(threading.current_thread().name)
+        append(fields)  # the record is written in the transaction, which the refusal then rolls back
         raise error
 
-    monkeypatch.setattr(kam.decisions, "_record", refuse)
+    monkeypatch.setattr(kam.decisions, "_append", refuse)
     accounts = json.loads(synthetic_portfolio(20, seed=21).to_json(orient="records", date_format="iso"))
     if status == 500:  # the test client hands an unexpected error to the test as it is
         with pytest.raises(OSError, match="the disk is full"):
@@ -84,3 +92,62 @@ def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorde
         assert r.content_type == "application/problem+json" and r.json["detail"] == "the disk is full"
     assert threads[-1] == ("kam-decision" if how == "aside" else threading.current_thread().name)
     assert kam.decisions.verify().records == 0
+
+
+def test_an_answer_that_cannot_be_encoded_still_waits_for_its_decision_and_names_it(new_app, monkeypatch, caplog):
+    """A large batch's results are encoded while its decision is logged: should encoding fail, the request still
+    waits for the log, so no thread outlives it and the access log names the decision that was recorded."""
+    app, as_ = new_app(testing=False, access_log=True)  # an unexpected error answered 500, as in service
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1)
+    kam = app.extensions["kam"]
+    record = DecisionLog.record_evaluation
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.3)  # still logging when the encoding fails
+        return record(self, *args, **kwargs)
+
+    def refuse(value):
+        raise MemoryError("no room for the answer")
+
+    monkeypatch.setattr(DecisionLog, "record_evaluation", slow)
+    monkeypatch.setattr(evaluate, "dumps", refuse)
+    accounts = json.loads(synthetic_portfolio(20, seed=21).to_json(orient="records", date_format="iso"))
+    with caplog.at_level(logging.INFO, logger="kam.access"):
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+    assert r.status_code == 500
+    assert not [t for t in threading.enumerate() if t.name == "kam-decision"]
+    assert kam.decisions.verify().records == 1  # logged before the failure was answered, not after
+    (recorded,) = kam.decisions._db.execute("SELECT id FROM decisions").fetchone()
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kam.access"]
+    assert line["decision_id"] == recorded and line["status"] == 500
+
+
+def test_the_other_front_ends_get_results_as_rows_however_many(app, as_, monkeypatch):
+    """Only the JSON API sends its answer through `dumps`; the cells, workbook and xlwings front ends read the
+    rows, so theirs are never given encoded, whatever the batch's size."""
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1)
+    accounts = json.loads(synthetic_portfolio(5, seed=21).to_json(orient="records", date_format="iso"))
+    with app.test_request_context(headers={"Authorization": f"Bearer {as_['viewer'].token}"}):
+        answer = evaluate.evaluate_accounts(accounts, as_of=AS_OF)
+        encoded = evaluate.evaluate_accounts(accounts, as_of=AS_OF, encoded=True)
+    assert type(answer["results"]) is list and len(answer["results"]) == 5
+    assert json.loads(dumps(encoded)) | {"decision_id": None} == json.loads(dumps(answer)) | {"decision_id": None}
+
+
+def test_a_decision_log_held_past_the_wait_answers_503_to_try_again(app, as_, monkeypatch):
+    """Another writer holding the log's lock past `BUSY_TIMEOUT_S` is the service's state, not a fault of the
+    request: 503 with Retry-After, nothing recorded; once the lock is free, the same request is answered."""
+    monkeypatch.setattr(decisions, "BUSY_TIMEOUT_S", 0.3)
+    kam = app.extensions["kam"]
+    accounts = json.loads(synthetic_portfolio(3, seed=21).to_json(orient="records", date_format="iso"))
+    fd = os.open(f"{kam.decisions.path}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a worker stopped mid-write would hold it
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+    finally:
+        os.close(fd)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert r.content_type == "application/problem+json" and "another writer has held" in r.json["detail"]
+    assert kam.decisions.verify().records == 0
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+    assert r.status_code == 200 and kam.decisions.verify().records == 1

@@ -28,3 +28,13 @@ def test_text_that_is_not_unicode_is_refused_and_nesting_has_a_bound():
         loads(b'["\\ud800"]')
     with pytest.raises(ValueError, match="nested too deeply"):
         loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_an_encoded_part_is_placed_as_it_is_and_read_back_when_the_answer_takes_the_standard_librarys_path():
+    from server.encoding import Encoded, dumps
+
+    rows = [{"row": 0, "tier": "A", "名称": "华瑞"}, {"row": 1, "tier": None}]
+    fast = dumps({"results": Encoded(dumps(rows)), "errors": []})
+    assert fast == dumps({"results": rows, "errors": []})  # byte for byte
+    slow = dumps({"results": Encoded(dumps(rows)), "errors": [{"ref": 2**70}]})  # orjson refuses 2**70
+    assert loads(slow) == {"results": rows, "errors": [{"ref": 2**70 * 1.0}]} and b"1180591620717411303424" in slow
