@@ -5,6 +5,7 @@ with `--clients` concurrent connections, and the server time (`Server-Timing`, m
 For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
 workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
 well under that is a server left idle (by its clients, or by connections piled onto one worker).
+Last it reports how much of the machine's CPU time the host stole (a shared virtual machine runs slower then).
 wrk POSTs the single-account JSON with the bearer token from a Lua script. Without `wrk` on the PATH (or with
 `--client python`) the Python clients measure instead: one keep-alive client for latency, and for requests/s one
 process per client (so the clients do not share this script's GIL). The clients share the machine's cores with
@@ -268,6 +269,30 @@ def wrk(port: int, folder: Path, bodies: list[bytes], bearer: str, connections: 
     return figures
 
 
+class HostSteal:
+    """The share of this (virtual) machine's CPU time the host gave to others (`steal` in /proc/stat): on a shared
+    box the same code measures up to twice as slow when this is high, so each run says how it ran."""
+
+    def __init__(self) -> None:
+        self.start = self.ticks()
+
+    @staticmethod
+    def ticks() -> tuple[int, int] | None:
+        try:
+            cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        except OSError:
+            return None
+        values = [int(v) for v in cpu[1:9]]  # user nice system idle iowait irq softirq steal
+        return values[7], sum(values)
+
+    def line(self) -> str:
+        end = self.ticks()
+        if self.start is None or end is None or end[1] <= self.start[1]:
+            return "host: steal not readable here"
+        share = (end[0] - self.start[0]) / (end[1] - self.start[1])
+        return f"host: {share:.1%} of this machine's CPU time was stolen by the host during the run"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
@@ -283,6 +308,7 @@ def main() -> None:
                         help="single-account requests pick one of this many different accounts (1: the same one)")
     args = parser.parse_args()
 
+    steal = HostSteal()
     data = Path(tempfile.mkdtemp(prefix="kam-bench-http-"))
     port = free_port()
     proc = start_server(data, port, args.threads, args.workers, args.access_log)
@@ -315,6 +341,7 @@ def main() -> None:
         else:
             python_clients(args, proc.pid, port, ones, headers, conn, setup)
         batch_time(args, conn, headers, setup)
+        print(steal.line())
     finally:
         proc.terminate()
         proc.wait(10)
