@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from kamcore.aside import Aside
+from kamcore.decisions import DecisionLogBusy, DecisionLogError
 from kamcore.errors import InputError
 from kamcore.portfolio import read_table
 
@@ -58,13 +59,15 @@ class Evaluate(MethodView):
             XLSX: {"schema": {"type": "string", "format": "binary"}}}}),
         blp.response(200, EvaluateResponse),
         blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_JSON),
-        blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON))
+        blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_JSON),
+        blp.alt_response(503, schema=ProblemSchema, content_type=PROBLEM_JSON))
     def post(self):
         """Evaluate accounts. One bad row never fails the others: it is left out of `results` and named in
         `errors`. Keys / headers may be field names or sheet headers in 中文 or English. An xlsx body sent with
         `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` gets its workbook back with
         the results beside its account table (as `POST /v1/evaluate.xlsx`). More accounts than the service takes
-        at once, or an evaluation still running at the time limit, is a 413: split the table."""
+        at once, or an evaluation still running at the time limit, is a 413: split the table. A decision log held
+        by another writer past its wait is a 503 with `Retry-After`: nothing was recorded, send it again."""
         req = request._get_current_object()  # the proxy once, not per attribute
         try:
             query = load_evaluate_query(req.args)
@@ -145,14 +148,20 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
     actor = authenticate().name
     context = g._get_current_object()
     context.revision = book.revision
-    if encoded and len(results) >= ENCODE_ASIDE_ROWS:
-        recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
-        try:
-            results = Encoded(dumps(results))  # the rows only read, by both threads
-        finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log names it
-            context.decision_id = decision_id = recording.result()
-    else:
-        context.decision_id = decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
+    try:
+        if encoded and len(results) >= ENCODE_ASIDE_ROWS:
+            recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
+            try:
+                results = Encoded(dumps(results))  # the rows only read, by both threads
+            finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
+                context.decision_id = decision_id = recording.result()  # names it
+        else:
+            context.decision_id = decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
+    except DecisionLogBusy:
+        raise  # 503, try again
+    except DecisionLogError as e:  # the accounts were read and evaluated: the fault is the service's, not theirs
+        raise ApiProblem(500, "The decision could not be logged / 决策未能记录", f"{e}; nothing was answered "
+                         "that the log does not hold") from e
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
             "results": results, "errors": errors, "warnings": warnings}
 

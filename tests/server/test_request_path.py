@@ -171,8 +171,8 @@ def test_documented_writes_what_the_stacked_decorators_write() -> None:
 
 
 def test_the_evaluate_operation_is_documented_as_before(as_) -> None:
-    """`/v1/evaluate` in /openapi.json as flask-smorest's stacked decorators wrote it (saved at 15035da), and the
-    schemas it names unchanged."""
+    """`/v1/evaluate` in /openapi.json as flask-smorest's stacked decorators wrote it (saved at 15035da; its 503 added
+    since), and the schemas it names unchanged."""
     spec = as_["viewer"].get("/openapi.json").json
     before = json.loads((HERE / "openapi_evaluate.json").read_text())
     assert spec["paths"]["/v1/evaluate"] == before["path"]
