@@ -5,7 +5,8 @@ with `--clients` concurrent connections, and the server time (`Server-Timing`, m
 For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
 workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
 well under that is a server left idle (by its clients, or by connections piled onto one worker).
-Last it reports how much of the machine's CPU time the host stole (a shared virtual machine runs slower then).
+Last it reports how much of the machine's CPU time the host stole, and the time of a fixed piece of Python work
+before and after the run: on a shared virtual machine the same code measures up to twice as slow at times.
 wrk POSTs the single-account JSON with the bearer token from a Lua script. Without `wrk` on the PATH (or with
 `--client python`) the Python clients measure instead: one keep-alive client for latency, and for requests/s one
 process per client (so the clients do not share this script's GIL). The clients share the machine's cores with
@@ -269,6 +270,24 @@ def wrk(port: int, folder: Path, bodies: list[bytes], bearer: str, connections: 
     return figures
 
 
+def reference_ms(runs: int = 7) -> float:
+    """The median time of a fixed piece of Python work much like a request's (JSON read and written, dicts built,
+    a sort), on one core with the server idle: the box's own speed, so that runs on a shared machine can be
+    compared by the ratio of their figures to this one. Steal alone does not show a neighbour's cache misses."""
+    rows = [{"account_id": f"C{i:05d}", "revenue": i * 1234.5, "tier": "ABCD"[i % 4], "tags": ["x", "y"][: i % 3]}
+            for i in range(5_000)]
+    text = json.dumps(rows)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        read = json.loads(text)
+        built = [{"id": r["account_id"], "value": r["revenue"] * 1.1, "tier": r["tier"]} for r in read]
+        built.sort(key=lambda r: (r["tier"], -r["value"]))
+        json.dumps(built)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 class HostSteal:
     """The share of this (virtual) machine's CPU time the host gave to others (`steal` in /proc/stat): on a shared
     box the same code measures up to twice as slow when this is high, so each run says how it ran."""
@@ -309,6 +328,7 @@ def main() -> None:
     args = parser.parse_args()
 
     steal = HostSteal()
+    reference = reference_ms()
     data = Path(tempfile.mkdtemp(prefix="kam-bench-http-"))
     port = free_port()
     proc = start_server(data, port, args.threads, args.workers, args.access_log)
@@ -341,7 +361,8 @@ def main() -> None:
         else:
             python_clients(args, proc.pid, port, ones, headers, conn, setup)
         batch_time(args, conn, headers, setup)
-        print(steal.line())
+        print(f"{steal.line()}; reference work {reference:.1f} ms before, {reference_ms():.1f} ms after (the box's "
+              "own speed: compare runs by their ratio to it)")
     finally:
         proc.terminate()
         proc.wait(10)
