@@ -283,7 +283,7 @@ class _WriterTurn:
                 deadline = now + BUSY_TIMEOUT_S
             elif now > deadline:
                 raise DecisionLogBusy(f"{self.path}: another writer has held the decision log for over "
-                                       f"{BUSY_TIMEOUT_S:g} s; try again")
+                                      f"{BUSY_TIMEOUT_S:g} s; try again")
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
 
