@@ -22,6 +22,11 @@ from server.encoding import dumps, loads, result_rows
 AS_OF = "2026-11-23"
 
 
+def json_accounts(n):
+    """n synthetic accounts as a client sends them: JSON records, dates as ISO text."""
+    return json.loads(synthetic_portfolio(n, seed=21).to_json(orient="records", date_format="iso"))
+
+
 @pytest.fixture(params=["aside", "inline"])
 def recorded_on(request, monkeypatch):
     """Which thread logs a batch's decision: beside the answer's encoding (as a large batch's is), or after it
@@ -39,7 +44,7 @@ def recorded_on(request, monkeypatch):
 
 
 def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_, recorded_on):
-    accounts = json.loads(synthetic_portfolio(300, seed=21).to_json(orient="records", date_format="iso"))
+    accounts = json_accounts(300)
     accounts[1]["credit_score"] = "abc"  # unreadable: a row error, left out of results, every output null in the log
     accounts[2]["revenue_12m"] = 0  # a null margin
     accounts[3]["account_name"] = "华瑞科技（上海）有限公司"
@@ -82,7 +87,7 @@ def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorde
         raise error
 
     monkeypatch.setattr(kam.decisions, "_append", refuse)
-    accounts = json.loads(synthetic_portfolio(20, seed=21).to_json(orient="records", date_format="iso"))
+    accounts = json_accounts(20)
     if isinstance(error, OSError):  # the test client hands an unexpected error to the test as it is
         with pytest.raises(OSError, match="the disk is full"):
             as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
@@ -111,7 +116,7 @@ def test_an_answer_that_cannot_be_encoded_still_waits_for_its_decision_and_names
 
     monkeypatch.setattr(DecisionLog, "record_evaluation", slow)
     monkeypatch.setattr(evaluate, "dumps", refuse)
-    accounts = json.loads(synthetic_portfolio(20, seed=21).to_json(orient="records", date_format="iso"))
+    accounts = json_accounts(20)
     with caplog.at_level(logging.INFO, logger="kam.access"):
         r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
     assert r.status_code == 500
@@ -126,7 +131,7 @@ def test_the_other_front_ends_get_results_as_rows_however_many(app, as_, monkeyp
     """Only the JSON API sends its answer through `dumps`; the cells, workbook and xlwings front ends read the
     rows, so theirs are never given encoded, whatever the batch's size."""
     monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1)
-    accounts = json.loads(synthetic_portfolio(5, seed=21).to_json(orient="records", date_format="iso"))
+    accounts = json_accounts(5)
     with app.test_request_context(headers={"Authorization": f"Bearer {as_['viewer'].token}"}):
         answer = evaluate.evaluate_accounts(accounts, as_of=AS_OF)
         encoded = evaluate.evaluate_accounts(accounts, as_of=AS_OF, encoded=True)
@@ -139,7 +144,7 @@ def test_a_decision_log_held_past_the_wait_answers_503_to_try_again(app, as_, mo
     request: 503 with Retry-After, nothing recorded; once the lock is free, the same request is answered."""
     monkeypatch.setattr(decisions, "BUSY_TIMEOUT_S", 0.3)
     kam = app.extensions["kam"]
-    accounts = json.loads(synthetic_portfolio(3, seed=21).to_json(orient="records", date_format="iso"))
+    accounts = json_accounts(3)
     fd = os.open(f"{kam.decisions.path}.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a worker stopped mid-write would hold it
