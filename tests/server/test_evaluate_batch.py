@@ -17,7 +17,7 @@ from kamcore import decisions
 from kamcore.decisions import DecisionLog, DecisionLogError, canonical_json, decompress, output_table, table_of
 from kamcore.demo import synthetic_portfolio
 from server.api import evaluate
-from server.encoding import dumps, loads, result_rows
+from server.encoding import ROWS_BY_COLUMN, _rows, dumps, loads, result_rows
 
 AS_OF = "2026-11-23"
 
@@ -25,6 +25,32 @@ AS_OF = "2026-11-23"
 def json_accounts(n):
     """n synthetic accounts as a client sends them: JSON records, dates as ISO text."""
     return json.loads(synthetic_portfolio(n, seed=21).to_json(orient="records", date_format="iso"))
+
+
+@pytest.mark.parametrize("n", [0, 1, ROWS_BY_COLUMN - 1, ROWS_BY_COLUMN, 1000])
+def test_result_rows_are_each_rows_cells_under_its_keys_in_order(n):
+    """Built column by column from many rows, each row is the dict `dict(zip(keys, row))` makes: the same keys
+    in the same order, the same cells (1 stays 1, 1.0 stays 1.0, True stays True), a repeated key holding the
+    last of its cells where it first stood."""
+    keys = ("tier", "score", "flag", "actions", "tier", "row")
+    cells = [1, 1.0, True, None, "甲", ["call", "visit"], 2**70, float("nan")]
+    columns = [[cells[(r * 3 + c) % len(cells)] for r in range(n)] for c in range(len(keys))]
+    expected = [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+    rows = _rows(keys, columns, n)
+    assert repr(rows) == repr(expected)
+    assert [list(r) for r in rows] == [list(r) for r in expected]
+    assert all(r["tier"] is cell for r, cell in zip(rows, columns[4], strict=True))  # the cells themselves
+    if n >= 2:  # separate dicts, not one shared
+        rows[0]["tier"] = "changed"
+        assert rows[1]["tier"] is columns[4][1]
+
+
+def test_result_rows_refuse_columns_of_unequal_length():
+    columns = [list(range(ROWS_BY_COLUMN)), list(range(ROWS_BY_COLUMN - 1))]
+    with pytest.raises(ValueError, match="not 64"):
+        _rows(("a", "b"), columns, ROWS_BY_COLUMN)
+    with pytest.raises(ValueError):  # zip(strict=True) for a few rows
+        _rows(("a", "b"), [[1, 2], [1]], 2)
 
 
 @pytest.fixture(params=["aside", "inline"])
