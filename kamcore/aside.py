@@ -17,14 +17,21 @@ class Aside(threading.Thread, Generic[T]):
     started it, and what it raised while the block failed is named on the block's exception.
 
     A plain thread per call rather than a pool: a pool's idle threads do not survive a fork, and starting a thread
-    (~0.1 ms) is small beside the work worth setting aside (milliseconds)."""
+    (~0.1 ms) is small beside the work worth setting aside (milliseconds). Where no thread can be started (the
+    process is at its limit of threads), the work is done on the caller's thread at once instead (`inline`): the
+    caller waits for it rather than failing, and takes its value or exception in the same way."""
 
     def __init__(self, work: Callable[..., T], *args: Any, name: str = "kam-aside"):
         super().__init__(name=name, daemon=True)
         self._work, self._args = work, args
         self._value: Any = None
         self._error: BaseException | None = None
-        self.start()
+        self.inline = False  # whether the work ran on the caller's thread (no thread could be started)
+        try:
+            self.start()
+        except RuntimeError:  # "can't start new thread"
+            self.inline = True
+            self.run()
 
     def run(self) -> None:
         try:
@@ -37,10 +44,16 @@ class Aside(threading.Thread, Generic[T]):
     def __enter__(self) -> Aside[T]:
         return self
 
+    def join(self, timeout: float | None = None) -> None:
+        if not self.inline:  # (a thread never started cannot be joined; its work is done)
+            super().join(timeout)
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
         self.join()
         if error is not None and self._error is not None:
-            error.add_note(f"meanwhile, on thread {self.name}: {self._error!r}")
+            where = "before, on this thread (no thread could be started)" if self.inline else \
+                f"meanwhile, on thread {self.name}"
+            error.add_note(f"{where}: {self._error!r}")
 
     def result(self) -> T:
         self.join()

@@ -62,3 +62,33 @@ def test_a_block_that_ends_well_leaves_the_result_to_be_taken():
     with Aside(lambda: 42) as aside:
         pass
     assert not aside.is_alive() and aside.result() == 42
+
+
+@pytest.fixture
+def no_threads(monkeypatch):
+    """The process at its limit of threads: starting one fails as CPython's does."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading, "_start_new_thread", refuse)
+
+
+def test_where_no_thread_can_be_started_the_work_is_done_on_the_callers_thread(no_threads):
+    aside = Aside(lambda a, b: (threading.current_thread().name, a + b), 2, 3, name="kam-test")
+    assert aside.inline and not aside.is_alive()
+    assert aside.result() == (threading.current_thread().name, 5)
+    with Aside(lambda: 42) as inline:
+        pass
+    assert inline.inline and inline.result() == 42
+
+
+def test_what_inline_work_raises_is_raised_when_its_result_is_taken(no_threads):
+    def work():
+        raise KeyError("missing")
+
+    aside = Aside(work)  # no exception yet: taken with the result, as from a thread
+    with pytest.raises(KeyError, match="missing"):
+        aside.result()
+    with pytest.raises(RuntimeError, match="the block failed") as caught, Aside(work):
+        raise RuntimeError("the block failed")
+    assert caught.value.__notes__ == ["before, on this thread (no thread could be started): KeyError('missing')"]

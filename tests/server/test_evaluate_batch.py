@@ -99,6 +99,35 @@ def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_, recor
     assert threads == ["kam-decision" if how == "aside" else threading.current_thread().name]
 
 
+def test_a_batch_is_answered_and_logged_when_no_thread_can_be_started(app, as_, recorded_on, monkeypatch):
+    """A process at its limit of threads: the decision is logged and its tables sealed on the request's thread
+    instead of beside it, and the batch is answered as it would have been."""
+    monkeypatch.setattr(decisions, "SEAL_ASIDE_BYTES", 1)  # every table sealed beside, where a thread can be had
+    body = {"accounts": json_accounts(50), "as_of": AS_OF}
+    expected = as_["viewer"].post("/v1/evaluate", json=body)
+    assert expected.status_code == 200
+    started = []
+
+    def refuse(*args, **kwargs):
+        started.append(args)
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as m:
+        m.setattr(threading, "_start_new_thread", refuse)
+        r = as_["viewer"].post("/v1/evaluate", json=body)
+    assert r.status_code == 200, r.json
+    assert started  # threads were asked for, and refused
+    how, threads = recorded_on
+    assert threads[-1] == threading.current_thread().name
+    answer = r.json
+    assert answer["results"] == expected.json["results"] and answer["errors"] == expected.json["errors"]
+    kam = app.extensions["kam"]
+    assert kam.decisions.verify().ok and kam.decisions.verify().records == 2
+    assert kam.decisions.reproduce(answer["decision_id"], kam.rules).identical
+    stored = kam.decisions._db.execute("SELECT inputs, outputs FROM decisions ORDER BY seq").fetchall()
+    assert [decompress(t) for t in stored[1]] == [decompress(t) for t in stored[0]]  # the same tables, byte for byte
+
+
 @pytest.mark.parametrize("error", [DecisionLogError("the head marker is missing"), OSError("the disk is full")])
 def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorded_on, monkeypatch, error):
     """No answer the log does not hold: a batch whose decision cannot be logged fails as the service's fault
