@@ -110,6 +110,10 @@ class UnknownDecision(DecisionLogError):
     """No decision with that id is in the log (never recorded, or pruned by retention)."""
 
 
+class AlteredRecord(DecisionLogError):
+    """A stored decision no longer matches its own hash: it was altered after it was written."""
+
+
 class BookProvider(Protocol):
     """Anything that hands out the rule book at a revision, such as the rule store."""
 
@@ -537,8 +541,8 @@ class DecisionLog:
     # --- reading ---
 
     def get(self, decision_id: str) -> Decision:
-        """The decision with that id, its tables decoded. Raises UnknownDecision, or DecisionLogError when
-        the record does not match its own hash (it was altered)."""
+        """The decision with that id, its tables decoded. Raises UnknownDecision, or AlteredRecord when the
+        record does not match its own hash."""
         if not isinstance(decision_id, str):
             raise UnknownDecision(f"{decision_id!r} is not a decision id")
         with self._lock:
@@ -550,7 +554,7 @@ class DecisionLog:
             raise UnknownDecision(f"{decision_id} is a retention checkpoint, not a decision")
         problem = _self_check(r)
         if problem:
-            raise DecisionLogError(f"decision {decision_id} (record {r.seq}) {problem}: it was altered")
+            raise AlteredRecord(f"decision {decision_id} (record {r.seq}) {problem}: it was altered")
         outputs = _parse(decompress(r.outputs))
         return Decision(r.id, r.seq, _parse_time(r.time), r.actor, r.revision, dt.date.fromisoformat(r.as_of),
                         r.input_digest, frame_of(_parse(decompress(r.inputs))), frame_of(outputs["outputs"]),

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, current_app, json
 from werkzeug.exceptions import HTTPException
 
-from kamcore.decisions import DecisionLogBusy
+from kamcore.decisions import AlteredRecord, DecisionLogBusy, DecisionLogError, UnknownDecision
 from kamcore.errors import KamError, Problem
 from kamcore.rulefile import RuleFileError
 from kamcore.store import StaleBase, StoreError, UnknownRevision, ValidationFailed
@@ -86,6 +86,20 @@ def register(app: Flask) -> None:
         response = problem_response(503, "The decision log is busy / 决策日志繁忙，请稍后重试", str(e))
         response.headers["Retry-After"] = "1"
         return response
+
+    @app.errorhandler(UnknownDecision)
+    def _unknown_decision(e: UnknownDecision) -> Response:
+        return problem_response(404, "Not found", str(e))
+
+    @app.errorhandler(AlteredRecord)
+    def _altered(e: AlteredRecord) -> Response:
+        return problem_response(409, "The decision record fails its integrity check", str(e))
+
+    @app.errorhandler(DecisionLogError)
+    def _log_failed(e: DecisionLogError) -> Response:
+        # What a request hands the log is checked before it gets there (accounts, decision ids): a refusal left
+        # is the service's state, not the request's fault (e.g. a rule store that cannot serve a revision).
+        return problem_response(500, "The decision log failed / 决策日志出错", str(e))
 
     @app.errorhandler(KamError)
     def _kam(e: KamError) -> Response:

@@ -8,13 +8,11 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from kamcore.decisions import DecisionLogError, UnknownDecision
-
 from .. import services
 from ..auth import requires
 from ..encoding import plain, records
-from ..problems import ApiProblem
-from ..schemas import DecisionSchema
+from ..problems import PROBLEM_JSON
+from ..schemas import DecisionSchema, ProblemSchema
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1/decisions", description="The tamper-evident decision log")
 
@@ -36,8 +34,11 @@ class Verify(MethodView):
 class Decision(MethodView):
     @requires("audit")
     @blp.response(200, DecisionSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def get(self, decision_id: str):
-        """A recorded decision: who, when, rules revision, input digest, inputs, outputs, errors, chain hashes."""
+        """A recorded decision: who, when, rules revision, input digest, inputs, outputs, errors, chain hashes.
+        404: no such decision (never recorded, or pruned); 409: its record no longer matches its hash."""
         d = _decision(decision_id)
         return {"decision_id": d.id, "time": d.time.isoformat(), "actor": d.actor, "rules_version": d.revision,
                 "as_of": d.as_of.isoformat(), "input_digest": d.input_digest, "inputs": records(d.inputs),
@@ -49,8 +50,12 @@ class Decision(MethodView):
 class Reproduce(MethodView):
     @requires("audit")
     @blp.response(200)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_JSON)
     def post(self, decision_id: str):
-        """Evaluate the stored inputs again at the stored revision and as-of date; identical or the differences."""
+        """Evaluate the stored inputs again at the stored revision and as-of date; identical or the differences.
+        404 and 409 as for the decision itself; a 500 when the service cannot reproduce it (its log or rule
+        store fails)."""
         _decision(decision_id)
         result = services().decisions.reproduce(decision_id, services().store)
         return plain({"decision_id": result.decision_id, "rules_version": result.revision,
@@ -59,9 +64,6 @@ class Reproduce(MethodView):
 
 
 def _decision(decision_id: str) -> Any:
-    try:
-        return services().decisions.get(decision_id)
-    except UnknownDecision:
-        raise ApiProblem(404, "Not found", f"no decision {decision_id!r}") from None
-    except DecisionLogError as e:  # the stored record no longer matches its hash
-        raise ApiProblem(409, "The decision record fails its integrity check", str(e)) from None
+    """The decision, or 404 (server.problems: UnknownDecision) or 409 when its record fails its own hash
+    (AlteredRecord)."""
+    return services().decisions.get(decision_id)

@@ -464,6 +464,36 @@ def test_decisions_are_logged_reproduced_and_verified(as_):
     assert as_["auditor"].get("/v1/decisions/nope").status_code == 404
 
 
+def test_a_decision_altered_after_it_was_written_is_a_409_and_unknown_ones_404(app, as_):
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(2), "as_of": "2026-03-31"}).json
+    log = app.extensions["kam"].decisions
+    with log._lock:
+        log._db.execute("UPDATE decisions SET actor = 'mallory' WHERE id = ?", (r["decision_id"],))
+    for response in (as_["auditor"].get(f"/v1/decisions/{r['decision_id']}"),
+                     as_["auditor"].post(f"/v1/decisions/{r['decision_id']}/reproduce")):
+        assert response.status_code == 409 and response.content_type == "application/problem+json"
+        assert response.json["detail"].endswith("does not match its hash: it was altered")
+    for response in (as_["auditor"].get("/v1/decisions/nope"), as_["auditor"].post("/v1/decisions/nope/reproduce")):
+        assert response.status_code == 404 and "no decision nope in the log" in response.json["detail"]
+
+
+def test_a_decision_the_service_cannot_reproduce_is_its_own_fault_500(app, as_, monkeypatch):
+    """The rule store handing back another revision than the decision's is the service's failure, not the
+    auditor's request: 500 with the log's reason (before, the generic 422 for engine errors)."""
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(2), "as_of": "2026-03-31"}).json
+    rule = as_["editor"].get("/v1/rules/tier").json["rule"]
+    rule["label"] = {"zh": "等级", "en": "Grade"}
+    assert as_["editor"].put("/v1/rules/tier", json={"rule": rule, "message": "Rename tier"},
+                             headers={"If-Match": r["rules_version"]}).status_code == 200
+    store = app.extensions["kam"].store
+    latest = store.book
+    monkeypatch.setattr(store, "book", lambda rev="HEAD": latest())  # whatever is asked for, the head
+    response = as_["auditor"].post(f"/v1/decisions/{r['decision_id']}/reproduce")
+    assert response.status_code == 500 and response.content_type == "application/problem+json"
+    assert response.json["title"] == "The decision log failed / 决策日志出错"
+    assert response.json["detail"].startswith(f"asked for the rule book at {r['rules_version']}, got ")
+
+
 def test_a_few_odd_records_are_logged_as_sent_and_reproduce(as_):
     """A request's few records are logged as they came (not through a DataFrame): a key one record lacks, a
     null among whole numbers, 中文 headers, 万 text and an unreadable cell still reproduce exactly."""
