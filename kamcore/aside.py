@@ -19,7 +19,8 @@ class Aside(threading.Thread, Generic[T]):
     A plain thread per call rather than a pool: a pool's idle threads do not survive a fork, and starting a thread
     (~0.1 ms) is small beside the work worth setting aside (milliseconds). Where no thread can be started (the
     process is at its limit of threads), the work is done on the caller's thread at once instead (`inline`): the
-    caller waits for it rather than failing, and takes its value or exception in the same way."""
+    caller waits for it rather than failing, and takes its value or exception in the same way (an exit raised by
+    the work is raised at once)."""
 
     def __init__(self, work: Callable[..., T], *args: Any, name: str = "kam-aside"):
         super().__init__(name=name, daemon=True)
@@ -31,7 +32,17 @@ class Aside(threading.Thread, Generic[T]):
             self.start()
         except RuntimeError:  # "can't start new thread"
             self.inline = True
-            self.run()
+            self._run_inline()
+
+    def _run_inline(self) -> None:
+        """The work on the caller's thread: its exception kept for `result()` as from a thread, but an exit
+        (KeyboardInterrupt, SystemExit) raised at once, where a thread's caller would have received it."""
+        try:
+            self._value = self._work(*self._args)
+        except Exception as e:
+            self._error = e
+        finally:
+            self._args = ()
 
     def run(self) -> None:
         try:

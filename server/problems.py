@@ -41,6 +41,21 @@ def problem_dicts(problems: list[Problem]) -> list[dict[str, Any]]:
     return [{k: getattr(p, k) for k in keys if getattr(p, k) is not None} for p in problems]
 
 
+def decision_log_problem(e: DecisionLogError) -> tuple[int, str]:
+    """The status and title a failure of the decision log answers with, in the API and on the pages alike. What a
+    request hands the log is checked before it gets there (accounts, decision ids), so apart from an unknown or
+    altered decision, what the log refuses is the service's fault, not the request's: 503 to try again when the
+    log was busy, else 500 (logged here with its traceback: the answer alone would leave no trace of it)."""
+    if isinstance(e, UnknownDecision):
+        return 404, "Not found"
+    if isinstance(e, AlteredRecord):
+        return 409, "The decision record fails its integrity check"
+    if isinstance(e, DecisionLogBusy):  # the service's state, not the request's: worth trying again
+        return 503, "The decision log is busy / 决策日志繁忙，请稍后重试"
+    current_app.logger.error("the decision log failed: %s", e, exc_info=e)
+    return 500, "The decision log failed / 决策日志出错"
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiProblem)
     def _api_problem(e: ApiProblem) -> Response:
@@ -81,25 +96,13 @@ def register(app: Flask) -> None:
     def _not_ready(e: NotReady) -> Response:
         return problem_response(503, "No rule book loads", f"{e}; see /readyz")
 
-    @app.errorhandler(DecisionLogBusy)
-    def _log_busy(e: DecisionLogBusy) -> Response:  # the service's state, not the request's: worth trying again
-        response = problem_response(503, "The decision log is busy / 决策日志繁忙，请稍后重试", str(e))
-        response.headers["Retry-After"] = "1"
-        return response
-
-    @app.errorhandler(UnknownDecision)
-    def _unknown_decision(e: UnknownDecision) -> Response:
-        return problem_response(404, "Not found", str(e))
-
-    @app.errorhandler(AlteredRecord)
-    def _altered(e: AlteredRecord) -> Response:
-        return problem_response(409, "The decision record fails its integrity check", str(e))
-
     @app.errorhandler(DecisionLogError)
-    def _log_failed(e: DecisionLogError) -> Response:
-        # What a request hands the log is checked before it gets there (accounts, decision ids): a refusal left
-        # is the service's state, not the request's fault (e.g. a rule store that cannot serve a revision).
-        return problem_response(500, "The decision log failed / 决策日志出错", str(e))
+    def _decision_log(e: DecisionLogError) -> Response:
+        status, title = decision_log_problem(e)
+        response = problem_response(status, title, str(e))
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(KamError)
     def _kam(e: KamError) -> Response:

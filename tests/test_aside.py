@@ -67,10 +67,19 @@ def test_a_block_that_ends_well_leaves_the_result_to_be_taken():
 @pytest.fixture
 def no_threads(monkeypatch):
     """The process at its limit of threads: starting one fails as CPython's does."""
+    refuse_threads(monkeypatch)
+
+
+def refuse_threads(monkeypatch, asked=None):
+    """Make `Thread.start` fail as at the process's limit of threads (`asked` collects the attempts)."""
     def refuse(*args, **kwargs):
+        if asked is not None:
+            asked.append(args)
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading, "_start_new_thread", refuse)
+    # What Thread.start calls: _start_joinable_thread from Python 3.13, _start_new_thread before
+    name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    monkeypatch.setattr(threading, name, refuse)
 
 
 def test_where_no_thread_can_be_started_the_work_is_done_on_the_callers_thread(no_threads):
@@ -92,3 +101,16 @@ def test_what_inline_work_raises_is_raised_when_its_result_is_taken(no_threads):
     with pytest.raises(RuntimeError, match="the block failed") as caught, Aside(work):
         raise RuntimeError("the block failed")
     assert caught.value.__notes__ == ["before, on this thread (no thread could be started): KeyError('missing')"]
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()])
+def test_an_exit_raised_by_inline_work_is_raised_at_once(no_threads, error):
+    """As a thread's caller would receive a Ctrl-C: not held back until the result is asked for, nor turned into
+    a note on whatever the caller's block raises next."""
+    def work():
+        raise error
+
+    with pytest.raises(type(error)):
+        Aside(work)
+    with pytest.raises(type(error)), Aside(work):
+        raise AssertionError("not reached: the exit left before the block")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import make_response, render_template
 from werkzeug.exceptions import HTTPException
 
+from kamcore.decisions import DecisionLogError
 from kamcore.errors import KamError
 
-from ..problems import ApiProblem
+from ..problems import ApiProblem, decision_log_problem
 from . import blp
 from .signin import _wants_json
 
@@ -28,6 +29,15 @@ def _api_problem(e: ApiProblem):
 @blp.errorhandler(HTTPException)
 def _http(e: HTTPException):
     return _page(e.code or 500, e.name, e.description or "")
+
+
+@blp.errorhandler(DecisionLogError)
+def _decision_log(e: DecisionLogError):
+    status, title = decision_log_problem(e)  # as the API answers (a KamError's 422 would blame the reader)
+    response = make_response(_page(status, title, str(e)))
+    if status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 @blp.errorhandler(KamError)

@@ -18,6 +18,7 @@ from kamcore.decisions import DecisionLog, DecisionLogError, canonical_json, dec
 from kamcore.demo import synthetic_portfolio
 from server.api import evaluate
 from server.encoding import ROWS_BY_COLUMN, _rows, dumps, loads, result_rows
+from tests.test_aside import refuse_threads
 
 AS_OF = "2026-11-23"
 
@@ -51,6 +52,9 @@ def test_result_rows_refuse_columns_of_unequal_length():
         _rows(("a", "b"), columns, ROWS_BY_COLUMN)
     with pytest.raises(ValueError):  # zip(strict=True) for a few rows
         _rows(("a", "b"), [[1, 2], [1]], 2)
+    for n in (2, ROWS_BY_COLUMN):  # a column for each key, however many rows
+        with pytest.raises(ValueError, match="1 result columns for 2 keys"):
+            _rows(("a", "b"), [list(range(n))], n)
 
 
 @pytest.fixture(params=["aside", "inline"])
@@ -107,13 +111,8 @@ def test_a_batch_is_answered_and_logged_when_no_thread_can_be_started(app, as_, 
     expected = as_["viewer"].post("/v1/evaluate", json=body)
     assert expected.status_code == 200
     started = []
-
-    def refuse(*args, **kwargs):
-        started.append(args)
-        raise RuntimeError("can't start new thread")
-
     with monkeypatch.context() as m:
-        m.setattr(threading, "_start_new_thread", refuse)
+        refuse_threads(m, started)
         r = as_["viewer"].post("/v1/evaluate", json=body)
     assert r.status_code == 200, r.json
     assert started  # threads were asked for, and refused

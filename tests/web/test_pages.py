@@ -1,10 +1,13 @@
 """Every page through the Flask client for every role: sign-in, CSRF, role gates, language, JSON twins, and the
 editor's check / impact / save / stale-base paths against a real rule repository."""
 
+import fcntl
 import json
+import os
 
 import pytest
 
+from kamcore import decisions
 from server.auth import PERMISSIONS, ROLES
 
 READ_PAGES = ["/ui/rules", "/ui/rules/tier", "/ui/history", "/ui/history?rule=tier", "/ui/rules/tier/blame",
@@ -206,6 +209,34 @@ def test_evaluate_then_look_the_decision_up_and_reproduce_it(browsers):
     r = auditor.post("/ui/decisions", data={"id": decision_id})
     assert 'id="reproduction"' in r.text and "identical" in r.text
     assert viewer.get(f"/ui/decisions?id={decision_id}").status_code == 403
+
+
+def test_an_unknown_or_altered_decision_reads_as_the_api_answers_it(app, browsers):
+    """404 for a decision the log does not hold, 409 for one altered since it was written, a page either way
+    (or its JSON twin's problem document): not a 422 that would blame the auditor's request."""
+    auditor = browsers["auditor"]
+    r = auditor.get("/ui/decisions?id=nope")
+    assert r.status_code == 404 and "no decision nope in the log" in r.text
+    account = {"account_id": "K1", "revenue_12m": "5000000", "industry": "energy"}
+    decision_id = browsers["viewer"].post("/ui/evaluate?format=json", data=account).get_json()["result"]["decision_id"]
+    log = app.extensions["kam"].decisions
+    with log._lock:
+        log._db.execute("UPDATE decisions SET actor = 'mallory' WHERE id = ?", (decision_id,))
+    r = auditor.get(f"/ui/decisions?id={decision_id}")
+    assert r.status_code == 409 and "it was altered" in r.text and "integrity check" in r.text
+    twin = auditor.get(f"/ui/decisions?id={decision_id}&format=json")
+    assert twin.status_code == 409 and twin.get_json()["title"] == "The decision record fails its integrity check"
+
+
+def test_a_decision_log_held_past_the_wait_is_a_503_page_to_try_again(app, browsers, monkeypatch):
+    monkeypatch.setattr(decisions, "BUSY_TIMEOUT_S", 0.3)
+    fd = os.open(f"{app.extensions['kam'].decisions.path}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a worker stopped mid-write would hold it
+        r = browsers["viewer"].post("/ui/evaluate", data={"account_id": "K1", "revenue_12m": "5000000"})
+    finally:
+        os.close(fd)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "busy" in r.text
 
 
 def test_dashboard_figures_match_the_portfolio(shared):
