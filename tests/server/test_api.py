@@ -477,7 +477,7 @@ def test_a_decision_altered_after_it_was_written_is_a_409_and_unknown_ones_404(a
         assert response.status_code == 404 and "no decision nope in the log" in response.json["detail"]
 
 
-def test_a_decision_the_service_cannot_reproduce_is_its_own_fault_500(app, as_, monkeypatch):
+def test_a_decision_the_service_cannot_reproduce_is_its_own_fault_500(app, as_, monkeypatch, caplog):
     """The rule store handing back another revision than the decision's is the service's failure, not the
     auditor's request: 500 with the log's reason (before, the generic 422 for engine errors)."""
     r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts(2), "as_of": "2026-03-31"}).json
@@ -492,6 +492,8 @@ def test_a_decision_the_service_cannot_reproduce_is_its_own_fault_500(app, as_, 
     assert response.status_code == 500 and response.content_type == "application/problem+json"
     assert response.json["title"] == "The decision log failed / 决策日志出错"
     assert response.json["detail"].startswith(f"asked for the rule book at {r['rules_version']}, got ")
+    failed = [rec for rec in caplog.records if rec.getMessage().startswith("the decision log failed: asked for")]
+    assert failed and failed[0].levelname == "ERROR" and failed[0].exc_info  # the service's log keeps the trace
 
 
 def test_a_few_odd_records_are_logged_as_sent_and_reproduce(as_):
