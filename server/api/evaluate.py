@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-from flask import Request, g, request
+from flask import Request, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -160,6 +160,7 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
     except DecisionLogBusy:
         raise  # 503, try again
     except DecisionLogError as e:  # the accounts were read and evaluated: the fault is the service's, not theirs
+        current_app.logger.error("the decision could not be logged: %s", e, exc_info=e)
         raise ApiProblem(500, "The decision could not be logged / 决策未能记录", f"{e}; nothing was answered "
                          "that the log does not hold") from e
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,

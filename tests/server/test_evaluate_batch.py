@@ -128,7 +128,7 @@ def test_a_batch_is_answered_and_logged_when_no_thread_can_be_started(app, as_, 
 
 
 @pytest.mark.parametrize("error", [DecisionLogError("the head marker is missing"), OSError("the disk is full")])
-def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorded_on, monkeypatch, error):
+def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorded_on, monkeypatch, error, caplog):
     """No answer the log does not hold: a batch whose decision cannot be logged fails as the service's fault
     (500: a problem document naming the log's refusal, or an unexpected error), with nothing recorded."""
     how, threads = recorded_on
@@ -149,6 +149,8 @@ def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorde
         r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
         assert r.status_code == 500 and r.content_type == "application/problem+json"
         assert r.json["detail"].startswith("the head marker is missing; nothing was answered")
+        logged = [rec for rec in caplog.records if rec.getMessage().startswith("the decision could not be logged")]
+        assert logged and logged[0].exc_info  # the service's log keeps the trace
     assert threads[-1] == ("kam-decision" if how == "aside" else threading.current_thread().name)
     assert kam.decisions.verify().records == 0
 
