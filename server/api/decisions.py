@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -39,7 +38,7 @@ class Decision(MethodView):
     def get(self, decision_id: str):
         """A recorded decision: who, when, rules revision, input digest, inputs, outputs, errors, chain hashes.
         404: no such decision (never recorded, or pruned); 409: its record no longer matches its hash."""
-        d = _decision(decision_id)
+        d = services().decisions.get(decision_id)  # 404 / 409: server.problems
         return {"decision_id": d.id, "time": d.time.isoformat(), "actor": d.actor, "rules_version": d.revision,
                 "as_of": d.as_of.isoformat(), "input_digest": d.input_digest, "inputs": records(d.inputs),
                 "outputs": records(d.outputs), "errors": [plain(asdict(e)) for e in d.errors],
@@ -56,14 +55,7 @@ class Reproduce(MethodView):
         """Evaluate the stored inputs again at the stored revision and as-of date; identical or the differences.
         404 and 409 as for the decision itself; a 500 when the service cannot reproduce it (its log or rule
         store fails)."""
-        _decision(decision_id)
         result = services().decisions.reproduce(decision_id, services().store)
         return plain({"decision_id": result.decision_id, "rules_version": result.revision,
                       "as_of": result.as_of, "accounts": result.accounts, "identical": result.identical,
                       "differences": [asdict(d) for d in result.differences]})
-
-
-def _decision(decision_id: str) -> Any:
-    """The decision, or 404 (server.problems: UnknownDecision) or 409 when its record fails its own hash
-    (AlteredRecord)."""
-    return services().decisions.get(decision_id)

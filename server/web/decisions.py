@@ -8,7 +8,6 @@ from typing import Any
 from flask import request, url_for
 
 from .. import services
-from ..api.decisions import _decision
 from ..encoding import plain, records
 from . import blp, i18n
 from .signin import page, show
@@ -27,7 +26,7 @@ def decision():
         "api": url_for("decisions.Verify")}
     if not decision_id:
         return show("decisions.html", data)
-    d = _decision(decision_id)
+    d = services().decisions.get(decision_id)  # 404 / 409 pages: web/errors.py
     data["decision"] = {"decision_id": d.id, "time": d.time.isoformat(), "actor": d.actor, "rules_version": d.revision,
                         "as_of": d.as_of.isoformat(), "input_digest": d.input_digest, "inputs": records(d.inputs),
                         "outputs": records(d.outputs), "errors": [plain(asdict(e)) for e in d.errors],
