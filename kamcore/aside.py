@@ -32,22 +32,17 @@ class Aside(threading.Thread, Generic[T]):
             self.start()
         except RuntimeError:  # "can't start new thread"
             self.inline = True
-            self._run_inline()
-
-    def _run_inline(self) -> None:
-        """The work on the caller's thread: its exception kept for `result()` as from a thread, but an exit
-        (KeyboardInterrupt, SystemExit) raised at once, where a thread's caller would have received it."""
-        try:
-            self._value = self._work(*self._args)
-        except Exception as e:
-            self._error = e
-        finally:
-            self._args = ()
+            # On the caller's thread, an exit (KeyboardInterrupt, SystemExit) is raised at once, where a thread's
+            # caller would have received it; other exceptions are kept for `result()`, as from a thread.
+            self._do(Exception)
 
     def run(self) -> None:
+        self._do(BaseException)  # on the thread: whatever the work raises is handed to the caller by result()
+
+    def _do(self, kept: type[BaseException]) -> None:
         try:
             self._value = self._work(*self._args)
-        except BaseException as e:  # handed to the caller by result()
+        except kept as e:
             self._error = e
         finally:
             self._args = ()
