@@ -558,6 +558,26 @@ def test_one_account_alone_ranks_the_same_either_way(name: str, data: st.DataObj
     both_ways(book, data.draw(accounts_for(book, most=1)))
 
 
+@pytest.mark.parametrize("name", ["shipped", *sorted(KIND_BOOKS)])
+@settings(max_examples=examples(25), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_accounts_result_row_is_the_column_by_column_row(name: str, data: st.DataObject) -> None:
+    """An answer of one account is made cell by cell (server.encoding._one_row); it must hold what the column
+    by column conversion of a portfolio's answer holds for it, its outputs held per account or as columns."""
+    from server.encoding import _column_rows
+
+    book = SHIPPED if name == "shipped" else KIND_BOOKS[name]
+    accounts = data.draw(accounts_for(book, most=1))
+    for per_account in (True, False):
+        with contextlib.nullcontext() if per_account else whole_columns():
+            ev = book.evaluate(accounts, as_of=AS_OF)
+        everyone = np.flatnonzero(ev.ok)
+        got, want = result_rows(ev, everyone), _column_rows(ev, everyone, None)
+        assert repr(got) == repr(want)  # 1 vs 1.0, True vs 1 and NaN vs null differ
+        assert [list(row) for row in got] == [list(row) for row in want]
+
+
 def test_the_shipped_book_runs_per_account_where_it_can() -> None:
     """The per-account path is not silently off: every rule of the shipped book has a per-account evaluation
     (rankings for one account alone)."""
