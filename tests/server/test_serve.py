@@ -4,6 +4,7 @@ and the first start on an empty data dir."""
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -156,8 +157,12 @@ def test_a_head_broken_behind_the_services_back_is_reported_and_not_served(serve
 # --- access log ---
 
 def test_one_json_access_line_per_request_with_decision_and_revision(server, tokens):
-    status, _, out = server.call("POST", "/v1/evaluate", token=tokens["viewer"], body={"accounts": accounts(1)})
+    status, headers, out = server.call("POST", "/v1/evaluate", token=tokens["viewer"], body={"accounts": accounts(1)})
     assert status == 200
+    # the request's time on the clock, and its thread's CPU time within it
+    timing = re.fullmatch(r"app;dur=([\d.]+), cpu;dur=([\d.]+)", headers["Server-Timing"])
+    assert timing, headers["Server-Timing"]
+    assert 0 < float(timing[2]) <= float(timing[1]) + 0.02  # (each rounded to 0.01 ms)
     server.call("GET", "/v1/rules/nope", token=tokens["viewer"])
     deadline = time.monotonic() + 10
     while not any(line.get("decision_id") == out["decision_id"] for line in server.access_log()):
@@ -167,6 +172,6 @@ def test_one_json_access_line_per_request_with_decision_and_revision(server, tok
     (line,) = [x for x in lines if x.get("decision_id") == out["decision_id"]]
     assert line["revision"] == out["rules_version"] and line["status"] == 200
     assert (line["method"], line["path"], line["actor"]) == ("POST", "/v1/evaluate", "viewer-user")
-    assert line["ms"] >= 0 and line["bytes_in"] > 0
+    assert line["ms"] >= 0 and 0 < line["cpu_ms"] <= line["ms"] + 0.02 and line["bytes_in"] > 0
     assert any(x["path"] == "/v1/rules/nope" and x["status"] == 404 and x["decision_id"] is None for x in lines)
     assert any(x["path"] == "/v1/rules" and x["status"] == 401 and x["actor"] is None for x in lines)
