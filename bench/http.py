@@ -4,7 +4,9 @@ Reports single-account evaluate latency (p50 / p99 over one keep-alive connectio
 with `--clients` concurrent connections, and the server time (`Server-Timing`, median of 7) of a 10,000-row batch.
 For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
 workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
-well under that is a server left idle (by its clients, or by connections piled onto one worker).
+well under that is a server left idle (by its clients, or by connections piled onto one worker). Then the same for
+`GET /healthz` (the HTTP stack with no work behind it: no token, rules or decision log), so that what an evaluate
+costs beyond the stack shows, and what the stack alone leaves of a latency or throughput target.
 Last it reports how much of the machine's CPU time the host stole, and the time of a fixed piece of Python work
 before and after the run: on a shared virtual machine the same code measures up to twice as slow at times.
 wrk POSTs the single-account JSON with the bearer token from a Lua script. Without `wrk` on the PATH (or with
@@ -273,21 +275,44 @@ def wrk(port: int, folder: Path, bodies: list[bytes], bearer: str, connections: 
     script.write_text(WRK_SCRIPT % {"body": json.dumps(str(folder / "body.json")),
                                     "token": json.dumps(str(folder / "token")),
                                     "response": WRK_SERVER_TIME if server_time else ""})
+    out = run_wrk(["-s", str(script), f"http://127.0.0.1:{port}/v1/evaluate"], connections, seconds, check)
+    figures = wrk_figures(out)
+    if server_time:
+        figures["server"] = float(re.search(r"server time p50 ([\d.]+) ms", out).group(1))
+        figures["server_cpu"] = float(re.search(r"server cpu p50 ([\d.]+) ms", out).group(1))
+    return figures
+
+
+def run_wrk(target: list[str], connections: int, seconds: float, check: bool = True) -> str:
+    """wrk's report of a run against `target` (its script and URL); `check`: stop on any failed request."""
     threads = min(connections, os.cpu_count() or 1)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
-               "--latency", "-s", str(script), f"http://127.0.0.1:{port}/v1/evaluate"]
+               "--latency", *target]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 120).stdout
     if check and ("Non-2xx" in out or "Socket errors" in out):
         raise SystemExit(f"wrk saw failed requests:\n{out}")
+    return out
+
+
+def wrk_figures(out: str) -> dict[str, float]:
+    """Requests/s, requests, and p50 and p99 latency (ms) from a wrk --latency report."""
     figures = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
                "requests": int(re.search(r"(\d+) requests in", out).group(1))}
     for name, percent in (("p50", "50"), ("p99", "99")):
         value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M).groups()
         figures[name] = float(value) * UNITS_MS[unit]
-    if server_time:
-        figures["server"] = float(re.search(r"server time p50 ([\d.]+) ms", out).group(1))
-        figures["server_cpu"] = float(re.search(r"server cpu p50 ([\d.]+) ms", out).group(1))
     return figures
+
+
+def stack_floor(pid: int, port: int, connections: int, seconds: float) -> str:
+    """The same server's HTTP stack with no work behind it (`GET /healthz`: waitress, Flask, the access hooks, no
+    token, no rules, no log): its p50 at one connection, and its requests/s and server CPU per request at
+    `connections`. What a single-account evaluate costs beyond these is the service's own work."""
+    alone = wrk_figures(run_wrk([f"http://127.0.0.1:{port}/healthz"], 1, seconds))
+    with ServerCPU(pid) as cpu:
+        many = wrk_figures(run_wrk([f"http://127.0.0.1:{port}/healthz"], connections, seconds))
+    return (f"the HTTP stack alone (GET /healthz, wrk {round(seconds)} s each): p50 {alone['p50']:.2f} ms at 1 "
+            f"connection; at {connections}, {many['rate']:,.0f} req/s, {cpu.line(many['requests'])}")
 
 
 def reference_ms(runs: int = 7) -> float:
@@ -379,6 +404,7 @@ def main() -> None:
             print(f"single account, {args.clients} connections, wrk {args.seconds:g} s ({setup}): "
                   f"{many['rate']:,.0f} req/s (p50 {many['p50']:.2f} ms, p99 {many['p99']:.2f} ms)")
             print(f"  {cpu.line(many['requests'])}")
+            print(f"  {stack_floor(proc.pid, port, args.clients, max(1.0, args.seconds / 2))}")
         else:
             python_clients(args, proc.pid, port, ones, headers, conn, setup)
         batch_time(args, conn, headers, setup)
