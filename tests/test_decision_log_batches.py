@@ -42,6 +42,8 @@ def _as_before(monkeypatch, make):
         m.setattr(decisions, "_column_cells", _cell_by_cell)
         m.setattr(decisions, "_number_cells", _numbers_as_before)
         m.setattr(decisions, "_text_cells", lambda series, what, name: _cell_by_cell(series.tolist(), what, name))
+        m.setattr(decisions, "_datetime_cells",
+                  lambda values, what, name: _cell_by_cell(pd.Series(values, copy=False).tolist(), what, name))
         return make()
 
 
@@ -216,6 +218,57 @@ def test_an_input_beyond_64_bits_is_recorded_as_before(tmp_path, monkeypatch):
         (inputs,) = log._db.execute("SELECT inputs FROM decisions WHERE id = ?", (decision_id,)).fetchone()
         assert decompress(inputs) == _as_before(monkeypatch, lambda: canonical_json(table_of(ev.input, "inputs")))
         assert b"1180591620717411303424" in decompress(inputs)
+
+
+# Moments as int64 counts of their unit: every second, millisecond or microsecond of the years 1-9999 and past
+# them (where Python's datetime ends), every nanosecond pandas holds; NaT; whole days, as an xlsx's dates are.
+_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+_DAYS = {"s": (-800_000, 3_000_000), "ms": (-800_000, 3_000_000), "us": (-800_000, 3_000_000),
+         "ns": (-106_000, 106_000)}  # from before the year 1 to past 9999; ns: the 1677-2262 it holds
+_MOMENTS = {unit: st.one_of(
+    st.integers(-2**62, 2**62),
+    st.integers(*_DAYS[unit]).map(lambda day, unit=unit: day * _DAY[unit]),  # whole days
+    st.integers(*_DAYS[unit]).map(lambda day, unit=unit: day * _DAY[unit] + _DAY[unit] // 86_400 * 3_661),
+    st.integers(-10**6, 10**6), st.just(np.iinfo(np.int64).min),  # near 1970; NaT
+    # either side of datetime's first and last moments (0001-01-01 is day -719162, 10000-01-01 day 2932897)
+    st.sampled_from([-719163, -719162, 2932896, 2932897]).flatmap(
+        lambda day, unit=unit: st.sampled_from([day * _DAY[unit] - 1, day * _DAY[unit], day * _DAY[unit] + 1])))
+    for unit in ("s", "ms", "us")}
+_MOMENTS["ns"] = st.one_of(st.integers(-2**63 + 1, 2**63 - 1), st.just(np.iinfo(np.int64).min),
+                           st.integers(*_DAYS["ns"]).map(lambda day: day * _DAY["ns"]),
+                           st.integers(*_DAYS["ns"]).map(lambda day: day * _DAY["ns"] + 3_661_000_000_000))
+
+
+@pytest.mark.parametrize("unit", sorted(_DAY))
+@given(data=st.data())
+def test_datetime_columns_are_recorded_as_their_timestamps_cell_by_cell(unit, data):
+    """A datetime64 column's cells (`_datetime_cells`, texts by numpy) are what `_column_cells` of its Timestamps
+    gives, one by one: `$datetime` with or without microseconds, `$timestamp` with nanoseconds, null for NaT,
+    and for a moment beyond the years 1-9999 whatever that gives (or raises)."""
+    values = np.array(data.draw(st.lists(_MOMENTS[unit], max_size=12)), dtype=np.int64).view(f"datetime64[{unit}]")
+
+    def outcome(cells):
+        try:
+            return repr(cells())
+        except Exception as e:  # noqa: BLE001 - both must fail alike
+            return type(e).__name__
+    fast = outcome(lambda: decisions._datetime_cells(values, "inputs", "d"))
+    assert fast == outcome(lambda: _cell_by_cell(pd.Series(values, copy=False).tolist(), "inputs", "d"))
+
+
+def test_an_xlsx_uploads_dates_are_recorded_as_before(tmp_path, monkeypatch):
+    """An uploaded sheet's date columns (datetime64[us], some empty) are recorded as their Timestamps were."""
+    frame = synthetic_portfolio(500, seed=9)
+    for name in ("first_order_date", "last_order_date", "contract_end_date"):
+        frame[name] = frame[name].astype("datetime64[us]")
+    frame.loc[::5, "last_order_date"] = pd.NaT
+    frame.loc[3, "first_order_date"] = pd.Timestamp("2024-02-29 13:45:10.250")  # a time of day, with a fraction
+    ev = RuleBook.load(SHIPPED, revision="r1").evaluate(frame, as_of=AS_OF)
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        (inputs,) = log._db.execute("SELECT inputs FROM decisions WHERE id = ?",
+                                    (log.record_evaluation("alice", ev),)).fetchone()
+    assert decompress(inputs) == _as_before(monkeypatch, lambda: canonical_json(table_of(ev.input, "inputs")))
+    assert b'{"$datetime":"2024-02-29T13:45:10.250000"}' in decompress(inputs)
 
 
 _FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
