@@ -268,7 +268,8 @@ class ServerCPU:
 def wrk(port: int, folder: Path, bodies: list[bytes], bearer: str, connections: int, seconds: float,
         server_time: bool, check: bool = True) -> dict[str, float]:
     """One wrk run, each request one of `bodies` at random: requests/s, p50 and p99 latency (ms), requests, and
-    the server time p50 when asked for; `check`: stop on any failed or timed-out request."""
+    when asked for the p50s of the server's time and its CPU time (`Server-Timing` app and cpu); `check`: stop on
+    any failed or timed-out request."""
     (folder / "body.json").write_bytes(b"\n".join(bodies) + b"\n")  # JSON bodies hold no raw newline
     (folder / "token").write_text(bearer)
     script = folder / "evaluate.lua"
@@ -307,7 +308,8 @@ def wrk_figures(out: str) -> dict[str, float]:
 def stack_floor(pid: int, port: int, connections: int, seconds: float) -> str:
     """The same server's HTTP stack with no work behind it (`GET /healthz`: waitress, Flask, the access hooks, no
     token, no rules, no log): its p50 at one connection, and its requests/s and server CPU per request at
-    `connections`. What a single-account evaluate costs beyond these is the service's own work."""
+    `connections`. What a single-account evaluate costs beyond these is its own: its body read and parsed, the
+    token looked up, the rules evaluated, the decision logged and the answer written."""
     alone = wrk_figures(run_wrk([f"http://127.0.0.1:{port}/healthz"], 1, seconds))
     with ServerCPU(pid) as cpu:
         many = wrk_figures(run_wrk([f"http://127.0.0.1:{port}/healthz"], connections, seconds))

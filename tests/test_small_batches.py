@@ -15,6 +15,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -252,6 +253,19 @@ KIND_BOOKS = {
     "pareto": ranking_tests.ranking("pareto", ranking_tests.PARETO),
     "pareto together": ranking_tests.ranking("pareto", ranking_tests.PARETO, ties="together", order="descending"),
 }
+KIND_BOOKS["collect dates"] = dt_tests.book("""
+    rules:
+      - id: t
+        kind: decision_table
+        label: Due dates
+        hit_policy: COLLECT
+        inputs: [revenue, score]
+        outputs: [{name: due, type: date}]
+        rows:
+          - {when: {revenue: ">= 100"}, then: '= date("2024-01-01")'}
+          - {when: {score: "[1..5]"}, then: '= date("2025-02-03")'}
+          - {when: {revenue: "> 0"}, then: '= date("2026-11-23")'}
+    """)
 for _name in ("SUM", "COUNT", "MIN", "MAX"):
     KIND_BOOKS[f"collect {_name}"] = dt_tests.book(f"""
         rules:
@@ -565,7 +579,7 @@ def test_one_account_alone_ranks_the_same_either_way(name: str, data: st.DataObj
 def test_one_accounts_result_row_is_the_column_by_column_row(name: str, data: st.DataObject) -> None:
     """An answer of one account is made cell by cell (server.encoding._one_row); it must hold what the column
     by column conversion of a portfolio's answer holds for it, its outputs held per account or as columns."""
-    from server.encoding import _column_rows
+    from server import encoding
 
     book = SHIPPED if name == "shipped" else KIND_BOOKS[name]
     accounts = data.draw(accounts_for(book, most=1))
@@ -573,7 +587,10 @@ def test_one_accounts_result_row_is_the_column_by_column_row(name: str, data: st
         with contextlib.nullcontext() if per_account else whole_columns():
             ev = book.evaluate(accounts, as_of=AS_OF)
         everyone = np.flatnonzero(ev.ok)
-        got, want = result_rows(ev, everyone), _column_rows(ev, everyone, None)
+        with mock.patch.object(encoding, "_one_row", wraps=encoding._one_row) as one_row:
+            got = result_rows(ev, everyone)
+        assert one_row.called == bool(ev.ok[0])  # the cell by cell path, whenever the account was read
+        want = encoding._column_rows(ev, everyone, None)
         assert repr(got) == repr(want)  # 1 vs 1.0, True vs 1 and NaN vs null differ
         assert [list(row) for row in got] == [list(row) for row in want]
 
