@@ -640,11 +640,11 @@ def _output_table(evaluation: Evaluation, shared: Mapping[str, list[Any]], array
     """`output_table`, taking the columns in `shared` as they are; `arrays`: float columns may be arrays (see
     `_number_cells`)."""
     state = evaluation.state
-    excluded = state.excluded if state.excluded.any() else None
     names = evaluation.output_names
-    if state.n == 1 and excluded is None:  # one account (most requests): its cells one by one
+    if state.n == 1 and not state.excluded[0]:  # one account (most requests): its cells one by one
         values = [_one_cell(state.columns[name], name) for name in names]
     else:
+        excluded = state.excluded if state.excluded.any() else None
         values = [cells if (cells := shared.get(name)) is not None
                   else _vec_cells(state.columns[name], state.n, excluded, name, arrays) for name in names]
     return {"columns": _column_cells(names, "outputs"), "rows": state.n, "values": values}
