@@ -27,6 +27,7 @@ import time
 from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 
+from .channel import QuietChannel
 from .dispatch import dispatcher as patient_dispatcher
 
 # A worker's loop turns at least this often (waitress's default is once a second, and only in whole seconds).
@@ -78,9 +79,11 @@ class Board:
 
 
 class BalancedServer(TcpWSGIServer):
-    """waitress's TCP server on an inherited socket, listening for new connections only while it may take one."""
+    """waitress's TCP server on an inherited socket, listening for new connections only while it may take one;
+    its connections are quiet (server.channel)."""
 
     board: Board
+    channel_class = QuietChannel
 
     def readable(self) -> bool:
         if not super().readable():  # waitress's own reasons first (connection limit, shutting down)

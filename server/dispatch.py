@@ -27,8 +27,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 from waitress.task import ThreadedTaskDispatcher
+
+from .channel import QuietChannel
 
 PATIENCE_S = 0.02  # ~10 single-account requests: longer than any of them, far shorter than a batch
 
@@ -106,9 +108,19 @@ def dispatcher(threads: int) -> PatientDispatcher:
     return pool
 
 
+def build(app: object, threads: int, **adjustments: object) -> BaseWSGIServer | MultiSocketServer:
+    """`waitress.create_server(app, threads=..., **adjustments)` with the patient dispatcher and quiet connections
+    (server.channel), ready to `run()`."""
+    sockets: dict[int, object] = {}
+    server = create_server(app, sockets, _dispatcher=dispatcher(threads), threads=threads, **adjustments)
+    for listening in sockets.values():  # one per address the host name has (IPv4 and IPv6: two)
+        if isinstance(listening, BaseWSGIServer):
+            listening.channel_class = QuietChannel
+    return server
+
+
 def serve(app: object, threads: int, **adjustments: object) -> None:
-    """`waitress.serve(app, threads=..., **adjustments)` with the patient dispatcher: until stopped."""
-    server = create_server(app, _dispatcher=dispatcher(threads), threads=threads, **adjustments)
+    """`build` and run: until stopped."""
+    server = build(app, threads, **adjustments)
     server.print_listen("Serving on http://{}:{}")
     server.run()
-
