@@ -402,10 +402,11 @@ def main() -> None:
                   f"p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms (server time p50 {alone['server']:.2f} ms, "
                   f"of it CPU {alone['server_cpu']:.2f} ms)")
             with ServerCPU(proc.pid) as cpu:
-                many = wrk(port, data, ones, bearer, args.clients, args.seconds, server_time=False)
+                many = wrk(port, data, ones, bearer, args.clients, args.seconds, server_time=True)
             print(f"single account, {args.clients} connections, wrk {args.seconds:g} s ({setup}): "
                   f"{many['rate']:,.0f} req/s (p50 {many['p50']:.2f} ms, p99 {many['p99']:.2f} ms)")
-            print(f"  {cpu.line(many['requests'])}")
+            print(f"  {cpu.line(many['requests'])}, of it the app's (Server-Timing cpu) p50 {many['server_cpu']:.2f} "
+                  f"ms (server time p50 {many['server']:.2f} ms)")
             print(f"  {stack_floor(proc.pid, port, args.clients, max(1.0, args.seconds / 2))}")
         else:
             python_clients(args, proc.pid, port, ones, headers, conn, setup)

@@ -70,6 +70,8 @@ def test_the_http_benchmark_drives_the_service_with_wrk():
     assert "single account (of 1,000 distinct), 1 connection, wrk 1 s" in done.stdout
     assert re.search(r"server time p50 [\d.]+ ms, of it CPU [\d.]+ ms", done.stdout), done.stdout
     assert "single account, 2 connections, wrk 1 s (2 worker(s) x 4 threads)" in done.stdout
+    assert re.search(r"ms CPU per request, of it the app's \(Server-Timing cpu\) p50 [\d.]+ ms \(server time p50 "
+                     r"[\d.]+ ms\)", done.stdout), done.stdout
     assert re.search(r"the HTTP stack alone \(GET /healthz, wrk 1 s each\): p50 [\d.]+ ms at 1 connection; at 2, "
                      r"[\d,]+ req/s, server CPU: [\d.]+ of \d+ cores busy, [\d.]+ ms CPU per request", done.stdout)
     assert "50-row batch" in done.stdout and "50 results" in done.stdout
