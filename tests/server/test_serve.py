@@ -164,11 +164,17 @@ def test_one_json_access_line_per_request_with_decision_and_revision(server, tok
     assert timing, headers["Server-Timing"]
     assert 0 < float(timing[2]) <= float(timing[1]) + 0.02  # (each rounded to 0.01 ms)
     server.call("GET", "/v1/rules/nope", token=tokens["viewer"])
+    assert server.call("GET", "/v1/rules", token="not-a-token")[0] == 401  # this test's own, not another's
+
+    def logged(lines: list[dict]) -> bool:  # a line is written as its request ends: maybe after its answer
+        return (any(x.get("decision_id") == out["decision_id"] for x in lines)
+                and any(x["path"] == "/v1/rules/nope" for x in lines)
+                and any(x["path"] == "/v1/rules" and x["status"] == 401 for x in lines))
+
     deadline = time.monotonic() + 10
-    while not any(line.get("decision_id") == out["decision_id"] for line in server.access_log()):
-        assert time.monotonic() < deadline, "the evaluate request was not logged"
+    while not logged(lines := server.access_log()):
+        assert time.monotonic() < deadline, "the three requests were not all logged"
         time.sleep(0.1)
-    lines = server.access_log()
     (line,) = [x for x in lines if x.get("decision_id") == out["decision_id"]]
     assert line["revision"] == out["rules_version"] and line["status"] == 200
     assert (line["method"], line["path"], line["actor"]) == ("POST", "/v1/evaluate", "viewer-user")
