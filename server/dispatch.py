@@ -111,9 +111,9 @@ def dispatcher(threads: int) -> PatientDispatcher:
 def build(app: object, threads: int, **adjustments: object) -> BaseWSGIServer | MultiSocketServer:
     """`waitress.create_server(app, threads=..., **adjustments)` with the patient dispatcher and quiet connections
     (server.channel), ready to `run()`."""
-    sockets: dict[int, object] = {}
-    server = create_server(app, sockets, _dispatcher=dispatcher(threads), threads=threads, **adjustments)
-    for listening in sockets.values():  # one per address the host name has (IPv4 and IPv6: two)
+    socket_map: dict[int, object] = {}  # waitress's: its servers, their triggers, later their connections
+    server = create_server(app, socket_map, _dispatcher=dispatcher(threads), threads=threads, **adjustments)
+    for listening in socket_map.values():  # a server per address the host name has (IPv4 and IPv6: two)
         if isinstance(listening, BaseWSGIServer):
             listening.channel_class = QuietChannel
     return server
