@@ -109,14 +109,13 @@ def read_answers(s: socket.socket, count: int) -> list[bytes]:
 def test_kam_serve_builds_its_servers_with_quiet_connections():
     for host in ("127.0.0.1", "localhost"):  # localhost may be two servers (IPv4 and IPv6), each quiet
         server = dispatch.build(lambda e, s: answer(b"ok", s), 1, host=host, port=0)
+        socket_map = server._map if isinstance(server, BaseWSGIServer) else server.map  # (several: MultiSocket)
         try:
-            servers = [d for d in server._map.values() if isinstance(d, BaseWSGIServer)] \
-                if isinstance(server, BaseWSGIServer) else [d for d in server.map.values()
-                                                            if isinstance(d, BaseWSGIServer)]
+            servers = [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]
             assert servers and all(d.channel_class is QuietChannel for d in servers)
         finally:
             server.task_dispatcher.shutdown(timeout=5)
-            for d in list((server._map if isinstance(server, BaseWSGIServer) else server.map).values()):
+            for d in list(socket_map.values()):
                 d.close()
     assert balance.BalancedServer.channel_class is QuietChannel  # the workers of `kam serve --workers N`
 
