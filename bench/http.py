@@ -4,7 +4,8 @@ Reports single-account evaluate latency (p50 / p99 over one keep-alive connectio
 with `--clients` concurrent connections, and the server time (`Server-Timing`, median of 7) of a 10,000-row batch.
 For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
 workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
-well under that is a server left idle (by its clients, or by connections piled onto one worker). Then the same for
+well under that is a server left idle (by its clients, or by connections piled onto one worker); and the app's own
+CPU per request (`Server-Timing` cpu, p50), so that the rest is what the HTTP stack costs under load. Then the same for
 `GET /healthz` (the HTTP stack with no work behind it: no token, rules or decision log), so that what an evaluate
 costs beyond the stack shows, and what the stack alone leaves of a latency or throughput target.
 Last it reports how much of the machine's CPU time the host stole, and the time of a fixed piece of Python work
