@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from werkzeug.test import Client  # noqa: E402
 
+from bench.http import server_timing  # noqa: E402
 from kamcore.demo import synthetic_portfolio  # noqa: E402
 from server import create_app  # noqa: E402
 
@@ -70,8 +71,8 @@ def main() -> None:
             cpu = (time.thread_time() - cpu) * 1000
             if response.status_code != 200:
                 raise SystemExit(f"HTTP {response.status_code}: {response.get_data()[:300]!r}")
-            return (float(response.headers["Server-Timing"].split("app;dur=")[1].split(",")[0]), wall, collecting["ms"],
-                    collecting["full"], cpu)
+            return (server_timing(response.headers["Server-Timing"])["app"], wall, collecting["ms"], collecting["full"],
+                    cpu)
 
         post()  # warm: the rule book compiled, caches filled
         if args.gc == "freeze":
