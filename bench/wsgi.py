@@ -1,16 +1,17 @@
 """Benchmark: the service's own CPU per single-account `POST /v1/evaluate`, without a network or a WSGI server.
 
-The Flask app is called directly as a WSGI callable with a hand-built environ (bearer token, JSON body of one
-synthetic account, access log off), so what is timed is Flask, werkzeug, flask-smorest, the server layer and
-the engine. Prints the per-request CPU p50 (`time.thread_time`), and from a cProfile run the share of the
-request spent outside the engine: the request's time minus the time in kamcore calls made from outside kamcore
-(the engine's evaluation, decision log, rule store reads), i.e. Flask + werkzeug + flask-smorest + server/.
+The app is called directly as a WSGI callable with a hand-built environ (bearer token, JSON body of one
+synthetic account, access log off), so what is timed is the server layer and the engine: the evaluate lane
+(server/lane.py) answers such a request in front of Flask. Prints the per-request CPU p50 (`time.thread_time`),
+and from a cProfile run the share of the request spent outside the engine: the request's time minus the time in
+kamcore calls made from outside kamcore (the engine's evaluation, decision log, rule store reads), i.e. server/,
+and Flask, werkzeug and flask-smorest where they answer.
 
 Optionally against an earlier revision of the service (its `server` and `kamcore` packages and rule book,
-`git archive`d), run in interleaved subprocesses, so a before / after figure comes from one run under the same
-load:
+`git archive`d), and with `--no-lane` this tree with the lane off (through Flask), run in interleaved
+subprocesses, so a before / after figure comes from one run under the same load:
 
-    python bench/wsgi.py [--calls 1500] [--rounds 3] [--against REV] [--profile]
+    python bench/wsgi.py [--calls 1500] [--rounds 3] [--against REV] [--no-lane] [--profile]
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from kamcore.demo import synthetic_portfolio
 from server import create_app
-calls, profile = int(sys.argv[2]), sys.argv[3] == "1"
+calls, profile, lane = int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 data = Path(tempfile.mkdtemp())
-app = create_app({"data_dir": data / "data", "access_log": False, "events_sweep_s": 0, "token_memory_kib": 1024})
+config = {"data_dir": data / "data", "access_log": False, "events_sweep_s": 0, "token_memory_kib": 1024}
+if lane == "off":  # (a revision before the lane has no such setting)
+    config["evaluate_lane"] = False
+app = create_app(config)
 token = app.extensions["kam"].tokens.create("bench", "viewer")
 accounts = json.loads(synthetic_portfolio(1, seed=11).to_json(orient="records", date_format="iso"))
 body = json.dumps({"accounts": accounts}).encode()
@@ -71,7 +75,7 @@ if profile:
     pr.disable()
     stats = pstats.Stats(pr).stats
     engine = lambda file: "/kamcore/" in file
-    total = sum(ct for (file, _, fn), (_, _, _, ct, _) in stats.items() if fn == "wsgi_app")
+    total = sum(ct for (file, _, fn), (_, _, _, ct, _) in stats.items() if fn == "post" and file == "<string>")
     inside = 0.0  # kamcore functions' cumulative time, counted where the server layer calls them
     for (file, _, _), (_, _, _, _, callers) in stats.items():
         if engine(file):
@@ -89,8 +93,8 @@ print(json.dumps(result))
 """
 
 
-def measure(source: Path, calls: int, profile: bool) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(source), str(calls), "1" if profile else "0"],
+def measure(source: Path, calls: int, profile: bool, lane: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(source), str(calls), "1" if profile else "0", lane],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -112,15 +116,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--against", metavar="REV", help="also time the service at this git revision")
     parser.add_argument("--profile", action="store_true",
                         help="also profile 1,000 requests: the share outside the engine (cProfile inflates it)")
+    parser.add_argument("--no-lane", action="store_true",
+                        help="also time this tree with the evaluate lane off (server/lane.py): Flask's own path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT}
         if args.against:
             trees = {args.against: export(args.against, Path(tmp)), **trees}
+        if args.no_lane:
+            trees = {"no lane": ROOT, **trees}
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         for r in range(args.rounds):  # interleaved, so drift on a shared machine hits every tree alike
             for name, source in trees.items():
-                run = measure(source, args.calls, args.profile)
+                run = measure(source, args.calls, args.profile, "off" if name.endswith("no lane") else "on")
                 runs[name].append(run)
                 share = f"  outside the engine {run['server_share']:.1%} (cProfile)" if args.profile else ""
                 print(f"round {r + 1}: {name:>12}  raw WSGI cpu p50 {run['cpu_p50']:.3f} ms{share}", flush=True)

@@ -60,7 +60,7 @@ class ServiceApp(Flask):
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     """Build the app: open (or create from the shipped book) the rule repository and databases under the data
     dir, register the blueprints, error handlers and the OpenAPI document."""
-    from . import accesslog, api, apidocs, problems, web, xlwings_protocol
+    from . import accesslog, api, apidocs, lane, problems, web, xlwings_protocol
     from .encoding import JSONProvider
 
     cfg = Config.of(config)
@@ -95,6 +95,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     accesslog.register(app, log_lines=cfg.access_log)
     web.register(app)
     apidocs.register(app)
+    if cfg.evaluate_lane:
+        lane.install(app, app.extensions["kam"], log_lines=cfg.access_log)
     return app
 
 

@@ -1,5 +1,6 @@
 """Per request: a `Server-Timing` header, and one JSON line on the `kam.access` logger (who, what, status, time,
-decision and revision, and which worker process answered).
+decision and revision, and which worker process answered); written by the app's hooks, and by the evaluate
+lane (lane.py) for the requests it answers.
 
 Both give the request's time twice: `app` (`ms`), from the first hook to the last on the clock, and `cpu`
 (`cpu_ms`), the CPU its thread used meanwhile. Far apart, the request waited (for the decision log's turn, for
@@ -24,29 +25,38 @@ def register(app: Flask, log_lines: bool = True) -> None:
         context = g._get_current_object()
         context.started, context.started_cpu = time.perf_counter(), time.thread_time()
 
-    worker = os.getpid()
-
     @app.after_request
     def _line(response: Response) -> Response:
         context = g._get_current_object()  # the proxies once each, not per attribute
         ms = (time.perf_counter() - context.get("started", time.perf_counter())) * 1000
         cpu_ms = (time.thread_time() - context.get("started_cpu", time.thread_time())) * 1000
-        response.headers["Server-Timing"] = f"app;dur={ms:.2f}, cpu;dur={cpu_ms:.2f}"
-        if not log_lines:
-            return response
-        req = request._get_current_object()
-        principal = context.get("principal")
-        record = {
-            "method": req.method,
-            "path": req.path,
-            "status": response.status_code,
-            "ms": round(ms, 2),
-            "cpu_ms": round(cpu_ms, 2),
-            "actor": principal.name if principal else None,
-            "decision_id": context.get("decision_id"),
-            "revision": context.get("revision"),
-            "bytes_in": req.content_length,
-            "worker": worker,
-        }
-        log.info(orjson.dumps(record).decode())
+        response.headers["Server-Timing"] = server_timing(ms, cpu_ms)
+        if log_lines:
+            req = request._get_current_object()
+            principal = context.get("principal")
+            write_line(req.method, req.path, response.status_code, ms, cpu_ms, principal.name if principal else None,
+                       context.get("decision_id"), context.get("revision"), req.content_length)
         return response
+
+
+def server_timing(ms: float, cpu_ms: float) -> str:
+    """The `Server-Timing` header's value: the request's time on the clock and its thread's CPU time."""
+    return f"app;dur={ms:.2f}, cpu;dur={cpu_ms:.2f}"
+
+
+def write_line(method: str, path: str, status: int, ms: float, cpu_ms: float, actor: str | None,
+               decision_id: str | None, revision: str | None, bytes_in: int | None) -> None:
+    """One request's JSON line on the `kam.access` logger."""
+    record = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "ms": round(ms, 2),
+        "cpu_ms": round(cpu_ms, 2),
+        "actor": actor,
+        "decision_id": decision_id,
+        "revision": revision,
+        "bytes_in": bytes_in,
+        "worker": os.getpid(),  # which worker process answered (`kam serve --workers N`)
+    }
+    log.info(orjson.dumps(record).decode())

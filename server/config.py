@@ -27,6 +27,8 @@ class Config:
     token_memory_kib: int = 65536  # argon2 memory cost of new token hashes (the argon2-cffi default)
     events_sweep_s: float = 60.0  # how often due event timers fire (0: never; tests call sweep themselves)
     access_log: bool = True
+    # A plain evaluate of a few accounts as JSON answered in front of Flask (see server/lane.py); off: by the app.
+    evaluate_lane: bool = True
     testing: bool = False
 
     @classmethod

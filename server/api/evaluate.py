@@ -17,7 +17,7 @@ from kamcore.decisions import DecisionLogBusy, DecisionLogError
 from kamcore.errors import InputError
 from kamcore.portfolio import read_table
 
-from .. import gcpause, services
+from .. import Services, gcpause, services
 from ..auth import authenticate, requires
 from ..encoding import Encoded, dumps, json_response, loads, plain, result_rows
 from ..problems import PROBLEM_JSON, ApiProblem
@@ -113,13 +113,31 @@ def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]]
 def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
                       rev: str | None = None, lang: str = "en", explain_rules: Collection[str] | None = None,
                       encoded: bool = False) -> dict[str, Any]:
-    """Evaluate, log the decision, and shape the answer (shared by the API and the other front ends);
-    `explain_rules` narrows each trace to those rules. `encoded`: the answer is sent as JSON by `dumps`, so a
-    large batch's `results` may come as their JSON already (`Encoded`, which `dumps` writes as it is):
-    encoded while the decision log writes on another thread (its compression and SQLite's writing let go of the
-    GIL). The answer is given once the decision is logged, as always."""
-    kam = services()
-    within_row_limit(len(accounts))
+    """`decide` for this request's caller (the API and the other front ends), the decision id and revision noted
+    for the access log; a decision log that fails (other than busy) is a 500, logged with its traceback."""
+    try:
+        return decide(services(), authenticate().name, accounts, explain=explain, as_of=as_of, rev=rev, lang=lang,
+                      explain_rules=explain_rules, encoded=encoded, note=g._get_current_object())
+    except DecisionLogBusy:
+        raise  # 503, try again
+    except DecisionLogError as e:  # the accounts were read and evaluated: the fault is the service's, not theirs
+        current_app.logger.error("the decision could not be logged: %s", e, exc_info=e)
+        raise ApiProblem(500, "The decision could not be logged / 决策未能记录", f"{e}; nothing was answered "
+                         "that the log does not hold") from e
+
+
+def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
+           rev: str | None = None, lang: str = "en", explain_rules: Collection[str] | None = None,
+           encoded: bool = False, note: Any = None) -> dict[str, Any]:
+    """Evaluate, log the decision as `actor`'s, and shape the answer; needs no request context (the evaluate
+    lane calls it too). `explain_rules` narrows each trace to those rules. `encoded`: the answer is sent as JSON
+    by `dumps`, so a large batch's `results` may come as their JSON already (`Encoded`, which `dumps` writes as
+    it is): encoded while the decision log writes on another thread (its compression and SQLite's writing let go
+    of the GIL). The answer is given once the decision is logged, as always. `note`: where the revision and the
+    decision id are set as soon as they are known (for the access log). Raises ApiProblem (too many accounts,
+    out of time, accounts that cannot be read), NotReady, and DecisionLogError when the log refuses."""
+    if len(accounts) > kam.config.max_rows:
+        raise too_many_rows(len(accounts), kam.config.max_rows)
     book = kam.rules.book(rev)
     deadline = time.monotonic() + kam.config.evaluate_timeout_s
 
@@ -145,24 +163,20 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
             result["explanation"] = trace.text(lang)
     errors = [_row_error(e) for e in evaluation.errors]
     warnings = [_row_error(e) for e in evaluation.warnings]
-    actor = authenticate().name
-    context = g._get_current_object()
-    context.revision = book.revision
-    try:
-        if encoded and len(results) >= ENCODE_ASIDE_ROWS:
-            recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
-            try:
-                results = Encoded(dumps(results))  # the rows only read, by both threads
-            finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
-                context.decision_id = decision_id = recording.result()  # names it
-        else:
-            context.decision_id = decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
-    except DecisionLogBusy:
-        raise  # 503, try again
-    except DecisionLogError as e:  # the accounts were read and evaluated: the fault is the service's, not theirs
-        current_app.logger.error("the decision could not be logged: %s", e, exc_info=e)
-        raise ApiProblem(500, "The decision could not be logged / 决策未能记录", f"{e}; nothing was answered "
-                         "that the log does not hold") from e
+    if note is not None:
+        note.revision = book.revision
+    if encoded and len(results) >= ENCODE_ASIDE_ROWS:
+        recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
+        try:
+            results = Encoded(dumps(results))  # the rows only read, by both threads
+        finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
+            decision_id = recording.result()  # names it
+            if note is not None:
+                note.decision_id = decision_id
+    else:
+        decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
+        if note is not None:
+            note.decision_id = decision_id
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
             "results": results, "errors": errors, "warnings": warnings}
 
@@ -171,8 +185,12 @@ def within_row_limit(count: int) -> None:
     """413 when a request carries more accounts than the service takes at once (`max_rows`)."""
     limit = services().config.max_rows
     if count > limit:
-        raise ApiProblem(413, "Too many accounts", f"{count} accounts in one request; the limit is {limit}: "
-                                                   "split the table into several requests")
+        raise too_many_rows(count, limit)
+
+
+def too_many_rows(count: int, limit: int) -> ApiProblem:
+    return ApiProblem(413, "Too many accounts", f"{count} accounts in one request; the limit is {limit}: "
+                                                "split the table into several requests")
 
 
 def _row_error(e: Any) -> dict[str, Any]:

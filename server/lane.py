@@ -1,0 +1,137 @@
+"""The evaluate lane: a plain `POST /v1/evaluate` of a few accounts as JSON, answered without Flask's request
+machinery.
+
+Most calls of the service are one account or a few, as JSON, from the Excel add-in or another system. For such a
+request, Flask's contexts, routing, hooks and response object cost about 0.4 ms of its ~1.3 ms of CPU
+(`bench/wsgi.py`). The lane, a WSGI middleware in front of the app, answers the plain case itself with the view's
+own parts:
+- the same token check (`TokenStore.principal`, the view's permission);
+- the same body reading (`loads`, `load_evaluate_request`);
+- the same evaluation and decision (`decide`);
+- the same answer bytes, headers, `Server-Timing` and access-log line.
+
+Everything else goes to the app untouched, so the app stays the one place that says what any other request gets:
+- another method, path or media type; a query string; a cookie;
+- a body over LANE_BODY_BYTES or of unknown length;
+- a missing token, or one that does not resolve to a caller the view allows;
+- a body that is not valid, or more accounts than `max_rows`;
+- a rule book that does not load;
+- an evaluation refused (accounts that cannot be read, the time limit);
+- a decision log that refuses the decision.
+
+Those are handed over with the body the lane read, before anything is recorded, so the app answers them exactly
+as it always has: its problem documents and status codes. An error the lane does not expect is logged with its
+traceback and handed over the same way."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from marshmallow import ValidationError
+from werkzeug.exceptions import InternalServerError
+
+from kamcore.errors import KamError
+
+from . import Services
+from .accesslog import server_timing, write_line
+from .api.evaluate import Evaluate, decide
+from .encoding import dumps, loads
+from .problems import PROBLEM_JSON, ApiProblem
+from .schemas import load_evaluate_request
+
+PATH = "/v1/evaluate"
+PERMISSION = Evaluate.post.required_permission  # what the view requires of its caller, the lane too
+LANE_BODY_BYTES = 64 * 1024  # about 90 accounts as JSON; a larger body goes to the app
+
+log = logging.getLogger(__name__)
+
+# What the app answers for a fault in a view (werkzeug's 500, as problems.py writes an HTTPException).
+_INTERNAL_ERROR = dumps({"type": "about:blank", "title": InternalServerError().name, "status": 500,
+                         "detail": InternalServerError.description})
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _Noted:
+    """What `decide` notes for the access log (in the app, `flask.g` takes these)."""
+
+    revision: str | None = None
+    decision_id: str | None = None
+
+
+class EvaluateLane:
+    """WSGI middleware: the plain evaluate request answered here, any other request passed to `app`."""
+
+    def __init__(self, kam: Services, app: WSGIApp, log_lines: bool = True):
+        self.kam, self.app, self.log_lines = kam, app, log_lines
+        self.body_limit = min(LANE_BODY_BYTES, kam.config.max_body_bytes)
+        self.answered = 0  # requests the lane answered itself (the tests ask)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST" \
+                or environ.get("QUERY_STRING") or "HTTP_COOKIE" in environ:
+            return self.app(environ, start_response)
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        length = _length(environ.get("CONTENT_LENGTH"))
+        content_type = environ.get("CONTENT_TYPE", "")
+        if length is None or not 0 < length <= self.body_limit \
+                or content_type.partition(";")[0].strip().lower() != "application/json":
+            return self.app(environ, start_response)
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        token = token.strip()
+        principal = self.kam.tokens.principal(token) if scheme.lower() == "bearer" and token else None
+        if principal is None or not principal.may(PERMISSION):
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(length)
+        note = _Noted()
+        try:
+            accounts, explain, as_of = _request(loads(body))
+            answer = dumps(decide(self.kam, principal.name, accounts, explain=explain, as_of=as_of, encoded=True,
+                                  note=note))
+        except (ValueError, ValidationError, ApiProblem, KamError):  # the app answers what is wrong
+            return self._hand_over(environ, body, start_response)
+        except Exception:  # noqa: BLE001 - a fault of the lane's, logged with its traceback
+            if note.decision_id is None:  # nothing recorded: the app answers as it would have
+                log.exception("the evaluate lane failed; the app answers the request")
+                return self._hand_over(environ, body, start_response)
+            # Recorded, so not to be evaluated and recorded again: the app's answer to a fault in its view.
+            log.exception("the evaluate lane failed after decision %s was recorded", note.decision_id)
+            status, content_type, answer = "500 INTERNAL SERVER ERROR", PROBLEM_JSON, _INTERNAL_ERROR
+        else:
+            status, content_type = "200 OK", "application/json"
+        ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - started_cpu) * 1000
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(answer))),
+                                ("Server-Timing", server_timing(ms, cpu_ms))])
+        if self.log_lines:
+            write_line("POST", PATH, int(status[:3]), ms, cpu_ms, principal.name, note.decision_id, note.revision,
+                       length)
+        self.answered += 1
+        return [answer]
+
+    def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse) -> Iterable[bytes]:
+        return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
+
+
+def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
+    """The accounts, `explain` and `as_of` of an evaluate body, as the view reads them (no query string here)."""
+    body = load_evaluate_request(payload)
+    return body["accounts"], body["explain"], body.get("as_of")
+
+
+def _length(header: str | None) -> int | None:
+    if not header or not header.isdigit():  # absent, or not a plain count of bytes
+        return None
+    return int(header)
+
+
+def install(app: Flask, kam: Services, log_lines: bool) -> EvaluateLane:
+    """Put the lane in front of the app's WSGI callable (Flask's way to add middleware)."""
+    lane = EvaluateLane(kam, app.wsgi_app, log_lines)
+    app.wsgi_app = lane  # type: ignore[method-assign]
+    return lane

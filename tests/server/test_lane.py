@@ -1,0 +1,248 @@
+"""The evaluate lane (server/lane.py) answers a plain evaluate exactly as the app does, and hands every other
+request to the app: each request below is sent through the lane and straight to the app (the same app, rules
+and decision log), and the two answers are compared byte for byte, but for the decision id and the timing."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
+from werkzeug.wrappers import Response
+
+from kamcore.demo import synthetic_portfolio
+from server import auth
+from server import lane as lane_module
+from server.lane import LANE_BODY_BYTES, EvaluateLane
+
+from .conftest import make_app
+
+AS_OF = "2026-11-23"
+
+
+def json_accounts(n, seed=5):
+    return json.loads(synthetic_portfolio(n, seed=seed).to_json(orient="records", date_format="iso"))
+
+
+@pytest.fixture(scope="module")
+def lane_app(tmp_path_factory):
+    return make_app(tmp_path_factory.mktemp("lane"))
+
+
+@pytest.fixture(scope="module")
+def tokens(lane_app):
+    store = lane_app.extensions["kam"].tokens
+    return {role: store.create(f"{role}-user", role) for role in ("viewer", "auditor", "admin")}
+
+
+def lane_of(app) -> EvaluateLane:
+    assert isinstance(app.wsgi_app, EvaluateLane)
+    return app.wsgi_app
+
+
+def both(app, *args, **kwargs):
+    """The answer through the lane, whether the lane answered it itself, and the app's own answer."""
+    lane = lane_of(app)
+    before = lane.answered
+    via_lane = run(app, args[0]) if args and isinstance(args[0], dict) else \
+        Client(app, use_cookies=False).open(*args, **kwargs)
+    answered = lane.answered - before
+    assert answered in (0, 1)
+    direct = run(lane.app, args[0]) if args and isinstance(args[0], dict) else \
+        Client(lane.app, use_cookies=False).open(*args, **kwargs)
+    return via_lane, bool(answered), direct
+
+
+def run(app, environ):
+    """`app`'s answer to exactly `environ` (the test client would make its own of it), its body read afresh."""
+    environ = {**environ, "wsgi.input": io.BytesIO(environ["wsgi.input"].getvalue())}
+    body, status, headers = run_wsgi_app(app, environ)
+    return Response(b"".join(body), status=status, headers=headers)
+
+
+def same_answer(a, b):
+    assert a.status == b.status
+    assert sorted((k, v) for k, v in a.headers.items() if k != "Server-Timing") == \
+        sorted((k, v) for k, v in b.headers.items() if k != "Server-Timing")
+    if a.content_type == "application/json" and a.status_code == 200:
+        one, other = a.json, b.json
+        assert one["decision_id"] != other["decision_id"]  # each recorded its own decision
+        assert one | {"decision_id": None} == other | {"decision_id": None}
+        assert a.data.replace(one["decision_id"].encode(), b"") == b.data.replace(other["decision_id"].encode(), b"")
+    else:
+        assert a.data == b.data
+
+
+def chinese_keys(app, account):
+    dictionary = app.extensions["kam"].rules.book().dictionary
+    return {(dictionary.label(k, "zh") or k): v for k, v in account.items()}
+
+
+def test_the_lane_answers_a_plain_evaluate_as_the_app_does(lane_app, tokens):
+    one, three = json_accounts(1), json_accounts(3)
+    bad = [*three[:1], {**three[1], "revenue_12m": "a lot"}, three[2]]
+    cases = {
+        "one account": {"accounts": one},
+        "one account, as_of": {"accounts": one, "as_of": AS_OF},
+        "three, explained": {"accounts": three, "explain": True, "as_of": AS_OF},
+        "one bad row of three": {"accounts": bad, "as_of": AS_OF},
+        "chinese headers": {"accounts": [chinese_keys(lane_app, three[2])], "as_of": AS_OF},
+        "no accounts": {"accounts": []},
+    }
+    for name, body in cases.items():
+        via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST", json=body,
+                                          headers={"Authorization": f"Bearer {tokens['viewer']}"})
+        assert answered, name
+        assert via_lane.status_code == 200, (name, via_lane.json)
+        same_answer(via_lane, direct)
+        if name == "one bad row of three":
+            assert [r["row"] for r in via_lane.json["results"]] == [0, 2]
+            assert [(e["row"], e["field"]) for e in via_lane.json["errors"]] == [(1, "revenue_12m")]
+        if name == "chinese headers":
+            assert via_lane.json["results"][0]["tier"] and not via_lane.json["errors"]
+        if name == "three, explained":
+            assert all(r["explanation"] for r in via_lane.json["results"])
+    # any role may evaluate; a media type with a charset is still JSON
+    via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST", data=json.dumps({"accounts": one}),
+                                      headers={"Authorization": f"Bearer {tokens['auditor']}",
+                                               "Content-Type": "application/json; charset=utf-8"})
+    assert answered and via_lane.status_code == 200
+    same_answer(via_lane, direct)
+
+
+def test_the_lane_hands_every_other_request_to_the_app(lane_app, tokens):
+    one = json_accounts(1)
+    bearer = {"Authorization": f"Bearer {tokens['viewer']}"}
+    body = json.dumps({"accounts": one}).encode()
+    large = {"accounts": json_accounts(150)}
+    assert len(json.dumps(large)) > LANE_BODY_BYTES
+    cases = {
+        "no token": dict(json={"accounts": one}),
+        "unknown token": dict(json={"accounts": one}, headers={"Authorization": "Bearer kam_0_nope"}),
+        "not bearer": dict(json={"accounts": one}, headers={"Authorization": f"Basic {tokens['viewer']}"}),
+        "not JSON": dict(data=b'{"accounts": [', headers={**bearer, "Content-Type": "application/json"}),
+        "no list of accounts": dict(json={"accounts": {"a": 1}}, headers=bearer),
+        "an account not an object": dict(json={"accounts": [1, *one]}, headers=bearer),
+        "an unknown key": dict(json={"accounts": one, "colour": "red"}, headers=bearer),
+        "a bad as_of": dict(json={"accounts": one, "as_of": "2026-02-30"}, headers=bearer),
+        "a query string": dict(json={"accounts": one}, headers=bearer, query_string={"lang": "zh"}),
+        "CSV": dict(data="revenue_12m\n1000\n", headers={**bearer, "Content-Type": "text/csv"}),
+        "text/plain": dict(data=body, headers={**bearer, "Content-Type": "text/plain"}),
+        "a cookie": dict(json={"accounts": one}, headers={**bearer, "Cookie": "session=x"}),
+        "too large for the lane": dict(json=large, headers=bearer),
+    }
+    for name, kwargs in cases.items():
+        via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST", **kwargs)
+        assert not answered, name
+        same_answer(via_lane, direct)
+        expected = 200 if name in ("a query string", "CSV", "a cookie", "too large for the lane") \
+            else 401 if "token" in name or name == "not bearer" else 400 if name == "not JSON" \
+            else 415 if name == "text/plain" else 422
+        assert via_lane.status_code == expected, (name, via_lane.status_code, via_lane.data[:300])
+    # a body of unknown length (chunked: a WSGI server gives it whole, and says so)
+    environ = EnvironBuilder("/v1/evaluate", method="POST", data=body,
+                             headers={**bearer, "Content-Type": "application/json"}).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ |= {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+    via_lane, answered, direct = both(lane_app, environ)
+    assert not answered and via_lane.status_code == 200
+    same_answer(via_lane, direct)
+    for method, path in (("GET", "/v1/evaluate"), ("POST", "/v1/evaluate/"), ("POST", "/v1/evaluate.csv")):
+        via_lane, answered, direct = both(lane_app, path, method=method, json={"accounts": one}, headers=bearer)
+        assert not answered and via_lane.status_code in (404, 405, 415, 308), (method, path, via_lane.status)
+        same_answer(via_lane, direct)
+
+
+def test_a_role_the_view_refuses_is_the_apps_to_refuse(new_app, monkeypatch):
+    app, as_ = new_app()
+    monkeypatch.setitem(auth.PERMISSIONS, lane_module.PERMISSION, frozenset({"admin"}))
+    for role, status in (("viewer", 403), ("admin", 200)):
+        via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(1)},
+                                          headers={"Authorization": f"Bearer {as_[role].token}"})
+        assert answered == (status == 200) and via_lane.status_code == status, role
+        same_answer(via_lane, direct)
+
+
+def test_more_accounts_than_max_rows_is_the_apps_413(new_app):
+    app, as_ = new_app(max_rows=2)
+    token = as_["viewer"].token
+    via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(3)},
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert not answered and via_lane.status_code == 413
+    same_answer(via_lane, direct)
+    assert app.extensions["kam"].decisions.verify().records == 0
+
+
+def test_a_lane_decision_is_recorded_once_under_its_caller_and_reproduces(lane_app, tokens):
+    kam = lane_app.extensions["kam"]
+    before = kam.decisions.verify().records
+    r = Client(lane_app).post("/v1/evaluate", json={"accounts": json_accounts(2), "as_of": AS_OF},
+                              headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    assert r.status_code == 200 and kam.decisions.verify().records == before + 1
+    decision = kam.decisions.get(r.json["decision_id"])
+    assert (decision.actor, decision.revision, str(decision.as_of)) == ("viewer-user", r.json["rules_version"], AS_OF)
+    audit = {"Authorization": f"Bearer {tokens['auditor']}"}
+    again = Client(lane_app).post(f"/v1/decisions/{decision.id}/reproduce", headers=audit)
+    assert again.status_code == 200 and again.json["identical"], again.json
+
+
+def test_the_lane_logs_its_line_and_times_the_request(new_app, caplog):
+    app, as_ = new_app(access_log=True)
+    with caplog.at_level(logging.INFO, logger="kam.access"):
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
+    assert r.status_code == 200 and lane_of(app).answered == 1
+    ms, cpu = [float(part.split("=")[1]) for part in r.headers["Server-Timing"].split(", ")]
+    assert r.headers["Server-Timing"].startswith("app;dur=") and 0 < cpu <= ms + 0.02
+    (line,) = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "kam.access"]
+    assert line | {"ms": None, "cpu_ms": None, "worker": None} == {
+        "method": "POST", "path": "/v1/evaluate", "status": 200, "ms": None, "cpu_ms": None, "actor": "viewer-user",
+        "decision_id": r.json["decision_id"], "revision": r.json["rules_version"],
+        "bytes_in": int(r.request.headers["Content-Length"]), "worker": None}
+
+
+def test_a_fault_in_the_lane_before_recording_is_logged_and_the_app_answers(new_app, monkeypatch, caplog):
+    app, as_ = new_app()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the lane")
+
+    monkeypatch.setattr(lane_module, "decide", broken)
+    with caplog.at_level(logging.ERROR, logger="server.lane"):
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
+    assert r.status_code == 200 and lane_of(app).answered == 0
+    assert app.extensions["kam"].decisions.verify().records == 1  # the app's, and only the app's
+    (logged,) = [rec for rec in caplog.records if rec.name == "server.lane"]
+    assert "the app answers" in logged.getMessage() and "a bug in the lane" in str(logged.exc_info[1])
+
+
+def test_a_fault_in_the_lane_after_recording_answers_500_and_names_the_decision(new_app, monkeypatch, caplog):
+    """Recorded already, the request is not handed over (that would record a second decision): it is answered
+    with the problem document the app gives a fault in its view."""
+    app, as_ = new_app(access_log=True)
+    calls = []
+
+    def refuse(value):
+        calls.append(value)
+        raise MemoryError("no room for the answer")
+
+    monkeypatch.setattr(lane_module, "dumps", refuse)
+    with caplog.at_level(logging.INFO):
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
+    assert calls and r.status_code == 500 and r.content_type == "application/problem+json"
+    assert r.json == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                      "detail": r.json["detail"]} and "internal error" in r.json["detail"]
+    kam = app.extensions["kam"]
+    assert kam.decisions.verify().records == 1
+    (recorded,) = kam.decisions._db.execute("SELECT id FROM decisions").fetchone()
+    (line,) = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "kam.access"]
+    assert line["decision_id"] == recorded and line["status"] == 500
+    (logged,) = [rec for rec in caplog.records if rec.name == "server.lane"]
+    assert recorded in logged.getMessage() and logged.exc_info
+
+
+def test_the_lane_is_off_when_configured_so(new_app):
+    app, as_ = new_app(evaluate_lane=False)
+    assert not isinstance(app.wsgi_app, EvaluateLane)
+    assert as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)}).status_code == 200
