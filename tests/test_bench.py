@@ -83,3 +83,15 @@ def test_the_in_process_batch_benchmark_runs():
                            "--profile", "--top", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "300 accounts" in done.stdout and "server time" in done.stdout and "function calls" in done.stdout
+
+
+def test_the_in_process_request_benchmark_times_the_lane_and_flask():
+    """bench/wsgi.py, the lane and (--no-lane) Flask's path each in a child, with the profile's share of the
+    request spent outside the engine (figures not checked: the shares only have to be shares)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "wsgi.py"), "--calls", "20", "--rounds", "1",
+                           "--no-lane", "--profile"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shares = re.findall(r"^ *(no lane|this tree): median of 1 round p50s [\d.]+ ms CPU, outside the engine "
+                        r"([\d.]+)% of the request$", done.stdout, re.M)
+    assert [name for name, _ in shares] == ["no lane", "this tree"], done.stdout
+    assert all(0 < float(share) < 100 for _, share in shares), done.stdout
