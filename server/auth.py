@@ -30,6 +30,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"auditor", "admin"}),  # decisions: look up, reproduce, verify the chain
 }
 
+# The environ key under which the evaluate lane (lane.py) hands the app the caller it found for the request's
+# bearer token (None: unknown or revoked). A client cannot set it: a WSGI server puts headers under HTTP_ keys.
+CHECKED_PRINCIPAL = "kam.checked_principal"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -156,12 +160,15 @@ def authenticate() -> Principal:
     principal = context.get("principal")
     if principal is not None:
         return principal
-    header = request._get_current_object().headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    req = request._get_current_object()
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiProblem(401, "Unauthorized", "send `Authorization: Bearer <token>`; create one with "
                                               "`kam token create --name NAME --role ROLE`")
-    principal = current_app._get_current_object().extensions["kam"].tokens.principal(token.strip())
+    if CHECKED_PRINCIPAL in req.environ:  # this token's verdict, found by the evaluate lane: not argon2 again
+        principal = req.environ[CHECKED_PRINCIPAL]
+    else:
+        principal = current_app._get_current_object().extensions["kam"].tokens.principal(token.strip())
     if principal is None:
         raise ApiProblem(401, "Unauthorized", "the token is unknown or revoked")
     context.principal = principal

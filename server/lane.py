@@ -10,18 +10,19 @@ own parts:
 - the same evaluation and decision (`decide`);
 - the same answer bytes, headers, `Server-Timing` and access-log line.
 
-Everything else goes to the app untouched, so the app stays the one place that says what any other request gets:
-- another method, path or media type; a query string; a cookie;
-- a body over LANE_BODY_BYTES or of unknown length;
-- a missing token, or one that does not resolve to a caller the view allows;
-- a body that is not valid, or more accounts than `max_rows`;
-- a rule book that does not load;
-- an evaluation refused (accounts that cannot be read, the time limit);
-- a decision log that refuses the decision.
-
-Those are handed over with the body the lane read, before anything is recorded, so the app answers them exactly
-as it always has: its problem documents and status codes. An error the lane does not expect is logged with its
-traceback and handed over the same way."""
+Everything else goes to the app, so the app stays the one place that says what any other request gets:
+- another method, path or media type; a query string; a cookie; a body over LANE_BODY_BYTES or of unknown length:
+  untouched;
+- a missing token, or one that does not resolve to a caller the view allows: with the lane's verdict on the token
+  (`auth.CHECKED_PRINCIPAL`), so a wrong secret costs one argon2 run, not two;
+- a body shorter than its length, not JSON, or not a valid evaluate body: with the body the lane read, for the app
+  to read again and say what is wrong;
+- a refusal by `decide`, before anything is recorded (more accounts than `max_rows`, a rule book that does not
+  load, accounts that cannot be read, the time limit, a decision log busy or failing, or a fault): with the
+  refusal (`LaneRefusal`), which the view raises as its own, so the app answers with its problem document,
+  status, access line and log, and nothing is evaluated or waited for twice.
+A fault after the decision is recorded is answered here, as the app answers a fault in its view (a 500 problem
+document), logged with its traceback: handed over, the request would be recorded twice."""
 
 from __future__ import annotations
 
@@ -32,21 +33,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
-from marshmallow import ValidationError
 from werkzeug.exceptions import InternalServerError
-
-from kamcore.errors import KamError
 
 from . import Services
 from .accesslog import server_timing, write_line
-from .api.evaluate import Evaluate, decide
+from .api.evaluate import REFUSED, Evaluate, LaneRefusal, decide
+from .auth import CHECKED_PRINCIPAL
 from .encoding import dumps, loads
-from .problems import PROBLEM_JSON, ApiProblem
+from .problems import PROBLEM_JSON
 from .schemas import load_evaluate_request
 
 PATH = "/v1/evaluate"
 PERMISSION = Evaluate.post.required_permission  # what the view requires of its caller, the lane too
-LANE_BODY_BYTES = 64 * 1024  # about 90 accounts as JSON; a larger body goes to the app
+LANE_BODY_BYTES = 64 * 1024  # about 120 accounts as JSON; a larger body goes to the app
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +84,29 @@ class EvaluateLane:
             return self.app(environ, start_response)
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         token = token.strip()
-        principal = self.kam.tokens.principal(token) if scheme.lower() == "bearer" and token else None
+        if scheme.lower() != "bearer" or not token:
+            return self.app(environ, start_response)
+        try:
+            principal = self.kam.tokens.principal(token)
+        except Exception:  # noqa: BLE001 - the token store failing: the app tries again and answers as it does
+            return self.app(environ, start_response)
+        environ[CHECKED_PRINCIPAL] = principal  # the app takes this verdict rather than running argon2 again
         if principal is None or not principal.may(PERMISSION):
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(length)
-        note = _Noted()
+        if len(body) != length:  # the client sent less than it said: the app says what is wrong
+            return self._hand_over(environ, body, start_response)
         try:
             accounts, explain, as_of = _request(loads(body))
+        except Exception:  # noqa: BLE001 - nothing evaluated: the app reads the body again and says what is wrong
+            return self._hand_over(environ, body, start_response)
+        note = _Noted()
+        try:
             answer = dumps(decide(self.kam, principal.name, accounts, explain=explain, as_of=as_of, encoded=True,
                                   note=note))
-        except (ValueError, ValidationError, ApiProblem, KamError):  # the app answers what is wrong
-            return self._hand_over(environ, body, start_response)
-        except Exception:  # noqa: BLE001 - a fault of the lane's, logged with its traceback
-            if note.decision_id is None:  # nothing recorded: the app answers as it would have
-                log.exception("the evaluate lane failed; the app answers the request")
-                return self._hand_over(environ, body, start_response)
+        except Exception as e:  # noqa: BLE001
+            if note.decision_id is None:  # refused, nothing recorded: the app answers with the refusal
+                return self._hand_over(environ, body, start_response, LaneRefusal(e, note.revision))
             # Recorded, so not to be evaluated and recorded again: the app's answer to a fault in its view.
             log.exception("the evaluate lane failed after decision %s was recorded", note.decision_id)
             status, content_type, answer = "500 INTERNAL SERVER ERROR", PROBLEM_JSON, _INTERNAL_ERROR
@@ -114,8 +121,12 @@ class EvaluateLane:
         self.answered += 1
         return [answer]
 
-    def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse) -> Iterable[bytes]:
-        return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
+    def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse,
+                   refused: LaneRefusal | None = None) -> Iterable[bytes]:
+        environ = {**environ, "wsgi.input": io.BytesIO(body)}
+        if refused is not None:
+            environ[REFUSED] = refused
+        return self.app(environ, start_response)
 
 
 def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
@@ -125,7 +136,7 @@ def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
 
 
 def _length(header: str | None) -> int | None:
-    if not header or not header.isdigit():  # absent, or not a plain count of bytes
+    if not header or not (header.isascii() and header.isdigit()):  # absent, or not a plain count of bytes
         return None
     return int(header)
 

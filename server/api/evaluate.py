@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,10 @@ class Evaluate(MethodView):
         at once, or an evaluation still running at the time limit, is a 413: split the table. A decision log held
         by another writer past its wait is a 503 with `Retry-After`: nothing was recorded, send it again."""
         req = request._get_current_object()  # the proxy once, not per attribute
+        refused = req.environ.get(REFUSED)
+        if refused is not None:  # evaluated by the lane already, and refused: the same refusal, answered here
+            g.revision = refused.revision
+            raise refusal(refused.error)
         try:
             query = load_evaluate_query(req.args)
         except ValidationError as e:  # as webargs answers a query it cannot load
@@ -118,12 +123,33 @@ def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, 
     try:
         return decide(services(), authenticate().name, accounts, explain=explain, as_of=as_of, rev=rev, lang=lang,
                       explain_rules=explain_rules, encoded=encoded, note=g._get_current_object())
-    except DecisionLogBusy:
-        raise  # 503, try again
-    except DecisionLogError as e:  # the accounts were read and evaluated: the fault is the service's, not theirs
+    except DecisionLogError as e:
+        raise refusal(e)  # noqa: B904 - refusal() sets the cause of what it makes
+
+
+def refusal(e: Exception) -> Exception:
+    """What the app raises for an exception `decide` raised: a decision log that fails (other than busy, a 503 to
+    try again) is a 500, logged here with its traceback; anything else as it is."""
+    if isinstance(e, DecisionLogError) and not isinstance(e, DecisionLogBusy):
+        # The accounts were read and evaluated: the fault is the service's, not theirs.
         current_app.logger.error("the decision could not be logged: %s", e, exc_info=e)
-        raise ApiProblem(500, "The decision could not be logged / 决策未能记录", f"{e}; nothing was answered "
-                         "that the log does not hold") from e
+        problem = ApiProblem(500, "The decision could not be logged / 决策未能记录",
+                             f"{e}; nothing was answered that the log does not hold")
+        problem.__cause__ = e
+        return problem
+    return e
+
+
+@dataclass(frozen=True)
+class LaneRefusal:
+    """What the evaluate lane (lane.py) hands the app, under REFUSED in the request's environ, when `decide`
+    refused a request the lane took: the app answers with that refusal rather than evaluating again."""
+
+    error: Exception
+    revision: str | None  # of the book that refused it, if it got that far (for the access log)
+
+
+REFUSED = "kam.lane_refusal"  # a client cannot set it: a WSGI server puts headers under HTTP_ keys
 
 
 def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
@@ -135,7 +161,8 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain
     it is): encoded while the decision log writes on another thread (its compression and SQLite's writing let go
     of the GIL). The answer is given once the decision is logged, as always. `note`: where the revision and the
     decision id are set as soon as they are known (for the access log). Raises ApiProblem (too many accounts,
-    out of time, accounts that cannot be read), NotReady, and DecisionLogError when the log refuses."""
+    out of time, accounts that cannot be read), NotReady, UnknownRevision or StoreError (`rev`), and
+    DecisionLogError when the log refuses."""
     if len(accounts) > kam.config.max_rows:
         raise too_many_rows(len(accounts), kam.config.max_rows)
     book = kam.rules.book(rev)

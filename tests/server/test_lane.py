@@ -4,20 +4,27 @@ and decision log), and the two answers are compared byte for byte, but for the d
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
+import os
+import sqlite3
 
 import pytest
+from argon2 import PasswordHasher
 from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 from werkzeug.wrappers import Response
 
+from kamcore import decisions
 from kamcore.demo import synthetic_portfolio
+from kamcore.rulebook import RuleBook
 from server import auth
 from server import lane as lane_module
+from server.api import evaluate
 from server.lane import LANE_BODY_BYTES, EvaluateLane
 
-from .conftest import make_app
+from .conftest import clients, make_app
 
 AS_OF = "2026-11-23"
 
@@ -141,7 +148,7 @@ def test_the_lane_hands_every_other_request_to_the_app(lane_app, tokens):
             else 401 if "token" in name or name == "not bearer" else 400 if name == "not JSON" \
             else 415 if name == "text/plain" else 422
         assert via_lane.status_code == expected, (name, via_lane.status_code, via_lane.data[:300])
-    # a body of unknown length (chunked: a WSGI server gives it whole, and says so)
+    # a body of unknown length (a WSGI server that passes a chunked body on as it comes; waitress gives its length)
     environ = EnvironBuilder("/v1/evaluate", method="POST", data=body,
                              headers={**bearer, "Content-Type": "application/json"}).get_environ()
     del environ["CONTENT_LENGTH"]
@@ -202,37 +209,108 @@ def test_the_lane_logs_its_line_and_times_the_request(new_app, caplog):
         "bytes_in": int(r.request.headers["Content-Length"]), "worker": None}
 
 
-def test_a_fault_in_the_lane_before_recording_is_logged_and_the_app_answers(new_app, monkeypatch, caplog):
-    app, as_ = new_app()
+class Counted:
+    """Counts the calls of a real function (which it calls): how often a request evaluated or wrote."""
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("a bug in the lane")
+    def __init__(self, monkeypatch, owner, name):
+        self.calls, real = 0, getattr(owner, name)
 
-    monkeypatch.setattr(lane_module, "decide", broken)
-    with caplog.at_level(logging.ERROR, logger="server.lane"):
-        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
-    assert r.status_code == 200 and lane_of(app).answered == 0
-    assert app.extensions["kam"].decisions.verify().records == 1  # the app's, and only the app's
-    (logged,) = [rec for rec in caplog.records if rec.name == "server.lane"]
-    assert "the app answers" in logged.getMessage() and "a bug in the lane" in str(logged.exc_info[1])
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
 
 
-def test_a_fault_in_the_lane_after_recording_answers_500_and_names_the_decision(new_app, monkeypatch, caplog):
-    """Recorded already, the request is not handed over (that would record a second decision): it is answered
-    with the problem document the app gives a fault in its view."""
+def test_a_refusal_by_decide_is_the_apps_answer_without_evaluating_again(new_app, monkeypatch):
+    """Refused in `decide` (here: the time limit), the request is answered by the app with that refusal: its
+    problem document, and one evaluation, not a second one by the app."""
+    app, as_ = new_app(evaluate_timeout_s=0)
+    evaluations = Counted(monkeypatch, RuleBook, "evaluate")
+    via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(2)},
+                                      headers={"Authorization": f"Bearer {as_['viewer'].token}"})
+    assert not answered and via_lane.status_code == 413 and "evaluate_timeout_s" in via_lane.json["detail"]
+    assert evaluations.calls == 2  # once through the lane, once straight to the app
+    same_answer(via_lane, direct)
+
+
+def test_a_busy_decision_log_is_waited_for_once(new_app, monkeypatch, caplog):
+    """The log held by another writer past the wait: a 503 to try again, after one wait, not the lane's and then
+    the app's; the access line names the revision, as the app's own does."""
+    monkeypatch.setattr(decisions, "BUSY_TIMEOUT_S", 0.3)
     app, as_ = new_app(access_log=True)
+    kam = app.extensions["kam"]
+    writes = Counted(monkeypatch, kam.decisions, "record_evaluation")
+    fd = os.open(f"{kam.decisions.path}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a worker stopped mid-write would hold it
+        with caplog.at_level(logging.INFO, logger="kam.access"):
+            via_lane, answered, direct = both(app, "/v1/evaluate", method="POST",
+                                              json={"accounts": json_accounts(1)},
+                                              headers={"Authorization": f"Bearer {as_['viewer'].token}"})
+    finally:
+        os.close(fd)
+    assert not answered and via_lane.status_code == 503 and via_lane.headers["Retry-After"] == "1"
+    assert writes.calls == 2  # once through the lane, once straight to the app
+    same_answer(via_lane, direct)
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "kam.access"]
+    assert [(x["status"], x["revision"]) for x in lines] == [(503, kam.rules.book().revision)] * 2
+    assert kam.decisions.verify().records == 0
+
+
+def test_a_failing_decision_log_is_the_apps_500(new_app, monkeypatch, caplog):
+    app, as_ = new_app()
+    kam = app.extensions["kam"]
+    with sqlite3.connect(kam.decisions.path) as db:  # the chain's head marker gone, behind the service's back
+        db.execute("DELETE FROM head")
+    writes = Counted(monkeypatch, kam.decisions, "record_evaluation")
+    with caplog.at_level(logging.ERROR):
+        via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(1)},
+                                          headers={"Authorization": f"Bearer {as_['viewer'].token}"})
+    assert not answered and via_lane.status_code == 500 and "head marker" in via_lane.json["detail"]
+    assert writes.calls == 2
+    same_answer(via_lane, direct)
+    logged = [rec for rec in caplog.records if rec.getMessage().startswith("the decision could not be logged")]
+    assert len(logged) == 2 and all(rec.exc_info for rec in logged)  # one per request, with its traceback
+
+
+def test_a_fault_in_decide_is_the_apps_500_without_evaluating_again(new_app, monkeypatch):
+    app, as_ = new_app(testing=False)  # an unexpected error answered 500, as in service
     calls = []
 
-    def refuse(value):
-        calls.append(value)
-        raise MemoryError("no room for the answer")
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(lane_module, "decide", broken)
+    monkeypatch.setattr(evaluate, "decide", broken)
+    via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(1)},
+                                      headers={"Authorization": f"Bearer {as_['viewer'].token}"})
+    assert not answered and via_lane.status_code == 500
+    assert len(calls) == 2  # the lane's, and the app's own when called straight
+    same_answer(via_lane, direct)
+    assert app.extensions["kam"].decisions.verify().records == 0
+
+
+@pytest.mark.parametrize("error", [MemoryError, ValueError])
+def test_a_fault_after_recording_is_answered_as_the_apps_500_and_recorded_once(new_app, tmp_path, monkeypatch, caplog,
+                                                                                error):
+    """Recorded already, the request is not handed over (that would record a second decision): it is answered
+    with the problem document the app gives a fault in its view, and the access line names the decision."""
+    app, as_ = new_app(testing=False, access_log=True)
+    flask_as = clients(make_app(tmp_path / "flask only", testing=False, evaluate_lane=False))
+
+    def refuse(*args, **kwargs):
+        raise error("no room for the answer")
 
     monkeypatch.setattr(lane_module, "dumps", refuse)
+    monkeypatch.setattr(evaluate, "json_response", refuse)
+    body = {"accounts": json_accounts(1)}
     with caplog.at_level(logging.INFO):
-        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
-    assert calls and r.status_code == 500 and r.content_type == "application/problem+json"
-    assert r.json == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                      "detail": r.json["detail"]} and "internal error" in r.json["detail"]
+        r = as_["viewer"].post("/v1/evaluate", json=body)
+    assert lane_of(app).answered == 1
+    same_answer(r, flask_as["viewer"].post("/v1/evaluate", json=body))
+    assert r.status_code == 500 and r.content_type == "application/problem+json"
     kam = app.extensions["kam"]
     assert kam.decisions.verify().records == 1
     (recorded,) = kam.decisions._db.execute("SELECT id FROM decisions").fetchone()
@@ -240,6 +318,64 @@ def test_a_fault_in_the_lane_after_recording_answers_500_and_names_the_decision(
     assert line["decision_id"] == recorded and line["status"] == 500
     (logged,) = [rec for rec in caplog.records if rec.name == "server.lane"]
     assert recorded in logged.getMessage() and logged.exc_info
+
+
+def test_a_wrong_secret_is_checked_once(new_app, monkeypatch):
+    """A real token id with a wrong secret: argon2 runs once, in the lane; the app takes its verdict (401)."""
+    app, as_ = new_app()
+    token = as_["viewer"].token
+    checks = Counted(monkeypatch, PasswordHasher, "verify")
+    via_lane, answered, direct = both(app, "/v1/evaluate", method="POST", json={"accounts": json_accounts(1)},
+                                      headers={"Authorization": f"Bearer {token[:-4]}abcd"})
+    assert not answered and via_lane.status_code == 401
+    assert checks.calls == 2  # once through the lane, once straight to the app
+    same_answer(via_lane, direct)
+
+
+def test_a_token_store_that_fails_is_the_apps_to_answer(new_app, monkeypatch):
+    app, as_ = new_app()
+    token = as_["viewer"].token
+    tokens = app.extensions["kam"].tokens
+    principal, failures = tokens.principal, []
+
+    def locked_once(token):
+        if not failures:
+            failures.append(token)
+            raise sqlite3.OperationalError("database is locked")
+        return principal(token)
+
+    monkeypatch.setattr(tokens, "principal", locked_once)
+    r = Client(app).post("/v1/evaluate", json={"accounts": json_accounts(1)},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert failures and r.status_code == 200 and lane_of(app).answered == 0  # the app's answer
+
+
+def test_a_body_shorter_than_its_length_is_the_apps_400(new_app):
+    app, as_ = new_app()
+    body = json.dumps({"accounts": json_accounts(1)}).encode()
+    environ = EnvironBuilder("/v1/evaluate", method="POST", data=body,
+                             headers={"Authorization": f"Bearer {as_['viewer'].token}",
+                                      "Content-Type": "application/json"}).get_environ()
+    environ["CONTENT_LENGTH"] = str(len(body) + 50)  # the client sent less than it said (waitress would wait)
+    via_lane, answered, direct = both(app, environ)
+    assert not answered and via_lane.status_code == 400
+    same_answer(via_lane, direct)
+    assert app.extensions["kam"].decisions.verify().records == 0
+
+
+def test_a_body_limit_below_the_lanes_holds(new_app):
+    app, as_ = new_app(max_body_bytes=500)
+    r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(2)})
+    assert r.status_code == 413 and lane_of(app).answered == 0
+
+
+def test_without_the_access_log_the_lane_writes_no_line(new_app, caplog):
+    app, as_ = new_app(access_log=False)
+    with caplog.at_level(logging.INFO, logger="kam.access"):
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(1)})
+    assert r.status_code == 200 and lane_of(app).answered == 1
+    assert not [rec for rec in caplog.records if rec.name == "kam.access"]
+    assert r.headers["Server-Timing"].startswith("app;dur=")
 
 
 def test_the_lane_is_off_when_configured_so(new_app):
