@@ -111,12 +111,14 @@ def test_the_lane_answers_a_plain_evaluate_as_the_app_does(lane_app, tokens):
             assert via_lane.json["results"][0]["tier"] and not via_lane.json["errors"]
         if name == "three, explained":
             assert all(r["explanation"] for r in via_lane.json["results"])
-    # any role may evaluate; a media type with a charset is still JSON
-    via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST", data=json.dumps({"accounts": one}),
-                                      headers={"Authorization": f"Bearer {tokens['auditor']}",
-                                               "Content-Type": "application/json; charset=utf-8"})
-    assert answered and via_lane.status_code == 200
-    same_answer(via_lane, direct)
+    # any role may evaluate; a media type in capitals or with a charset is still JSON
+    for content_type in ("application/json; charset=utf-8", "Application/JSON"):
+        via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST",
+                                          data=json.dumps({"accounts": one}),
+                                          headers={"Authorization": f"Bearer {tokens['auditor']}",
+                                                   "Content-Type": content_type})
+        assert answered and via_lane.status_code == 200, content_type
+        same_answer(via_lane, direct)
 
 
 def test_the_lane_hands_every_other_request_to_the_app(lane_app, tokens):
