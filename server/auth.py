@@ -30,8 +30,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"auditor", "admin"}),  # decisions: look up, reproduce, verify the chain
 }
 
-# The environ key under which the evaluate lane (lane.py) hands the app the caller it found for the request's
-# bearer token (None: unknown or revoked). A client cannot set it: a WSGI server puts headers under HTTP_ keys.
+# The environ key under which the evaluate lane (lane.py) hands the app the bearer token it checked and the caller
+# it found for it (None: unknown or revoked), taken for that token only. A client cannot set it: a WSGI server
+# puts headers under HTTP_ keys.
 CHECKED_PRINCIPAL = "kam.checked_principal"
 
 _SCHEMA = """
@@ -165,8 +166,9 @@ def authenticate() -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiProblem(401, "Unauthorized", "send `Authorization: Bearer <token>`; create one with "
                                               "`kam token create --name NAME --role ROLE`")
-    if CHECKED_PRINCIPAL in req.environ:  # this token's verdict, found by the evaluate lane: not argon2 again
-        principal = req.environ[CHECKED_PRINCIPAL]
+    checked = req.environ.get(CHECKED_PRINCIPAL)
+    if checked is not None and checked[0] == token.strip():  # the evaluate lane's verdict: not argon2 again
+        principal = checked[1]
     else:
         principal = current_app._get_current_object().extensions["kam"].tokens.principal(token.strip())
     if principal is None:

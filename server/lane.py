@@ -11,16 +11,18 @@ own parts:
 - the same answer bytes, headers, `Server-Timing` and access-log line.
 
 Everything else goes to the app, so the app stays the one place that says what any other request gets:
-- another method, path or media type; a query string; a cookie; a body over LANE_BODY_BYTES or of unknown length:
-  untouched;
-- a missing token, or one that does not resolve to a caller the view allows: with the lane's verdict on the token
+- another method, path or media type; a query string; a cookie; a body over LANE_BODY_BYTES or of unknown length;
+  no bearer token; a token store that fails: untouched;
+- a token that does not resolve to a caller the view allows: with the lane's verdict on it
   (`auth.CHECKED_PRINCIPAL`), so a wrong secret costs one argon2 run, not two;
 - a body shorter than its length, not JSON, or not a valid evaluate body: with the body the lane read, for the app
   to read again and say what is wrong;
 - a refusal by `decide`, before anything is recorded (more accounts than `max_rows`, a rule book that does not
   load, accounts that cannot be read, the time limit, a decision log busy or failing, or a fault): with the
   refusal (`LaneRefusal`), which the view raises as its own, so the app answers with its problem document,
-  status, access line and log, and nothing is evaluated or waited for twice.
+  status and error log, and nothing is evaluated or waited for twice.
+A request handed over after the lane took the clock (`accesslog.LANE_STARTED`) is timed from there, so its
+access line and `Server-Timing` count the lane's part (a wait for a busy decision log, say) as the app's own would.
 A fault after the decision is recorded is answered here, as the app answers a fault in its view (a 500 problem
 document), logged with its traceback: handed over, the request would be recorded twice."""
 
@@ -36,7 +38,7 @@ from flask import Flask
 from werkzeug.exceptions import InternalServerError
 
 from . import Services
-from .accesslog import server_timing, write_line
+from .accesslog import LANE_STARTED, server_timing, write_line
 from .api.evaluate import REFUSED, Evaluate, LaneRefusal, decide
 from .auth import CHECKED_PRINCIPAL
 from .encoding import dumps, loads
@@ -55,6 +57,9 @@ _INTERNAL_ERROR = dumps({"type": "about:blank", "title": InternalServerError().n
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+_FAILED = object()  # the token store failed
 
 
 class _Noted:
@@ -76,7 +81,8 @@ class EvaluateLane:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST" \
                 or environ.get("QUERY_STRING") or "HTTP_COOKIE" in environ:
             return self.app(environ, start_response)
-        started, started_cpu = time.perf_counter(), time.thread_time()
+        # The request's clock starts here, for the app's access line too should the app answer it.
+        environ[LANE_STARTED] = started, started_cpu = time.perf_counter(), time.thread_time()
         length = _length(environ.get("CONTENT_LENGTH"))
         content_type = environ.get("CONTENT_TYPE", "")
         if length is None or not 0 < length <= self.body_limit \
@@ -89,8 +95,10 @@ class EvaluateLane:
         try:
             principal = self.kam.tokens.principal(token)
         except Exception:  # noqa: BLE001 - the token store failing: the app tries again and answers as it does
+            principal = _FAILED
+        if principal is _FAILED:  # (the app called outside the `except`, so its errors are not chained to it)
             return self.app(environ, start_response)
-        environ[CHECKED_PRINCIPAL] = principal  # the app takes this verdict rather than running argon2 again
+        environ[CHECKED_PRINCIPAL] = (token, principal)  # the app takes this verdict, not argon2 again
         if principal is None or not principal.may(PERMISSION):
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(length)
@@ -99,19 +107,27 @@ class EvaluateLane:
         try:
             accounts, explain, as_of = _request(loads(body))
         except Exception:  # noqa: BLE001 - nothing evaluated: the app reads the body again and says what is wrong
+            accounts = None
+        if accounts is None:
             return self._hand_over(environ, body, start_response)
-        note = _Noted()
+        note, refused = _Noted(), None
         try:
             answer = dumps(decide(self.kam, principal.name, accounts, explain=explain, as_of=as_of, encoded=True,
                                   note=note))
+            status, content_type = "200 OK", "application/json"
         except Exception as e:  # noqa: BLE001
             if note.decision_id is None:  # refused, nothing recorded: the app answers with the refusal
-                return self._hand_over(environ, body, start_response, LaneRefusal(e, note.revision))
-            # Recorded, so not to be evaluated and recorded again: the app's answer to a fault in its view.
-            log.exception("the evaluate lane failed after decision %s was recorded", note.decision_id)
-            status, content_type, answer = "500 INTERNAL SERVER ERROR", PROBLEM_JSON, _INTERNAL_ERROR
-        else:
-            status, content_type = "200 OK", "application/json"
+                refused = LaneRefusal(e, note.revision)
+            else:  # recorded, so not to be evaluated and recorded again: the app's answer to a fault in its view
+                log.exception("the evaluate lane failed after decision %s was recorded", note.decision_id)
+                status, content_type, answer = "500 INTERNAL SERVER ERROR", PROBLEM_JSON, _INTERNAL_ERROR
+        if refused is not None:
+            handed = {**environ, "wsgi.input": io.BytesIO(body), REFUSED: refused}
+            # Held by no local while the app runs: the exception's traceback will hold the view's frame, whose
+            # callers' frames (this one) stay alive with it, so a local here would make a cycle. The view takes
+            # the refusal out of `handed`.
+            del refused
+            return self.app(handed, start_response)
         ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - started_cpu) * 1000
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(answer))),
                                 ("Server-Timing", server_timing(ms, cpu_ms))])
@@ -121,12 +137,8 @@ class EvaluateLane:
         self.answered += 1
         return [answer]
 
-    def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse,
-                   refused: LaneRefusal | None = None) -> Iterable[bytes]:
-        environ = {**environ, "wsgi.input": io.BytesIO(body)}
-        if refused is not None:
-            environ[REFUSED] = refused
-        return self.app(environ, start_response)
+    def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse) -> Iterable[bytes]:
+        return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
 
 
 def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
@@ -136,7 +148,9 @@ def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
 
 
 def _length(header: str | None) -> int | None:
-    if not header or not (header.isascii() and header.isdigit()):  # absent, or not a plain count of bytes
+    """A Content-Length of at most 20 ASCII digits as a number; None for anything else (absent, or not a plain
+    count of bytes: the app says what it makes of it)."""
+    if not header or len(header) > 20 or not (header.isascii() and header.isdigit()):
         return None
     return int(header)
 

@@ -70,10 +70,13 @@ class Evaluate(MethodView):
         at once, or an evaluation still running at the time limit, is a 413: split the table. A decision log held
         by another writer past its wait is a 503 with `Retry-After`: nothing was recorded, send it again."""
         req = request._get_current_object()  # the proxy once, not per attribute
-        refused = req.environ.get(REFUSED)
+        refused = req.environ.pop(REFUSED, None)
         if refused is not None:  # evaluated by the lane already, and refused: the same refusal, answered here
             g.revision = refused.revision
-            raise refusal(refused.error)
+            try:
+                raise refusal(refused.error)
+            finally:
+                del refused  # (the exception's traceback holds this frame: no cycle through it)
         try:
             query = load_evaluate_query(req.args)
         except ValidationError as e:  # as webargs answers a query it cannot load
@@ -146,7 +149,7 @@ class LaneRefusal:
     refused a request the lane took: the app answers with that refusal rather than evaluating again."""
 
     error: Exception
-    revision: str | None  # of the book that refused it, if it got that far (for the access log)
+    revision: str | None  # of the book, once `decide` has evaluated with it (for the access log), else None
 
 
 REFUSED = "kam.lane_refusal"  # a client cannot set it: a WSGI server puts headers under HTTP_ keys
@@ -161,8 +164,8 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain
     it is): encoded while the decision log writes on another thread (its compression and SQLite's writing let go
     of the GIL). The answer is given once the decision is logged, as always. `note`: where the revision and the
     decision id are set as soon as they are known (for the access log). Raises ApiProblem (too many accounts,
-    out of time, accounts that cannot be read), NotReady, UnknownRevision or StoreError (`rev`), and
-    DecisionLogError when the log refuses."""
+    out of time, accounts that cannot be read), NotReady, UnknownRevision, StoreError or RuleBookError
+    (`rev`), and DecisionLogError when the log refuses."""
     if len(accounts) > kam.config.max_rows:
         raise too_many_rows(len(accounts), kam.config.max_rows)
     book = kam.rules.book(rev)

@@ -5,12 +5,15 @@ and decision log), and the two answers are compared byte for byte, but for the d
 from __future__ import annotations
 
 import fcntl
+import gc
 import io
 import json
 import logging
 import os
 import sqlite3
+import weakref
 
+import flask
 import pytest
 from argon2 import PasswordHasher
 from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
@@ -111,11 +114,11 @@ def test_the_lane_answers_a_plain_evaluate_as_the_app_does(lane_app, tokens):
             assert via_lane.json["results"][0]["tier"] and not via_lane.json["errors"]
         if name == "three, explained":
             assert all(r["explanation"] for r in via_lane.json["results"])
-    # any role may evaluate; a media type in capitals or with a charset is still JSON
-    for content_type in ("application/json; charset=utf-8", "Application/JSON"):
+    # any role may evaluate; a media type in capitals or with a charset is still JSON; so is `bearer`
+    for content_type, scheme in (("application/json; charset=utf-8", "Bearer"), ("Application/JSON", "bearer")):
         via_lane, answered, direct = both(lane_app, "/v1/evaluate", method="POST",
                                           data=json.dumps({"accounts": one}),
-                                          headers={"Authorization": f"Bearer {tokens['auditor']}",
+                                          headers={"Authorization": f"{scheme} {tokens['auditor']}",
                                                    "Content-Type": content_type})
         assert answered and via_lane.status_code == 200, content_type
         same_answer(via_lane, direct)
@@ -158,6 +161,14 @@ def test_the_lane_hands_every_other_request_to_the_app(lane_app, tokens):
     via_lane, answered, direct = both(lane_app, environ)
     assert not answered and via_lane.status_code == 200
     same_answer(via_lane, direct)
+    # a length that is not a plain count of bytes (waitress refuses these itself; other servers may not)
+    for length in ("\u00b2", "1" * 5000):  # (int() refuses over 4,300 digits)
+        environ = EnvironBuilder("/v1/evaluate", method="POST", data=body,
+                                 headers={**bearer, "Content-Type": "application/json"}).get_environ()
+        environ["CONTENT_LENGTH"] = length
+        via_lane, answered, direct = both(lane_app, environ)
+        assert not answered, length
+        same_answer(via_lane, direct)
     for method, path in (("GET", "/v1/evaluate"), ("POST", "/v1/evaluate/"), ("POST", "/v1/evaluate.csv")):
         via_lane, answered, direct = both(lane_app, path, method=method, json={"accounts": one}, headers=bearer)
         assert not answered and via_lane.status_code in (404, 405, 415, 308), (method, path, via_lane.status)
@@ -257,6 +268,9 @@ def test_a_busy_decision_log_is_waited_for_once(new_app, monkeypatch, caplog):
     same_answer(via_lane, direct)
     lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "kam.access"]
     assert [(x["status"], x["revision"]) for x in lines] == [(503, kam.rules.book().revision)] * 2
+    # Each waited for the log, the lane's wait counted in the app's line and header as the app's own is.
+    assert all(x["ms"] >= 300 for x in lines), lines
+    assert float(via_lane.headers["Server-Timing"].split(";dur=")[1].split(",")[0]) >= 300
     assert kam.decisions.verify().records == 0
 
 
@@ -332,6 +346,42 @@ def test_a_wrong_secret_is_checked_once(new_app, monkeypatch):
     assert not answered and via_lane.status_code == 401
     assert checks.calls == 2  # once through the lane, once straight to the app
     same_answer(via_lane, direct)
+
+
+def test_the_app_takes_the_lanes_verdict_only_for_the_token_it_checked(new_app):
+    """The app's `authenticate` takes the lane's verdict for the token the lane checked, and no other."""
+    app, as_ = new_app()
+    admin = auth.Principal("t0", "someone", "admin")
+    body = json.dumps({"accounts": json_accounts(1)}).encode()
+    for token, verdict, status in (("kam_0_forged", ("kam_0_other", admin), 401),
+                                   ("kam_0_forged", ("kam_0_forged", admin), 200)):
+        environ = EnvironBuilder("/v1/evaluate", method="POST", data=body,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"}).get_environ()
+        environ[auth.CHECKED_PRINCIPAL] = verdict
+        assert run(lane_of(app).app, environ).status_code == status  # (the second: the key is trusted as is)
+
+
+def test_a_refused_request_is_freed_at_once(new_app):
+    """No reference cycle through the refusal (its traceback holds the frames that hold it): the request is freed
+    when answered, not at the next garbage collection."""
+    app, as_ = new_app(evaluate_timeout_s=0)
+    seen = []
+    app.before_request_funcs.setdefault(None, []).insert(
+        0, lambda: seen.append(weakref.ref(flask.request._get_current_object())))
+    environ = EnvironBuilder("/v1/evaluate", method="POST", data=json.dumps({"accounts": json_accounts(1)}),
+                             headers={"Authorization": f"Bearer {as_['viewer'].token}",
+                                      "Content-Type": "application/json"}).get_environ()
+    gc.collect()
+    gc.disable()
+    try:
+        for through in (lane_of(app).app, app):  # the app alone (the control), then through the lane
+            seen.clear()
+            assert run(through, environ).status_code == 413
+            assert len(seen) == 1 and seen[0]() is None, through
+    finally:
+        gc.enable()
+    assert lane_of(app).answered == 0
 
 
 def test_a_token_store_that_fails_is_the_apps_to_answer(new_app, monkeypatch):
