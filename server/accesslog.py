@@ -2,10 +2,10 @@
 decision and revision, and which worker process answered); written by the app's hooks, and by the evaluate
 lane (lane.py) for the requests it answers.
 
-Both give the request's time twice: `app` (`ms`), from the first hook to the last on the clock, and `cpu`
-(`cpu_ms`), the CPU its thread used meanwhile. Far apart, the request waited (for the decision log's turn, for
-the interpreter lock held by other requests); close, it computed. Work a request hands to a thread of its own
-(a large batch's decision log) is counted in `app`, not in `cpu`."""
+Both give the request's time twice: `app` (`ms`), from the first hook (or from where the lane took the request)
+to the last on the clock, and `cpu` (`cpu_ms`), the CPU its thread used meanwhile. Far apart, the request waited
+(for the decision log's turn, for the interpreter lock held by other requests); close, it computed. Work a request
+hands to a thread of its own (a large batch's decision log) is counted in `app`, not in `cpu`."""
 
 from __future__ import annotations
 
