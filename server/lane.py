@@ -6,7 +6,7 @@ request, Flask's contexts, routing, hooks and response object cost about 0.4 ms 
 (`bench/wsgi.py`). The lane, a WSGI middleware in front of the app, answers the plain case itself with the view's
 own parts:
 - the same token check (`TokenStore.principal`, the view's permission);
-- the same body reading (`loads`, `load_evaluate_request`);
+- the same body reading (`loads`, the view's `json_request`);
 - the same evaluation and decision (`decide`);
 - the same answer bytes, headers, `Server-Timing` and access-log line.
 
@@ -39,11 +39,10 @@ from werkzeug.exceptions import InternalServerError
 
 from . import Services
 from .accesslog import LANE_STARTED, server_timing, write_line
-from .api.evaluate import REFUSED, Evaluate, LaneRefusal, decide
+from .api.evaluate import REFUSED, Evaluate, LaneRefusal, decide, json_request
 from .auth import CHECKED_PRINCIPAL
 from .encoding import dumps, loads
 from .problems import PROBLEM_JSON
-from .schemas import load_evaluate_request
 
 PATH = "/v1/evaluate"
 PERMISSION = Evaluate.post.required_permission  # what the view requires of its caller, the lane too
@@ -105,7 +104,7 @@ class EvaluateLane:
         if len(body) != length:  # the client sent less than it said: the app says what is wrong
             return self._hand_over(environ, body, start_response)
         try:
-            accounts, explain, as_of = _request(loads(body))
+            accounts, explain, as_of = json_request(loads(body), {})  # (no query string here)
         except Exception:  # noqa: BLE001 - nothing evaluated: the app reads the body again and says what is wrong
             accounts = None
         if accounts is None:
@@ -139,12 +138,6 @@ class EvaluateLane:
 
     def _hand_over(self, environ: dict[str, Any], body: bytes, start_response: StartResponse) -> Iterable[bytes]:
         return self.app({**environ, "wsgi.input": io.BytesIO(body)}, start_response)
-
-
-def _request(payload: Any) -> tuple[list[dict[str, Any]], bool, Any]:
-    """The accounts, `explain` and `as_of` of an evaluate body, as the view reads them (no query string here)."""
-    body = load_evaluate_request(payload)
-    return body["accounts"], body["explain"], body.get("as_of")
 
 
 def _length(header: str | None) -> int | None:
