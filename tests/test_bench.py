@@ -95,3 +95,18 @@ def test_the_in_process_request_benchmark_times_the_lane_and_flask():
                         r"([\d.]+)% of the request$", done.stdout, re.M)
     assert [name for name, _ in shares] == ["no lane", "this tree"], done.stdout
     assert all(0 < float(share) < 100 for _, share in shares), done.stdout
+
+
+def test_the_stack_benchmark_splits_a_round_trip_into_steps():
+    """bench/stack.py on a few requests: every step of a round trip found for every request, each step a time
+    within the round trip's, and the app the largest part of the server's (figures otherwise not checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "stack.py"), "--requests", "40", "--distinct", "3",
+                           "--threads", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trip = float(re.search(r"40 requests .* round trip p50 ([\d.]+) ms$", done.stdout, re.M)[1])
+    steps = dict(re.findall(r"^  (\S.*?) +([\d.]+) ms$", done.stdout, re.M))
+    assert len(steps) == 8 and "lacked a mark" not in done.stdout, done.stdout
+    app = float(steps["the app: evaluate lane (token, rules, decision log)"])
+    outside = float(re.search(r"the server outside the app: ([\d.]+) ms", done.stdout)[1])
+    assert 0 < app < trip and 0 < outside < app, done.stdout
+    assert all(0 <= float(ms) < 2 * trip for ms in steps.values()), done.stdout
