@@ -85,6 +85,14 @@ def test_the_in_process_batch_benchmark_runs():
     assert "300 accounts" in done.stdout and "server time" in done.stdout and "function calls" in done.stdout
 
 
+def test_the_in_process_batch_benchmark_sends_an_xlsx_upload():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch.py"), "--accounts", "300", "--runs", "1",
+                           "--xlsx"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^300 accounts \([\d.]+ MiB xlsx\), median of 1: server time \d+ ms", done.stdout, re.M), \
+        done.stdout
+
+
 def test_the_in_process_request_benchmark_times_the_lane_and_flask():
     """bench/wsgi.py, the lane and (--no-lane) Flask's path each in a child, with the profile's share of the
     request spent outside the engine (figures not checked: the shares only have to be shares)."""
