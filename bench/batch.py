@@ -54,12 +54,11 @@ def main() -> None:
         if args.xlsx:
             sheet = io.BytesIO()
             portfolio.to_excel(sheet, index=False)
-            body, kind = sheet.getvalue(), "xlsx"
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": XLSX}
+            body, kind, content_type = sheet.getvalue(), "xlsx", XLSX
         else:
-            body, kind = json.dumps({"accounts": json.loads(portfolio.to_json(orient="records",
-                                                                               date_format="iso"))}).encode(), "JSON"
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            records = json.loads(portfolio.to_json(orient="records", date_format="iso"))
+            body, kind, content_type = json.dumps({"accounts": records}).encode(), "JSON", "application/json"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
         client = Client(app)
 
         collecting = {"since": 0.0, "ms": 0.0, "full": 0}
