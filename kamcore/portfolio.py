@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -513,14 +514,26 @@ def _read_csv(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
     return _sheet(list(raw.iloc[0]), body, at + 2, name)
 
 
+# What openpyxl raises, opening a workbook or reading its cells, for a workbook that is damaged or that it cannot
+# handle: a zip or XML part cut short or broken (zipfile, zlib, ElementTree's ParseError is a SyntaxError), a
+# shared string or sheet that is not there (IndexError, KeyError), a part it fails on (a chart sheet first:
+# AttributeError), no workbook at all (InvalidFileException). The upload's fault, said as such: caught only
+# around openpyxl's own calls, so that a fault of ours is never taken for one of the file's.
+XLSX_FAILURES = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
+                 zipfile.BadZipFile, SyntaxError, openpyxl.utils.exceptions.InvalidFileException)
+
+
 def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
-        sheet = book.worksheets[0]
-        sheet.reset_dimensions()  # some writers record a wrong used range; read what is really there
-        rows = [list(r) for r in sheet.iter_rows(min_row=1, min_col=1, values_only=True)]
-    finally:
-        book.close()
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # some writers record a wrong used range; read what is really there
+            rows = [list(r) for r in sheet.iter_rows(min_row=1, min_col=1, values_only=True)]
+        finally:
+            book.close()
+    except XLSX_FAILURES as e:
+        raise InputError(f"{name}: cannot read as xlsx: {e}") from None
     if not rows:
         raise InputError(f"{name}: the first sheet is empty")
     return read_rows(rows, name, dictionary)

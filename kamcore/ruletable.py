@@ -15,7 +15,6 @@ import hashlib
 import io
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from . import rulefile
 from .dictionary import header_key
 from .errors import InputError, KamError, Problem
+from .portfolio import XLSX_FAILURES
 from .rulebook import RuleBook
 from .rulegrid import NOTE, CellError, Layout, file_text, text
 from .sheetscore import FORMULA_STARTS
@@ -298,9 +298,7 @@ def read_workbook(data: bytes, name: str = "<upload>") -> TableWorkbook:
             raise InputError(f"{name}: unpacks to {unpacked:,} bytes, more than a rule table "
                              f"({MAX_UNPACKED // 1024 // 1024} MiB at most)")
         wb = openpyxl.load_workbook(io.BytesIO(data))
-    except (OSError, KeyError, ValueError, TypeError, EOFError, zlib.error, zipfile.BadZipFile,
-            SyntaxError,  # a part whose XML is cut or broken (ElementTree's ParseError)
-            openpyxl.utils.exceptions.InvalidFileException) as e:
+    except XLSX_FAILURES as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
     if META_SHEET not in wb.sheetnames:
         raise InputError(f"{name}: not a rule table exported by KAM Rules (it has no {META_SHEET!r} sheet); "

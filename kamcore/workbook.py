@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .errors import InputError
-from .portfolio import header_index
+from .portfolio import XLSX_FAILURES, header_index
 from .rulebook import RuleBook
 from .sheetscore import FORMULA_STARTS, VERSION_LABEL, VERSION_NAME, Evaluator, ScoredSheet, score_rows
 
@@ -38,10 +37,10 @@ def score_workbook(data: bytes, book: RuleBook, evaluate: Evaluator, lang: str |
     try:
         formulas = openpyxl.load_workbook(io.BytesIO(data), keep_links=True)
         values = openpyxl.load_workbook(io.BytesIO(data), data_only=True, read_only=True)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, openpyxl.utils.exceptions.InvalidFileException) as e:
+    except XLSX_FAILURES as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
     try:
-        title, rows = _account_sheet(values, book)
+        title, rows = _account_sheet(values, book, name)
     finally:
         values.close()
     sheet = formulas[title]
@@ -87,14 +86,17 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     sheet.cell(row=row + 1, column=col + 1).data_type = "s"
 
 
-def _account_sheet(values: Any, book: RuleBook) -> tuple[str, list[list[Any]]]:
+def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[list[Any]]]:
     """The sheet holding the account table: the active one if its headers name fields, else the first that does."""
     sheets = [values.active] + [ws for ws in values.worksheets if ws is not values.active]
     for ws in sheets:
         if not hasattr(ws, "iter_rows"):
             continue  # a chart sheet
         ws.reset_dimensions()
-        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        try:  # (read-only: each sheet's XML is parsed here, as its rows are read)
+            rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        except XLSX_FAILURES as e:
+            raise InputError(f"{name}: not an xlsx workbook ({e})") from None
         if not rows:
             continue
         at = header_index(rows, book.dictionary)

@@ -1,7 +1,10 @@
 """Account tables in and out: csv / xlsx / json files, 中文 or English headers, and cells coerced to field types."""
 
 import datetime as dt
+import io
 import json
+import re
+import zipfile
 
 import openpyxl
 import pandas as pd
@@ -440,3 +443,40 @@ def test_a_few_records_header_lookup_is_remembered_per_key_order_and_book(book):
     huge = ["revenue_12m", "x" * 10_000]  # a key may be megabytes: such keys are looked up, never kept
     assert set(portfolio._record_sources(huge, book.inputs, book.dictionary)) == {"revenue_12m"}
     assert not any("x" * 10_000 in key for key in portfolio._KNOWN_SOURCES)
+
+
+def damaged_xlsx(damage: str) -> bytes:
+    """A small account sheet made unreadable in one way (each once raised openpyxl's own exception, a 500)."""
+    wb = openpyxl.Workbook()
+    wb.active.append(["客户编号", "近12个月销售额"])
+    wb.active.append(["C1", "lots"])  # (an inline string, made a shared-string index below)
+    if damage == "a chart sheet first":
+        wb.create_chartsheet("图表", 0)
+    out = io.BytesIO()
+    wb.save(out)
+    if damage == "a chart sheet first":
+        return out.getvalue()
+    edits = {
+        "a sheet's XML cut short": ("xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2]),
+        "a shared string that is not there": ("xl/worksheets/sheet1.xml", lambda xml: xml.replace(
+            b't="inlineStr"><is><t>lots</t></is>', b't="s"><v>99</v>')),
+        "a workbook naming no sheet": ("xl/workbook.xml", lambda xml: re.sub(rb"<sheets>.*</sheets>", b"", xml)),
+    }
+    part, edit = edits[damage]
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(out) as source, zipfile.ZipFile(damaged, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, edit(data) if info.filename == part else data)
+    assert damaged.getvalue() != out.getvalue()
+    return damaged.getvalue()
+
+
+DAMAGES = ["a chart sheet first", "a sheet's XML cut short", "a shared string that is not there",
+           "a workbook naming no sheet"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_xlsx_is_an_input_error_naming_the_upload(damage):
+    with pytest.raises(InputError, match=r"^<upload>: cannot read as xlsx: "):
+        read_sheet(damaged_xlsx(damage), "xlsx")

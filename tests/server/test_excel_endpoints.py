@@ -8,6 +8,7 @@ import openpyxl
 import pytest
 
 from kamcore.demo import synthetic_portfolio
+from tests.test_portfolio import DAMAGES, damaged_xlsx
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -175,3 +176,14 @@ def test_xlsx_endpoint_needs_a_token_and_an_xlsx(as_):
     assert as_["anonymous"].post("/v1/evaluate.xlsx", data=workbook_bytes(), content_type=XLSX).status_code == 401
     r = as_["viewer"].post("/v1/evaluate.xlsx", data=b"not a workbook", content_type=XLSX)
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_workbook_is_a_422_naming_the_upload_on_both_xlsx_paths(as_, damage):
+    # Scored as a table (JSON answer) and as a workbook (the xlsx round trip): each a problem document, never a 500.
+    table = as_["viewer"].post("/v1/evaluate", data=damaged_xlsx(damage), content_type=XLSX)
+    assert table.status_code == 422 and "<upload>: cannot read as xlsx" in table.json["detail"], table.json
+    book = as_["viewer"].post("/v1/evaluate.xlsx", data=damaged_xlsx(damage), content_type=XLSX)
+    said = ("no sheet has an account table" if damage == "a workbook naming no sheet"  # (read, with no sheet)
+            else "<upload>: not an xlsx workbook")
+    assert book.status_code == 422 and said in book.json["detail"], book.json
