@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kamcore import InputError, RuleBook
-from kamcore.portfolio import labelled, read_sheet, read_table, write_table
+from kamcore.portfolio import labelled, read_rows, read_sheet, read_table, write_table
 
 AS_OF = "2026-01-01"
 FIELDS = """
@@ -480,3 +480,29 @@ DAMAGES = ["a chart sheet first", "a sheet's XML cut short", "a shared string th
 def test_a_damaged_xlsx_is_an_input_error_naming_the_upload(damage):
     with pytest.raises(InputError, match=r"^<upload>: cannot read as xlsx: "):
         read_sheet(damaged_xlsx(damage), "xlsx")
+
+
+def sheet_with_far_cell(value) -> bytes:
+    wb = openpyxl.Workbook()
+    wb.active.append(["客户编号", "近12个月销售额"])
+    for i in range(50):
+        wb.active.append([f"C{i}", i])
+    wb.active["XFD5"] = value
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_a_value_far_to_the_right_is_an_input_error_naming_its_row_and_column():
+    # Read as it stood, every row would be 16,384 cells wide (2,000 rows: 3.9 s and 754 MB).
+    with pytest.raises(InputError, match=r"^<upload>:5: a value in column XFD, beyond the 1,024 columns"):
+        read_sheet(sheet_with_far_cell("x"), "xlsx")
+
+
+def test_blank_cells_far_to_the_right_are_no_columns(book):
+    sheet = read_sheet(sheet_with_far_cell("  "), "xlsx")
+    assert sheet.frame.columns.tolist() == ["客户编号", "近12个月销售额"] and len(sheet.frame) == 50
+    assert sheet.lines.tolist() == list(range(2, 52))
+    # An add-in's used range: rows as long as the sheet's widest, filled with None.
+    wide = read_rows([["客户编号", "近12个月销售额"] + [None] * 2000, ["C1", 5] + [None] * 2000])
+    assert wide.frame.to_dict("records") == [{"客户编号": "C1", "近12个月销售额": 5}]
