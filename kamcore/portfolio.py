@@ -515,12 +515,13 @@ def _read_csv(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
 
 
 # What openpyxl raises, opening a workbook or reading its cells, for a workbook that is damaged or that it cannot
-# handle: a zip or XML part cut short or broken (zipfile, zlib, ElementTree's ParseError is a SyntaxError), a
-# shared string or sheet that is not there (IndexError, KeyError), a part it fails on (a chart sheet first:
-# AttributeError), no workbook at all (InvalidFileException). The upload's fault, said as such: caught only
-# around openpyxl's own calls, so that a fault of ours is never taken for one of the file's.
-XLSX_FAILURES = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
-                 zipfile.BadZipFile, SyntaxError, openpyxl.utils.exceptions.InvalidFileException)
+# handle: a zip or XML part cut short or broken (zipfile, zlib, ElementTree's ParseError is a SyntaxError), a part
+# packed in a way zipfile cannot unpack (Deflate64, encrypted: NotImplementedError, RuntimeError), a shared string
+# or sheet that is not there (IndexError, KeyError), a part it fails on (an empty chart sheet: AttributeError), no
+# workbook at all (InvalidFileException). The upload's fault, said as such: caught only around openpyxl's own
+# calls, so that a fault of ours is never taken for one of the file's.
+XLSX_FAILURES = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, EOFError, RuntimeError,
+                 zlib.error, zipfile.BadZipFile, SyntaxError, openpyxl.utils.exceptions.InvalidFileException)
 
 
 def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
@@ -556,8 +557,8 @@ def read_rows(rows: list[list[Any]], name: str = "<sheet>", dictionary: Dictiona
     if not rows:
         raise InputError(f"{name}: the sheet is empty")
     width = max(len(r) for r in rows)
-    if width > MAX_COLUMNS:  # empty cells at a row's end (styled, never filled) are no columns; a value is
-        rows = [_without_empty_end(r) for r in rows]
+    if width > MAX_COLUMNS:  # blank cells at a row's end (styled, never filled) are no columns; a value is
+        rows = [_without_blank_end(r) for r in rows]
         far = next((line for line, r in enumerate(rows, start=1) if len(r) > MAX_COLUMNS), None)
         if far is not None:
             column = openpyxl.utils.get_column_letter(len(rows[far - 1]))
@@ -569,9 +570,10 @@ def read_rows(rows: list[list[Any]], name: str = "<sheet>", dictionary: Dictiona
     return _sheet(rows[at] + [None] * (width - len(rows[at])), body, at + 2, name)
 
 
-def _without_empty_end(row: list[Any]) -> list[Any]:
+def _without_blank_end(row: list[Any]) -> list[Any]:
+    """The row without the cells at its end that `_sheet` counts blank (so a column it would keep stays)."""
     end = len(row)
-    while end and _empty(row[end - 1]):
+    while end and ((cell := row[end - 1]) is None or cell in BLANK_TEXT or (type(cell) is float and cell != cell)):
         end -= 1
     return row if end == len(row) else row[:end]
 

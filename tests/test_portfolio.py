@@ -450,12 +450,20 @@ def damaged_xlsx(damage: str) -> bytes:
     wb = openpyxl.Workbook()
     wb.active.append(["客户编号", "近12个月销售额"])
     wb.active.append(["C1", "lots"])  # (an inline string, made a shared-string index below)
-    if damage == "a chart sheet first":
+    if damage == "an empty chart sheet":
         wb.create_chartsheet("图表", 0)
     out = io.BytesIO()
     wb.save(out)
-    if damage == "a chart sheet first":
+    if damage == "an empty chart sheet":  # (openpyxl 3.1 fails on a chart sheet with no chart in it)
         return out.getvalue()
+    if damage == "a part packed with Deflate64":  # (zipfile cannot unpack it: NotImplementedError)
+        data = bytearray(out.getvalue())
+        with zipfile.ZipFile(out) as archive:
+            info = archive.getinfo("xl/worksheets/sheet1.xml")
+        data[info.header_offset + 8:info.header_offset + 10] = (9).to_bytes(2, "little")  # the local header's
+        central = data.rfind(b"PK\x01\x02", 0, data.rfind(b"xl/worksheets/sheet1.xml"))
+        data[central + 10:central + 12] = (9).to_bytes(2, "little")  # and the central directory's
+        return bytes(data)
     edits = {
         "a sheet's XML cut short": ("xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2]),
         "a shared string that is not there": ("xl/worksheets/sheet1.xml", lambda xml: xml.replace(
@@ -472,8 +480,8 @@ def damaged_xlsx(damage: str) -> bytes:
     return damaged.getvalue()
 
 
-DAMAGES = ["a chart sheet first", "a sheet's XML cut short", "a shared string that is not there",
-           "a workbook naming no sheet"]
+DAMAGES = ["an empty chart sheet", "a sheet's XML cut short", "a shared string that is not there",
+           "a workbook naming no sheet", "a part packed with Deflate64"]
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
