@@ -20,7 +20,7 @@ from kamcore.portfolio import read_table
 
 from .. import Services, gcpause, services
 from ..auth import authenticate, requires
-from ..encoding import Encoded, dumps, json_response, loads, plain, result_rows
+from ..encoding import Encoded, dumps, json_response, loads, plain, result_columns, result_rows, rows_json
 from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import (
     EvaluateQuery,
@@ -191,7 +191,12 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain
     except InputError as e:
         raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
     shared: dict[str, list[Any]] = {}  # output columns converted once, for the answer and the log
-    results = result_rows(evaluation, np.flatnonzero(evaluation.ok), shared)
+    good = np.flatnonzero(evaluation.ok)
+    # A large batch's answer is encoded while its decision is logged; without traces to add, straight from its
+    # columns (rows_json: no dict per row).
+    aside = encoded and len(good) >= ENCODE_ASIDE_ROWS
+    columns = result_columns(evaluation, good, shared) if aside and not explain else None
+    results = result_rows(evaluation, good, shared) if columns is None else []
     if explain:
         for result in results:
             trace = evaluation.explain(result["row"], explain_rules)
@@ -201,10 +206,10 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain
     warnings = [_row_error(e) for e in evaluation.warnings]
     if note is not None:
         note.revision = book.revision
-    if encoded and len(results) >= ENCODE_ASIDE_ROWS:
+    if aside:
         recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
-        try:
-            results = Encoded(dumps(results))  # the rows only read, by both threads
+        try:  # the cells only read, by both threads
+            results = Encoded(dumps(results) if columns is None else rows_json(*columns))
         finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
             decision_id = recording.result()  # names it
             if note is not None:

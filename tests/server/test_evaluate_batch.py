@@ -3,6 +3,7 @@ decision log; both are what converting them separately gives."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -16,8 +17,9 @@ import pytest
 from kamcore import decisions
 from kamcore.decisions import DecisionLog, DecisionLogError, canonical_json, decompress, output_table, table_of
 from kamcore.demo import synthetic_portfolio
+from server import encoding
 from server.api import evaluate
-from server.encoding import ROWS_BY_COLUMN, _rows, dumps, loads, result_rows
+from server.encoding import ROWS_BY_COLUMN, _rows, dumps, loads, result_rows, rows_json
 from tests.test_aside import refuse_threads
 
 AS_OF = "2026-11-23"
@@ -55,6 +57,56 @@ def test_result_rows_refuse_columns_of_unequal_length():
     for n in (2, ROWS_BY_COLUMN):  # a column for each key, however many rows
         with pytest.raises(ValueError, match="1 result columns for 2 keys"):
             _rows(("a", "b"), [list(range(n))], n)
+
+
+@pytest.mark.parametrize("n", [0, 1, ROWS_BY_COLUMN - 1, ROWS_BY_COLUMN, 1000])
+def test_rows_json_writes_what_dumps_writes_of_the_rows(n, monkeypatch):
+    """A batch's rows written straight from their columns are the JSON of the rows as dicts, byte for byte: the
+    same keys in order, 1 as 1 and 1.0 as 1.0, text unescaped; cells msgspec has no form for (a numpy integer,
+    a date) as `dumps` writes them. Cells that send `dumps` down the standard library's path (other spacing: an
+    integer beyond 64 bits, numpy's float64) are the same values. From ROWS_BY_COLUMN rows no dict is made."""
+    keys = ("tier", "score", "flag", "actions", "名称", "row")
+    cells = [1, 1.0, True, None, "甲", ["call", "visit"], float("nan"), np.int64(7), dt.date(2026, 11, 23),
+             -0.0, 0.1, 1e-7, "a\"b\\c\u2028", {"a": [1, None]}]
+    columns = [[cells[(r * 3 + c) % len(cells)] for r in range(n)] for c in range(len(keys))]
+    expected = dumps(_rows(keys, columns, n))
+    wide = [[2**70 if r % 7 == 0 else np.float64(r / 8) if r % 7 == 1 else cell for r, cell in enumerate(cells)]
+            for cells in columns]
+    # (the standard library's path writes NaN, which JSON has no word for; msgspec writes null, as orjson does)
+    expected_wide = json.loads(dumps(_rows(keys, wide, n)), parse_constant=lambda nan: None)
+    if n >= ROWS_BY_COLUMN:
+        monkeypatch.setattr(encoding, "_rows", None)  # not called
+    assert rows_json(keys, columns, n) == expected
+    assert json.loads(rows_json(keys, wide, n), parse_constant=lambda nan: None) == expected_wide
+
+
+def test_rows_json_writes_large_floats_as_numbers_of_the_same_value():
+    """Floats of 1e16 and more are the one difference: msgspec writes 1e16 where orjson writes 1e+16. Both are
+    JSON numbers of the same value."""
+    keys = ("a", "row")
+    columns = [[1e16, -1.2345678901234568e17, 1.7976931348623157e308] * 30, list(range(90))]
+    written = rows_json(keys, columns, 90)
+    assert b"1e16" in written
+    assert json.loads(written) == json.loads(dumps(_rows(keys, columns, 90)))
+
+
+def test_rows_json_falls_back_to_dicts_where_a_struct_cannot_stand_for_the_rows():
+    """A key twice (the dict keeps the last cell, where the key first stood) and text that is not valid Unicode
+    (refused as `dumps` refuses it) take the dict path; unequal columns are refused as `_rows` refuses them."""
+    keys = ("tier", "score", "tier", "row")
+    columns = [["A"] * 100, [1.5] * 100, ["B"] * 100, list(range(100))]
+    assert encoding._row_type(keys) is None
+    assert rows_json(keys, columns, 100) == dumps(_rows(keys, columns, 100))
+    assert json.loads(rows_json(keys, columns, 100))[7] == {"tier": "B", "score": 1.5, "row": 7}
+    bad = [["ok"] * 99 + ["\ud800"], list(range(100))]
+    with pytest.raises(UnicodeEncodeError):
+        dumps(_rows(("name", "row"), bad, 100))
+    with pytest.raises(UnicodeEncodeError):
+        rows_json(("name", "row"), bad, 100)
+    with pytest.raises(ValueError, match="not 100"):
+        rows_json(("a", "row"), [[1] * 100, [1] * 99], 100)
+    with pytest.raises(ValueError, match="1 result columns for 2 keys"):
+        rows_json(("a", "row"), [[1] * 100], 100)
 
 
 @pytest.fixture(params=["aside", "inline"])
@@ -155,9 +207,12 @@ def test_a_decision_the_log_refuses_fails_the_batch_either_way(app, as_, recorde
     assert kam.decisions.verify().records == 0
 
 
-def test_an_answer_that_cannot_be_encoded_still_waits_for_its_decision_and_names_it(new_app, monkeypatch, caplog):
-    """A large batch's results are encoded while its decision is logged: should encoding fail, the request still
-    waits for the log, so no thread outlives it and the access log names the decision that was recorded."""
+@pytest.mark.parametrize("explain", [False, True])
+def test_an_answer_that_cannot_be_encoded_still_waits_for_its_decision_and_names_it(new_app, monkeypatch, caplog,
+                                                                                    explain):
+    """A large batch's results are encoded while its decision is logged (from their columns, or as rows with
+    their traces): should encoding fail, the request still waits for the log, so no thread outlives it and the
+    access log names the decision that was recorded."""
     app, as_ = new_app(testing=False, access_log=True)  # an unexpected error answered 500, as in service
     monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1)
     kam = app.extensions["kam"]
@@ -167,14 +222,15 @@ def test_an_answer_that_cannot_be_encoded_still_waits_for_its_decision_and_names
         time.sleep(0.3)  # still logging when the encoding fails
         return record(self, *args, **kwargs)
 
-    def refuse(value):
+    def refuse(*value):
         raise MemoryError("no room for the answer")
 
     monkeypatch.setattr(DecisionLog, "record_evaluation", slow)
-    monkeypatch.setattr(evaluate, "dumps", refuse)
+    monkeypatch.setattr(evaluate, "dumps", refuse)  # rows with traces (explain)
+    monkeypatch.setattr(evaluate, "rows_json", refuse)  # rows straight from their columns
     accounts = json_accounts(20)
     with caplog.at_level(logging.INFO, logger="kam.access"):
-        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
+        r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF, "explain": explain})
     assert r.status_code == 500
     assert not [t for t in threading.enumerate() if t.name == "kam-decision"]
     assert kam.decisions.verify().records == 1  # logged before the failure was answered, not after
