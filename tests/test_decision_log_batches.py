@@ -377,3 +377,43 @@ def test_a_failure_while_sealing_aside_reaches_the_writer_and_records_nothing(tm
         assert log.verify().ok and log.verify().records == 1
         log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
         assert log.verify().records == 2
+
+
+def test_an_input_table_sealed_beforehand_is_recorded_as_one_sealed_here(tmp_path, monkeypatch):
+    """`seal_inputs` of the accounts an evaluation was given (as the service seals a batch's while the rules run)
+    is recorded as it is, byte for byte what `record_evaluation` seals itself; the table is not read again. A seal
+    of another table is not taken: the evaluation's own is sealed."""
+    book = RuleBook.load(SHIPPED, revision="r1")
+    frame = synthetic_portfolio(1500, seed=5)
+    ev = book.evaluate(frame, as_of=AS_OF)
+    assert ev.source is frame
+    other = decisions.seal_inputs(synthetic_portfolio(1500, seed=6))
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        plain = log.record_evaluation("alice", ev)
+        sealed = decisions.seal_inputs(frame)
+        with monkeypatch.context() as m:
+            m.setattr(decisions, "input_table", None)  # not read again
+            early = log.record_evaluation("alice", ev, inputs=sealed)
+        crossed = log.record_evaluation("alice", ev, inputs=other)
+        stored = {i: log._db.execute("SELECT input_digest, inputs, output_digest, outputs FROM decisions WHERE id = ?",
+                                     (i,)).fetchone() for i in (plain, early, crossed)}
+        assert stored[early] == stored[plain] == stored[crossed]
+        assert stored[early][0] == sealed.sealed[0] != other.sealed[0]
+        assert decompress(stored[early][1]) == canonical_json(table_of(frame, "inputs"))
+        assert log.verify().ok and log.verify().records == 3
+
+
+def test_a_failure_to_seal_the_inputs_beforehand_reaches_the_writer_and_records_nothing(tmp_path):
+    book = RuleBook.load(SHIPPED, revision="r1")
+    ev = book.evaluate(synthetic_portfolio(50, seed=5), as_of=AS_OF)
+
+    class Failed:
+        def result(self):
+            raise MemoryError("no room to seal")
+
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        with pytest.raises(MemoryError, match="no room to seal"):
+            log.record_evaluation("alice", ev, inputs=Failed())
+        assert log.verify().records == 0
+        log.record_evaluation("alice", ev)
+        assert log.verify().ok and log.verify().records == 1
