@@ -38,6 +38,8 @@ def active_rows(payload: Any) -> tuple[int, str, list[list[Any]]]:
 def actions(scored: ScoredSheet, sheet_position: int, outputs: list[str], notes: bool = True) -> list[dict[str, Any]]:
     """What the client does to show a scored sheet: the result block's values, colours (runs of one colour down a
     column as one range), number formats, the tier notes, the rules version, autofit."""
+    if scored.row_lines is not None:  # (score_rows of a sheet's rows from A1 never has them)
+        raise ValueError("a result block of some sheet rows only: the client writes one range from the header down")
     out = [_action("setValues", sheet_position, scored.header_row, scored.first_column,
                    values=[["" if v is None else safe_text(v) for v in row] for row in scored.rows])]
     if scored.clear_columns:

@@ -37,7 +37,8 @@ Evaluator = Callable[[list[dict[str, Any]]], dict[str, Any]]
 @dataclass
 class ScoredSheet:
     """What to write into a sheet: a block of result columns from (`header_row`, `first_column`), 0-based, one
-    row per sheet row down to the table's last row; fills and notes by (row, column); the revision cell."""
+    row per sheet row down to the table's last row (or per row in `row_lines`); fills and notes by (row, column);
+    the revision cell."""
 
     header_row: int
     first_column: int
@@ -51,10 +52,17 @@ class ScoredSheet:
     errors: list[dict[str, Any]] = field(default_factory=list)  # the API's row errors plus `line`, 1-based
     warnings: list[str] = field(default_factory=list)
     clear_columns: int = 0  # columns of an earlier, wider result block to blank beyond this one
+    # The sheet row (0-based) of each block row, where the sheet was read without its rows that hold no value
+    # (sheet_rows); None: the block's rows are the sheet's, one after another from `header_row`.
+    row_lines: list[int] | None = None
 
     @property
     def width(self) -> int:
         return len(self.headers)
+
+    def sheet_row(self, r: int) -> int:
+        """The sheet row (0-based) of block row r."""
+        return self.header_row + r if self.row_lines is None else self.row_lines[r]
 
     @property
     def version_cell(self) -> tuple[int, int]:
@@ -63,7 +71,7 @@ class ScoredSheet:
 
     def cells(self) -> list[tuple[int, int, Any]]:
         """Every cell the block writes, (row, column, value), for writers that go cell by cell."""
-        return [(self.header_row + r, self.first_column + c, v)
+        return [(self.sheet_row(r), self.first_column + c, v)
                 for r, row in enumerate(self.rows) for c, v in enumerate(row)]
 
 
@@ -84,10 +92,13 @@ def own_headers(book: RuleBook) -> set[str]:
 
 
 def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluator, lang: str | None = "zh",
-               name: str = "<sheet>") -> ScoredSheet:
+               name: str = "<sheet>", lines: Sequence[int] | None = None) -> ScoredSheet:
     """Find the account table in `rows` (headers may sit under a title), evaluate its accounts with `evaluate`
-    and lay out the result columns beside it. Re-scoring a scored sheet reuses its own result columns."""
+    and lay out the result columns beside it. Re-scoring a scored sheet reuses its own result columns. `lines`:
+    the sheet row (1-based) of each row, where the rows without a value were left out (`sheet_rows`); the
+    block then has a row for each of those rows only."""
     rows = [list(r) for r in rows]
+    lines = None if lines is None else list(lines)
     if not rows or not any(any(_filled(c) for c in r) for r in rows):
         raise InputError(f"{name}: the sheet is empty")
     at = header_index(rows, book.dictionary)
@@ -104,22 +115,32 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     first = min(own) if own else (max(used) + 1 if used else 0)
     previous_width = (max(own) - first + 1) if own else 0
     table = [r[:first] for r in rows]
-    sheet = read_rows(table, name, book.dictionary, header=at)
+    sheet = read_rows(table, name, book.dictionary, header=at, lines=lines)
     accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
     answer = evaluate(accounts) if accounts else {"results": [], "errors": [], "warnings": []}
     outputs = sheet_outputs(book)
     headers = result_headers(book, lang)
-    last = max((len(rows) - 1), at)
-    block: list[list[Any]] = [headers] + [[None] * len(headers) for _ in range(last - at)]
-    scored = ScoredSheet(at, first, headers, block, revision=answer.get("rules_version"),
-                         decision_id=answer.get("decision_id"))
+    if lines is None:  # a block row per sheet row, from the header down to the table's last row
+        row_lines, top = None, at
+        count = max((len(rows) - 1), at) - at + 1
+    else:  # a block row per row read, from the header on
+        row_lines = [line - 1 for line in lines[at:]]
+        top, count = row_lines[0], len(row_lines)
+    place = {r: k for k, r in enumerate(row_lines)} if row_lines is not None else None
+
+    def block_row(r: int) -> int:  # the block row of sheet row r (0-based)
+        return r - top if place is None else place[r]
+
+    block: list[list[Any]] = [headers] + [[None] * len(headers) for _ in range(count - 1)]
+    scored = ScoredSheet(top, first, headers, block, revision=answer.get("rules_version"),
+                         decision_id=answer.get("decision_id"), row_lines=row_lines)
     tier_col = outputs.index("tier") if "tier" in outputs else None
     credit_col = outputs.index("credit_status") if "credit_status" in outputs else None
     for k in range(len(headers)):
-        scored.fills[(at, first + k)] = HEADER_FILL
+        scored.fills[(top, first + k)] = HEADER_FILL
     for result in answer.get("results", []):
         r = int(sheet.lines[result["row"]]) - 1
-        block[r - at][:len(outputs)] = [_shown(book, out, result.get(out), lang) for out in outputs]
+        block[block_row(r)][:len(outputs)] = [_shown(book, out, result.get(out), lang) for out in outputs]
         if tier_col is not None and result.get("tier") in TIER_FILLS:
             scored.fills[(r, first + tier_col)] = TIER_FILLS[result["tier"]]
         if credit_col is not None and result.get("credit_status") in CREDIT_FILLS:
@@ -133,7 +154,7 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         messages.setdefault(line - 1, []).append(_message(e))
         scored.errors.append({**e, "line": line})
     for r, texts in messages.items():
-        block[r - at][-1] = "; ".join(texts)
+        block[block_row(r)][-1] = "; ".join(texts)
         scored.fills[(r, first + len(headers) - 1)] = ERROR_FILL
     scored.warnings = [str(w) for w in sheet.warnings]
     scored.warnings += [f"{name}:{int(sheet.lines[w['row']])}: {_message(w)}" for w in answer.get("warnings", [])]

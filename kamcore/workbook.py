@@ -15,7 +15,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .errors import InputError
-from .portfolio import XLSX_FAILURES, header_index
+from .portfolio import XLSX_FAILURES, header_index, sheet_rows
 from .rulebook import RuleBook
 from .sheetscore import FORMULA_STARTS, VERSION_LABEL, VERSION_NAME, Evaluator, ScoredSheet, score_rows
 
@@ -40,11 +40,11 @@ def score_workbook(data: bytes, book: RuleBook, evaluate: Evaluator, lang: str |
     except XLSX_FAILURES as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
     try:
-        title, rows = _account_sheet(values, book, name)
+        title, rows, lines = _account_sheet(values, book, name)
     finally:
         values.close()
     sheet = formulas[title]
-    scored = score_rows(rows, book, evaluate, lang, name)
+    scored = score_rows(rows, book, evaluate, lang, name, lines=lines)
     write_scored(sheet, scored)
     if VERSION_NAME in formulas.defined_names:
         del formulas.defined_names[VERSION_NAME]
@@ -62,7 +62,7 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     width = scored.width + scored.clear_columns
     for r in range(len(scored.rows)):
         for c in range(width):
-            cell = sheet.cell(row=scored.header_row + r + 1, column=scored.first_column + c + 1)
+            cell = sheet.cell(row=scored.sheet_row(r) + 1, column=scored.first_column + c + 1)
             value = scored.rows[r][c] if c < scored.width else None
             cell.value = value
             if isinstance(value, str) and value.startswith(FORMULA_STARTS):
@@ -86,15 +86,15 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     sheet.cell(row=row + 1, column=col + 1).data_type = "s"
 
 
-def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[list[Any]]]:
-    """The sheet holding the account table: the active one if its headers name fields, else the first that does."""
+def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[list[Any]], list[int]]:
+    """The sheet holding the account table: the active one if its headers name fields, else the first that does;
+    its rows that hold a value, and their lines (`sheet_rows`)."""
     sheets = [values.active] + [ws for ws in values.worksheets if ws is not values.active]
     for ws in sheets:
         if not hasattr(ws, "iter_rows"):
             continue  # a chart sheet
-        ws.reset_dimensions()
         try:  # (read-only: each sheet's XML is parsed here, as its rows are read)
-            rows = [list(r) for r in ws.iter_rows(values_only=True)]
+            rows, lines = sheet_rows(ws)
         except XLSX_FAILURES as e:
             raise InputError(f"{name}: not an xlsx workbook ({e})") from None
         if not rows:
@@ -102,6 +102,6 @@ def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[li
         at = header_index(rows, book.dictionary)
         known = sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in rows[at])
         if known >= 2:
-            return ws.title, rows
+            return ws.title, rows, lines
     raise InputError("no sheet has an account table: a header row naming at least two fields of the data "
                      "dictionary (e.g. 客户编号, 近12个月销售额)")

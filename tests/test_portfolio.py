@@ -10,7 +10,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from kamcore import InputError, RuleBook
+from kamcore import InputError, RuleBook, portfolio
 from kamcore.portfolio import labelled, read_rows, read_sheet, read_table, write_table
 
 AS_OF = "2026-01-01"
@@ -514,3 +514,54 @@ def test_blank_cells_far_to_the_right_are_no_columns(book):
     # An add-in's used range: rows as long as the sheet's widest, filled with None.
     wide = read_rows([["客户编号", "近12个月销售额"] + [None] * 2000, ["C1", 5] + [None] * 2000])
     assert wide.frame.to_dict("records") == [{"客户编号": "C1", "近12个月销售额": 5}]
+
+
+def sheet_with_gaps(far: str | None = "A1048576") -> bytes:
+    """An account table with a title, an empty row inside it, a row of empty strings, and (`far`) a stray value
+    far below it."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"] = "重点客户"
+    ws.append([])
+    ws.append(["客户编号", "近12个月销售额", "行业"])
+    for i in range(40):
+        ws.append([f"C{i}", i * 100, "制造业"] if i != 7 else [])
+    ws.append(["", " ", None])
+    ws.append(["C40", 4000, "能源"])
+    if far:
+        ws[far] = "stray"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_rows_without_a_value_are_left_out_and_every_row_keeps_its_line(monkeypatch):
+    """A stray cell at A1048576 below the table is one row more, read at its line, not a million empty rows made
+    (2,000 accounts: 3.8 s and 700 MB to read a 200 kB upload); the table reads as it does from every sheet row."""
+    made = []
+    rows_of = portfolio.sheet_rows
+    monkeypatch.setattr(portfolio, "sheet_rows", lambda sheet: made.append(rows_of(sheet)) or made[-1])
+    sheet = read_sheet(sheet_with_gaps(), "xlsx")
+    rows, lines = made[0]
+    assert len(rows) == len(lines) == 1 + 1 + 39 + 1 + 1 + 1  # title, header, 39 accounts, blanks, C40, stray
+    assert lines[:3] == [1, 3, 4] and lines[-1] == 1048576
+    assert sheet.header_line == 3
+    assert sheet.frame["客户编号"].tolist() == [f"C{i}" for i in range(41) if i != 7] + ["stray"]
+    assert sheet.lines.tolist() == [4 + i for i in range(40) if i != 7] + [45, 1048576]
+    # every sheet row from A1, as an add-in hands them over: the same table, the same lines
+    wb = openpyxl.load_workbook(io.BytesIO(sheet_with_gaps(far=None)))
+    dense = read_rows([list(r) for r in wb.active.iter_rows(values_only=True)])
+    sparse = read_sheet(sheet_with_gaps(far=None), "xlsx")
+    pd.testing.assert_frame_equal(sparse.frame, dense.frame)
+    assert sparse.lines.tolist() == dense.lines.tolist() and sparse.header_line == dense.header_line == 3
+
+
+def test_a_value_far_to_the_right_below_empty_rows_is_named_at_its_own_line():
+    wb = openpyxl.Workbook()
+    wb.active.append(["客户编号", "近12个月销售额"])
+    wb.active["A9"] = "C1"
+    wb.active["XFD9"] = "x"
+    out = io.BytesIO()
+    wb.save(out)
+    with pytest.raises(InputError, match=r"^<upload>:9: a value in column XFD"):
+        read_sheet(out.getvalue(), "xlsx")

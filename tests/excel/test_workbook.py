@@ -122,3 +122,38 @@ def test_libreoffice_opens_what_we_write_and_recalculates_the_same(tmp_path):
     for r in range(3, 10):
         for c in range(9, 20):
             assert lo.cell(row=r, column=c).value == ours.cell(row=r, column=c).value, (r, c)
+
+
+def test_a_stray_value_far_below_the_table_is_scored_without_a_block_down_to_it(tmp_path, book):
+    """A value at A1048576 below the ledger: the result block has a row for each row holding a value, not one
+    per sheet row down to it (a million rows of cells: still running after 300 s, at 3.1 GB). The accounts'
+    results land on their own rows, as without the stray value; the stray row is scored like any other row."""
+    source = ledger(tmp_path / "l.xlsx")
+    wb = openpyxl.load_workbook(source)
+    wb["客户台账"]["A1048576"] = "stray"
+    wb.save(tmp_path / "far.xlsx")
+    plain = score_workbook(source.read_bytes(), book, local_evaluator(book), "zh")
+    far = score_workbook((tmp_path / "far.xlsx").read_bytes(), book, local_evaluator(book), "zh")
+    assert far.scored.row_lines == [2, 3, 4, 6, 7, 8, 1048575]  # 0-based: the header, the rows with a value
+    assert len(far.scored.rows) == 7 and far.scored.rows[:-1] == plain.scored.rows
+    assert far.scored.fills.items() >= plain.scored.fills.items()
+    ws = openpyxl.load_workbook(io.BytesIO(far.data))["客户台账"]
+    before = openpyxl.load_workbook(io.BytesIO(plain.data))["客户台账"]
+    assert [[c.value for c in row] for row in ws.iter_rows(min_row=1, max_row=9)] == \
+        [[c.value for c in row] for row in before.iter_rows(min_row=1, max_row=9)]
+    assert ws["A1048576"].value == "stray" and ws.max_row == 1048576
+    assert not [c for c in ws._cells if 9 < c[0] < 1048576]  # no cell made between them
+
+
+def test_a_block_of_some_rows_only_is_not_sent_to_a_client_as_one_range():
+    """The add-ins write the block as one range from the header down; a block of a sparse read has rows the
+    range would put on the wrong lines."""
+    from excel_addin.protocol import actions
+    from kamcore.sheetscore import ScoredSheet
+
+    sparse = ScoredSheet(0, 3, ["Tier"], [["Tier"], ["A"]], row_lines=[0, 5])
+    with pytest.raises(ValueError, match="some sheet rows only"):
+        actions(sparse, 0, ["tier"])
+    assert sparse.cells() == [(0, 3, "Tier"), (5, 3, "A")]
+    dense = ScoredSheet(0, 3, ["Tier"], [["Tier"], ["A"]])
+    assert dense.cells() == [(0, 3, "Tier"), (1, 3, "A")] and actions(dense, 0, ["tier"])
