@@ -300,7 +300,7 @@ def read_workbook(data: bytes, name: str = "<upload>") -> TableWorkbook:
         wb = openpyxl.load_workbook(io.BytesIO(data))
     except XLSX_FAILURES as e:
         raise InputError(f"{name}: not an xlsx workbook ({e})") from None
-    if META_SHEET not in wb.sheetnames:
+    if META_SHEET not in wb.sheetnames or not isinstance(wb[META_SHEET], Worksheet):  # (a chart sheet has no cells)
         raise InputError(f"{name}: not a rule table exported by KAM Rules (it has no {META_SHEET!r} sheet); "
                          "export one with `kam rules export-xlsx RULE_ID -o table.xlsx`")
     meta: dict[str, str] = {}
@@ -388,6 +388,10 @@ def rebuild(upload: TableWorkbook, book: RuleBook, source: str) -> TableEdit:
         if sheet.title not in upload.workbook.sheetnames:
             problems.append(TableProblem(f"the workbook has no sheet {sheet.title!r} (it holds "
                                          f"{_what(sheet)}); export the table again"))
+            continue
+        if not isinstance(upload.workbook[sheet.title], Worksheet):
+            problems.append(TableProblem(f"the sheet {sheet.title!r} is a chart, not the grid that holds "
+                                         f"{_what(sheet)}; export the table again", sheet.title))
             continue
         rows, place, found, cells = _read_sheet(upload.workbook[sheet.title], sheet)
         problems += found

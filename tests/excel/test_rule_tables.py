@@ -297,3 +297,28 @@ def test_the_core_reads_a_table_without_the_cli(store):
     upload = ruletable.read_workbook(data, "dso.xlsx")
     assert (upload.rule_id, upload.file, upload.base) == ("dso_factor", "credit.yaml", base)
     assert ruletable.rebuild(upload, book, store.read("credit.yaml", base)).unchanged
+
+
+def test_a_chart_where_the_table_or_its_metadata_was_is_refused_naming_the_sheet(store, tmp_path):
+    """A chart sheet under the name of the table's sheet (or of `_kam`) has no cells to read: refused, naming
+    the sheet, where it was a 500 (`Chartsheet` has no `max_row`)."""
+    from openpyxl.chart import BarChart, Reference
+
+    table = export(store, "tier", tmp_path / "tier.xlsx")
+    for title in ("tier", "_kam"):
+        wb = openpyxl.load_workbook(table)
+        at = wb.sheetnames.index(title)
+        data = wb.create_sheet("data")
+        data.append([1])
+        chart = BarChart()
+        chart.add_data(Reference(data, min_col=1, min_row=1, max_row=1))
+        del wb[title]
+        wb.create_chartsheet(title, at).add_chart(chart)
+        wb.save(tmp_path / f"chart-{title}.xlsx")
+        assert isinstance(openpyxl.load_workbook(tmp_path / f"chart-{title}.xlsx")[title],
+                          openpyxl.chartsheet.Chartsheet)
+        result = import_(store, tmp_path / f"chart-{title}.xlsx")
+        assert result.exit_code == 1, result.output
+        assert ("the sheet 'tier' is a chart, not the grid that holds the table's rows" if title == "tier" else
+                "not a rule table exported by KAM Rules (it has no '_kam' sheet)") in result.output
+    assert len(store.history()) == 1
