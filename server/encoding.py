@@ -233,12 +233,6 @@ def _one_row(vecs: Mapping[str, Vec], names: list[str]) -> dict[str, Any]:
 _FIRST = np.zeros(1, dtype=np.intp)  # the rows of `_one_row`'s account
 _FIRST.flags.writeable = False
 
-def result_json(evaluation: Evaluation, rows: np.ndarray, shared: dict[str, list[Any]] | None = None) -> bytes:
-    """`dumps(result_rows(evaluation, rows, shared))`: the same JSON values (see `rows_json`), the rows never
-    made as dicts."""
-    return rows_json(*_result_columns(evaluation, rows, shared))
-
-
 def result_columns(evaluation: Evaluation, rows: np.ndarray,
                    shared: dict[str, list[Any]] | None = None) -> tuple[tuple[str, ...], list[list[Any]], int]:
     """What `result_rows` makes its rows of, for `rows_json` (or `_rows`): their keys, their cells column by
@@ -265,15 +259,18 @@ def rows_json(keys: tuple[str, ...], columns: list[list[Any]], n: int) -> bytes:
 def _row_type(keys: tuple[str, ...]) -> type[msgspec.Struct] | None:
     """A Struct whose fields are written under `keys`, in order (fields f0, f1, ... renamed): made once per key
     sequence (a rule book's outputs). None for keys a Struct cannot stand for (a key twice: the dict keeps its
-    last cell). Not tracked by the garbage collector: a row holds cells (text, numbers, lists of text), never
-    itself."""
+    last cell; a key with a quote, a backslash or a control character). Not tracked by the garbage collector: a
+    row holds cells (text, numbers, lists of text), never itself."""
     known = _ROW_TYPES.get(keys, _ROW_TYPES)
     if known is _ROW_TYPES:
         made = None
         if len(set(keys)) == len(keys) and all(type(k) is str for k in keys):
             fields = [f"f{i}" for i in range(len(keys))]
-            made = msgspec.defstruct("ResultRow", [(f, Any) for f in fields],
-                                     rename=dict(zip(fields, keys, strict=True)), gc=False)
+            try:
+                made = msgspec.defstruct("ResultRow", [(f, Any) for f in fields],
+                                         rename=dict(zip(fields, keys, strict=True)), gc=False)
+            except (ValueError, TypeError):  # a key msgspec will not write as a field's name (`"`, `\`, controls)
+                made = None
         known = _ROW_TYPES.remember(keys, made)
     return known
 

@@ -91,13 +91,17 @@ def test_rows_json_writes_large_floats_as_numbers_of_the_same_value():
 
 
 def test_rows_json_falls_back_to_dicts_where_a_struct_cannot_stand_for_the_rows():
-    """A key twice (the dict keeps the last cell, where the key first stood) and text that is not valid Unicode
-    (refused as `dumps` refuses it) take the dict path; unequal columns are refused as `_rows` refuses them."""
+    """A key twice (the dict keeps the last cell, where the key first stood), a key with a quote, a backslash or
+    a control character, and text that is not valid Unicode (refused as `dumps` refuses it) take the dict path;
+    unequal columns are refused as `_rows` refuses them."""
     keys = ("tier", "score", "tier", "row")
     columns = [["A"] * 100, [1.5] * 100, ["B"] * 100, list(range(100))]
     assert encoding._row_type(keys) is None
     assert rows_json(keys, columns, 100) == dumps(_rows(keys, columns, 100))
     assert json.loads(rows_json(keys, columns, 100))[7] == {"tier": "B", "score": 1.5, "row": 7}
+    odd = ('a"b', "c\\d", "e\nf", "row")  # keys msgspec will not take as a field's name
+    assert encoding._row_type(odd) is None
+    assert rows_json(odd, columns, 100) == dumps(_rows(odd, columns, 100))
     bad = [["ok"] * 99 + ["\ud800"], list(range(100))]
     with pytest.raises(UnicodeEncodeError):
         dumps(_rows(("name", "row"), bad, 100))
