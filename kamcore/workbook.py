@@ -60,6 +60,8 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     """Write a scored block into an openpyxl sheet; only the block's own cells (and the version cells) change."""
     bold = Font(bold=True)
     width = scored.width + scored.clear_columns
+    if scored.row_lines is not None:  # the block has the rows read with a value only: the sheet's other cells in
+        _clear_beside(sheet, scored, width)  # its columns (an earlier run's fill or note on a row emptied since)
     for r in range(len(scored.rows)):
         for c in range(width):
             cell = sheet.cell(row=scored.sheet_row(r) + 1, column=scored.first_column + c + 1)
@@ -86,6 +88,18 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     sheet.cell(row=row + 1, column=col + 1).data_type = "s"
 
 
+def _clear_beside(sheet: Worksheet, scored: ScoredSheet, width: int) -> None:
+    """Clear the cells the sheet holds in the block's columns below its header, on rows the block leaves out, as
+    the block clears its own: a block of every sheet row down to the table's last would have. Only cells there
+    already are touched (none is made)."""
+    kept = {r + 1 for r in scored.row_lines or ()}
+    first, last = scored.first_column + 1, scored.first_column + width
+    for row, column in list(sheet._cells):  # (openpyxl's own map of the cells it holds)
+        if first <= column <= last and row > scored.header_row + 1 and row not in kept:
+            cell = sheet._cells[(row, column)]
+            cell.value, cell.fill, cell.comment = None, NO_FILL, None
+
+
 def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[list[Any]], list[int]]:
     """The sheet holding the account table: the active one if its headers name fields, else the first that does;
     its rows that hold a value, and their lines (`sheet_rows`)."""
@@ -99,7 +113,7 @@ def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[li
             raise InputError(f"{name}: not an xlsx workbook ({e})") from None
         if not rows:
             continue
-        at = header_index(rows, book.dictionary)
+        at = header_index(rows, book.dictionary, lines)
         known = sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in rows[at])
         if known >= 2:
             return ws.title, rows, lines

@@ -157,3 +157,24 @@ def test_a_block_of_some_rows_only_is_not_sent_to_a_client_as_one_range():
     assert sparse.cells() == [(0, 3, "Tier"), (5, 3, "A")]
     dense = ScoredSheet(0, 3, ["Tier"], [["Tier"], ["A"]])
     assert dense.cells() == [(0, 3, "Tier"), (1, 3, "A")] and actions(dense, 0, ["tier"])
+
+
+def test_rescoring_clears_the_colour_and_note_of_a_row_emptied_since(tmp_path, book):
+    """Excel's Delete clears values and keeps fills and notes: a row whose account was deleted after scoring
+    loses the earlier run's tier colour and note when scored again, as every other row of the block does."""
+    first = score_workbook(ledger(tmp_path / "l.xlsx").read_bytes(), book, local_evaluator(book), "zh")
+    wb = openpyxl.load_workbook(io.BytesIO(first.data))
+    ws = wb["客户台账"]
+    assert ws["I5"].fill.fill_type == "solid" and ws["I5"].comment is not None  # KH002's tier
+    for cell in ws[5]:
+        cell.value = None
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    again = score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
+    assert 4 not in again.scored.row_lines  # (0-based: the emptied row is not read)
+    ws = openpyxl.load_workbook(io.BytesIO(again.data))["客户台账"]
+    first_column, width = again.scored.first_column, again.scored.width
+    assert [(c.value, c.fill.fill_type, c.comment) for c in ws[5][first_column:first_column + width]] == \
+        [(None, None, None)] * width
+    assert ws["I4"].fill.fill_type == "solid" and ws["I4"].comment is not None  # KH001's, scored again
+    assert ws["B5"].value is None and ws["A3"].value == "客户编号"  # nothing else touched
