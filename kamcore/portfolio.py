@@ -552,9 +552,12 @@ def sheet_rows(sheet: Any) -> tuple[list[list[Any]], list[int]]:
     return rows, lines
 
 
-def header_index(rows: list[list[Any]], dictionary: Dictionary | None = None) -> int:
-    """The 0-based index of the header row among a sheet's rows (below any title rows)."""
-    return _header_index(rows[:HEADER_SCAN], dictionary)
+def header_index(rows: list[list[Any]], dictionary: Dictionary | None = None,
+                 lines: list[int] | None = None) -> int:
+    """The 0-based index of the header row among a sheet's rows (below any title rows), looked for among the
+    sheet's first HEADER_SCAN rows: with `lines` (each row's sheet row, 1-based), the rows read from those."""
+    scan = HEADER_SCAN if lines is None else max(1, sum(1 for line in lines[:HEADER_SCAN] if line <= HEADER_SCAN))
+    return _header_index(rows[:scan], dictionary)
 
 
 # An account table's columns at most. A value far to the right (a stray cell in column XFD) would otherwise make
@@ -580,7 +583,7 @@ def read_rows(rows: list[list[Any]], name: str = "<sheet>", dictionary: Dictiona
                              f"beyond the {MAX_COLUMNS:,} columns an account table may have: clear that cell, or "
                              "move it into the table")
         width = max(len(r) for r in rows)
-    at = header_index(rows, dictionary) if header is None else header
+    at = header_index(rows, dictionary, lines) if header is None else header
     body = pd.DataFrame([r + [None] * (width - len(r)) for r in rows[at + 1:]], columns=range(width), dtype=object)
     body_lines = np.arange(at + 2, len(rows) + 1) if lines is None else np.asarray(lines[at + 1:], dtype=np.int64)
     header_line = at + 1 if lines is None else lines[at]

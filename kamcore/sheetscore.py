@@ -99,9 +99,11 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     block then has a row for each of those rows only."""
     rows = [list(r) for r in rows]
     lines = None if lines is None else list(lines)
+    if lines is not None and len(lines) != len(rows):
+        raise ValueError(f"{len(lines)} lines for {len(rows)} rows")
     if not rows or not any(any(_filled(c) for c in r) for r in rows):
         raise InputError(f"{name}: the sheet is empty")
-    at = header_index(rows, book.dictionary)
+    at = header_index(rows, book.dictionary, lines)
     header = rows[at]
     if sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in header) < 2:
         raise InputError(f"{name}: no header row names two fields of the data dictionary (e.g. 客户编号, "

@@ -5,6 +5,7 @@ import io
 import json
 import re
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -565,3 +566,23 @@ def test_a_value_far_to_the_right_below_empty_rows_is_named_at_its_own_line():
     wb.save(out)
     with pytest.raises(InputError, match=r"^<upload>:9: a value in column XFD"):
         read_sheet(out.getvalue(), "xlsx")
+
+
+def test_the_header_is_looked_for_among_the_first_sheet_rows_whatever_rows_are_left_out():
+    """Headers are looked for among the sheet's first 30 rows, read with its empty rows or without them: a sheet
+    whose table starts below row 30 reads the same from an upload as from an add-in's rows from A1."""
+    book = RuleBook.load(Path(__file__).resolve().parents[1] / "rules")  # (its dictionary knows 行业)
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "重点客户"
+    wb.active["A2"], wb.active["B2"] = "客户编号", "近12个月销售额"
+    for r in range(33, 36):  # a wider header-like row below row 30: not the header
+        for c, value in enumerate([f"C{r}", 100, "x"] if r > 33 else ["客户编号", "近12个月销售额", "行业"], start=1):
+            wb.active.cell(row=r, column=c, value=value)
+    out = io.BytesIO()
+    wb.save(out)
+    loaded = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    dense = read_rows([list(r) for r in loaded.active.iter_rows(values_only=True)], dictionary=book.dictionary)
+    sparse = read_sheet(out.getvalue(), "xlsx", dictionary=book.dictionary)
+    assert sparse.header_line == dense.header_line == 2
+    pd.testing.assert_frame_equal(sparse.frame, dense.frame)
+    assert sparse.lines.tolist() == dense.lines.tolist() == [33, 34, 35]
