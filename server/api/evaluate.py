@@ -17,7 +17,6 @@ from marshmallow import ValidationError
 from kamcore.aside import Aside
 from kamcore.decisions import DecisionLogBusy, DecisionLogError, SealedInputs, seal_inputs
 from kamcore.errors import InputError
-from kamcore.expressions.scalar import MOST_ACCOUNTS
 from kamcore.portfolio import read_table, to_frame
 
 from .. import Services, gcpause, services
@@ -234,8 +233,8 @@ def _sealing_inputs(accounts: list[dict[str, Any]]) -> Iterator[tuple[Any, Aside
     sealed for the decision log meanwhile, on a thread of its own: a large batch's table is read into the log's form
     while the rules run, and its compression, which lets go of the GIL, takes the second core. The thread is
     waited for when the block ends, however it ends."""
-    if len(accounts) < SEAL_INPUTS_ASIDE_ROWS or len(accounts) <= MOST_ACCOUNTS:  # (a few accounts are read, and
-        yield accounts, None  # logged, from their records: never made a frame here)
+    if len(accounts) < SEAL_INPUTS_ASIDE_ROWS:
+        yield accounts, None
         return
     try:
         frame = to_frame(accounts)  # (what the evaluation would make of them: the table both read)
