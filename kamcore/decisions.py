@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -389,44 +389,41 @@ class DecisionLog:
         return self._record(actor, revision, table_of(inputs, "inputs"), table_of(outputs, "outputs"), errors,
                             as_of)
 
-    def record_evaluation(self, actor: str, evaluation: Evaluation, shared: Mapping[str, list[Any]] | None = None,
-                          inputs: Pending[SealedInputs] | None = None) -> str:
+    def record_evaluation(self, actor: str, evaluation: Evaluation,
+                          shared: Mapping[str, list[Any]] | None = None) -> str:
         """Record an evaluation exactly as it ran: its input table, every output column, its row errors,
         its as_of and its book's revision. `shared`: output columns the caller has already converted by
-        `common_cells` (for its own answer), recorded as they are rather than converted again. `inputs`: the
-        input table sealed already (`seal_inputs` of the accounts the evaluation was given, e.g. on another
-        thread while the rules ran), taken by its `result()`; sealed here when it is another table's."""
+        `common_cells` (for its own answer), recorded as they are rather than converted again."""
         if not evaluation.revision:
             raise DecisionLogError("the rule book has no revision: evaluate a book from the rule store")
-        outputs = _output_table(evaluation, shared or {}, arrays=True)
-        return self._record(actor, evaluation.revision, _Inputs(evaluation.source, inputs), outputs,
+        # A request's few records are recorded as they came (the frame is not built just for the log).
+        source = evaluation.source
+        if isinstance(source, Records):
+            inputs = table_of(source.records, "inputs")
+        else:  # float columns handed to the encoder as arrays (see _number_cells)
+            frame = evaluation.input
+            inputs = _series_table(list(frame.items()), len(frame), "inputs", arrays=True)
+        return self._record(actor, evaluation.revision, inputs, _output_table(evaluation, shared or {}, arrays=True),
                             evaluation.errors, evaluation.as_of)
 
-    def _record(self, actor: str, revision: str, inputs: dict[str, Any] | _Inputs, outputs: dict[str, Any],
+    def _record(self, actor: str, revision: str, inputs: dict[str, Any], outputs: dict[str, Any],
                 errors: Iterable[RowError | Mapping[str, Any]], as_of: dt.date | str | None) -> str:
         if not isinstance(actor, str) or not actor.strip():
             raise DecisionLogError("a decision needs an actor: who asked for it")
         if not isinstance(revision, str) or not revision.strip():
             raise DecisionLogError("a decision needs the rules revision that produced it")
         day = _as_of(as_of)
+        input_bytes = _table_json(inputs)
 
         def seal_outputs() -> tuple[str, bytes]:
             return _seal(_table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs}))
 
-        offered = inputs.offered if isinstance(inputs, _Inputs) else None
-        if offered is not None:  # sealed beside the evaluation (taken once the outputs are sealed too)
-            output_digest, output_blob = seal_outputs()
-            taken = offered.result()  # (a failure to seal is raised here)
-            input_digest, input_blob = taken.sealed if taken.source is inputs.source else \
-                _seal(_table_json(inputs.table()))  # another table's: not these accounts'
-        else:
-            input_bytes = _table_json(inputs.table() if isinstance(inputs, _Inputs) else inputs)
-            if len(input_bytes) < SEAL_ASIDE_BYTES:  # (a thread costs more than sealing a small table)
-                (input_digest, input_blob), (output_digest, output_blob) = _seal(input_bytes), seal_outputs()
-            else:  # a large input table is sealed meanwhile, on a thread of its own
-                with Aside(_seal, input_bytes, name="kam-seal") as inputs_sealed:
-                    output_digest, output_blob = seal_outputs()
-                input_digest, input_blob = inputs_sealed.result()
+        if len(input_bytes) < SEAL_ASIDE_BYTES:  # (a thread costs more than sealing a small table)
+            (input_digest, input_blob), (output_digest, output_blob) = _seal(input_bytes), seal_outputs()
+        else:  # a large input table is sealed meanwhile, on a thread of its own
+            with Aside(_seal, input_bytes, name="kam-seal") as inputs_sealed:
+                output_digest, output_blob = seal_outputs()
+            input_digest, input_blob = inputs_sealed.result()
         fields = {"kind": "decision", "actor": actor, "revision": revision, "as_of": day.isoformat(),
                   "input_digest": input_digest, "output_digest": output_digest,
                   "inputs": input_blob, "outputs": output_blob, "checkpoint": None}
@@ -608,53 +605,6 @@ class DecisionLog:
 
 
 # --- the stored form ---------------------------------------------------------------------------------------
-
-
-T = TypeVar("T")
-
-
-class Pending(Protocol[T]):
-    """A value to be had by `result()` (an Aside, or anything that waits the same way)."""
-
-    def result(self) -> T: ...
-
-
-@dataclass(frozen=True)
-class SealedInputs:
-    """An evaluation's input table sealed for the log (`seal_inputs`): its digest and stored form, and the
-    accounts it is the table of (their identity: `record_evaluation` takes it only for the evaluation of those)."""
-
-    source: Any
-    sealed: tuple[str, bytes]
-
-    def result(self) -> SealedInputs:  # a Pending of itself: sealed on this thread already
-        return self
-
-
-def seal_inputs(source: pd.DataFrame | Records) -> SealedInputs:
-    """The input table of an evaluation given `source` (its DataFrame, or Records), sealed as
-    `record_evaluation` would seal it. Reads `source` only: it may run while the rules read it too."""
-    return SealedInputs(source, _seal(_table_json(input_table(source))))
-
-
-def input_table(source: pd.DataFrame | Records) -> dict[str, Any]:
-    """The input table recorded for an evaluation of `source` (`Evaluation.source`): a request's few records as
-    they came (the frame is not built just for the log), a frame's columns as it holds them (float columns handed
-    to the encoder as arrays, see _number_cells)."""
-    if isinstance(source, Records):
-        return table_of(source.records, "inputs")
-    return _series_table(list(source.items()), len(source), "inputs", arrays=True)
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """`record_evaluation`'s inputs: the evaluation's source, and the pending sealed table offered for it."""
-
-    source: Any
-    offered: Pending[SealedInputs] | None
-
-    def table(self) -> dict[str, Any]:
-        return input_table(self.source)
 
 
 def table_of(data: Any, what: str = "table") -> dict[str, Any]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +14,9 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from kamcore.aside import Aside
-from kamcore.decisions import DecisionLogBusy, DecisionLogError, SealedInputs, seal_inputs
+from kamcore.decisions import DecisionLogBusy, DecisionLogError
 from kamcore.errors import InputError
-from kamcore.portfolio import read_table, to_frame
+from kamcore.portfolio import read_table
 
 from .. import Services, gcpause, services
 from ..auth import authenticate, requires
@@ -42,8 +41,6 @@ UPLOADS = {"text/csv": "csv", XLSX: "xlsx"}
 # An answer of this many results is encoded while its decision is logged (see evaluate_accounts); fewer are
 # encoded after it, on the request's thread (a thread costs ~0.1 ms; encoding 1,000 results, a few ms).
 ENCODE_ASIDE_ROWS = 1000
-# From this many accounts, the input table is sealed for the decision log while the rules run (_sealing_inputs).
-SEAL_INPUTS_ASIDE_ROWS = 1000
 
 
 class EvaluationTimeout(Exception):
@@ -184,64 +181,45 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain
         if time.monotonic() > deadline:
             raise EvaluationTimeout
 
-    with _sealing_inputs(accounts) as (source, sealing):
-        try:
-            evaluation = book.evaluate(source, as_of=as_of, progress=check_time)
-        except EvaluationTimeout:
-            raise ApiProblem(413, "Too many accounts to evaluate in time / 账户过多，无法按时完成评估",
-                             f"{len(accounts)} accounts were not evaluated within the limit of "
-                             f"{kam.config.evaluate_timeout_s:g} s (`evaluate_timeout_s`): split the table into "
-                             "smaller requests") from None
-        except InputError as e:
-            raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
-        shared: dict[str, list[Any]] = {}  # output columns converted once, for the answer and the log
-        good = np.flatnonzero(evaluation.ok)
-        # A large batch's answer is encoded while its decision is logged; without traces to add, straight from
-        # its columns (rows_json: no dict per row).
-        aside = encoded and len(good) >= ENCODE_ASIDE_ROWS
-        columns = result_columns(evaluation, good, shared) if aside and not explain else None
-        results = result_rows(evaluation, good, shared) if columns is None else []
-        if explain:
-            for result in results:
-                trace = evaluation.explain(result["row"], explain_rules)
-                result["trace"] = plain(trace.to_dict())
-                result["explanation"] = trace.text(lang)
-        errors = [_row_error(e) for e in evaluation.errors]
-        warnings = [_row_error(e) for e in evaluation.warnings]
-        if note is not None:
-            note.revision = book.revision
-        if aside:
-            recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, sealing,
-                              name="kam-decision")
-            try:  # the cells only read, by both threads
-                results = Encoded(dumps(results) if columns is None else rows_json(*columns))
-            finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
-                decision_id = recording.result()  # names it
-                if note is not None:
-                    note.decision_id = decision_id
-        else:
-            decision_id = kam.decisions.record_evaluation(actor, evaluation, shared, sealing)
-            if note is not None:
-                note.decision_id = decision_id
-    return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
-            "results": results, "errors": errors, "warnings": warnings}
-
-
-@contextmanager
-def _sealing_inputs(accounts: list[dict[str, Any]]) -> Iterator[tuple[Any, Aside[SealedInputs] | None]]:
-    """The accounts as they are evaluated, and (from SEAL_INPUTS_ASIDE_ROWS accounts) their input table being
-    sealed for the decision log meanwhile, on a thread of its own: a large batch's table is read into the log's form
-    while the rules run, and its compression, which lets go of the GIL, takes the second core. The thread is
-    waited for when the block ends, however it ends."""
-    if len(accounts) < SEAL_INPUTS_ASIDE_ROWS:
-        yield accounts, None
-        return
     try:
-        frame = to_frame(accounts)  # (what the evaluation would make of them: the table both read)
+        evaluation = book.evaluate(accounts, as_of=as_of, progress=check_time)
+    except EvaluationTimeout:
+        raise ApiProblem(413, "Too many accounts to evaluate in time / 账户过多，无法按时完成评估",
+                         f"{len(accounts)} accounts were not evaluated within the limit of "
+                         f"{kam.config.evaluate_timeout_s:g} s (`evaluate_timeout_s`): split the table into "
+                         "smaller requests") from None
     except InputError as e:
         raise ApiProblem(422, "The accounts cannot be read", str(e)) from None
-    with Aside(seal_inputs, frame, name="kam-seal-inputs") as sealing:
-        yield frame, sealing
+    shared: dict[str, list[Any]] = {}  # output columns converted once, for the answer and the log
+    good = np.flatnonzero(evaluation.ok)
+    # A large batch's answer is encoded while its decision is logged; without traces to add, straight from its
+    # columns (rows_json: no dict per row).
+    aside = encoded and len(good) >= ENCODE_ASIDE_ROWS
+    columns = result_columns(evaluation, good, shared) if aside and not explain else None
+    results = result_rows(evaluation, good, shared) if columns is None else []
+    if explain:
+        for result in results:
+            trace = evaluation.explain(result["row"], explain_rules)
+            result["trace"] = plain(trace.to_dict())
+            result["explanation"] = trace.text(lang)
+    errors = [_row_error(e) for e in evaluation.errors]
+    warnings = [_row_error(e) for e in evaluation.warnings]
+    if note is not None:
+        note.revision = book.revision
+    if aside:
+        recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
+        try:  # the cells only read, by both threads
+            results = Encoded(dumps(results) if columns is None else rows_json(*columns))
+        finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
+            decision_id = recording.result()  # names it
+            if note is not None:
+                note.decision_id = decision_id
+    else:
+        decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
+        if note is not None:
+            note.decision_id = decision_id
+    return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,
+            "results": results, "errors": errors, "warnings": warnings}
 
 
 def within_row_limit(count: int) -> None:

@@ -113,36 +113,20 @@ def test_rows_json_falls_back_to_dicts_where_a_struct_cannot_stand_for_the_rows(
         rows_json(("a", "row"), [[1] * 100], 100)
 
 
-@pytest.fixture(params=["aside", "inline", "sealed early"])
+@pytest.fixture(params=["aside", "inline"])
 def recorded_on(request, monkeypatch):
     """Which thread logs a batch's decision: beside the answer's encoding (as a large batch's is), or after it
-    on the request's thread (as a small one's is); "sealed early": beside the answer, its input table sealed on
-    a thread of its own while the rules ran (as a large batch's is). Yields how ("aside" for both of those), the
-    names of the threads that logged decisions, and those that sealed input tables early."""
-    how = request.param
-    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 10**9 if how == "inline" else 1)
-    monkeypatch.setattr(evaluate, "SEAL_INPUTS_ASIDE_ROWS", 1 if how == "sealed early" else 10**9)
-    threads, seals, records = [], [], []
+    on the request's thread (as a small one's is). Yields the names of the threads that logged decisions."""
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 1 if request.param == "aside" else 10**9)
+    threads = []
     record = DecisionLog.record_evaluation
-    seal = evaluate.seal_inputs
 
     def watched(self, *args, **kwargs):
         threads.append(threading.current_thread().name)
-        records.append(threads[-1])
         return record(self, *args, **kwargs)
 
-    def watched_seal(source):
-        seals.append(threading.current_thread().name)
-        return seal(source)
-
     monkeypatch.setattr(DecisionLog, "record_evaluation", watched)
-    monkeypatch.setattr(evaluate, "seal_inputs", watched_seal)
-    yield ("inline" if how == "inline" else "aside"), threads
-    # one early seal per decision: on its thread, or the caller's where no thread could be started
-    assert len(seals) == (len(records) if how == "sealed early" else 0)
-    assert set(seals) <= {"kam-seal-inputs", threading.current_thread().name}
-    if how == "sealed early" and threading.current_thread().name not in records:
-        assert set(seals) == {"kam-seal-inputs"}
+    return request.param, threads
 
 
 def test_a_batch_answers_and_logs_what_separate_conversions_give(app, as_, recorded_on):
@@ -288,32 +272,3 @@ def test_a_decision_log_held_past_the_wait_answers_503_to_try_again(app, as_, mo
     assert kam.decisions.verify().records == 0
     r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
     assert r.status_code == 200 and kam.decisions.verify().records == 1
-
-
-def test_a_batch_refused_while_its_inputs_are_sealed_waits_for_the_seal_and_logs_nothing(new_app, monkeypatch):
-    """A large batch's input table is sealed while the rules run: a batch refused meanwhile (over its time limit,
-    413) is answered once the sealing thread is done, and nothing is logged. A seal that fails fails the batch as
-    the service's fault, with nothing logged."""
-    monkeypatch.setattr(evaluate, "SEAL_INPUTS_ASIDE_ROWS", 1)
-    seal = evaluate.seal_inputs
-
-    def slow(source):
-        time.sleep(0.3)  # still sealing when the evaluation is refused
-        return seal(source)
-
-    monkeypatch.setattr(evaluate, "seal_inputs", slow)
-    app, as_ = new_app(evaluate_timeout_s=0)  # every evaluation is over its limit after its first rule
-    r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(20), "as_of": AS_OF})
-    assert r.status_code == 413 and "evaluate_timeout_s" in r.json["detail"]
-    assert not [t for t in threading.enumerate() if t.name == "kam-seal-inputs"]
-    assert app.extensions["kam"].decisions.verify().records == 0
-
-    def failing(source):
-        raise MemoryError("no room to seal")
-
-    monkeypatch.setattr(evaluate, "seal_inputs", failing)
-    app, as_ = new_app(testing=False)
-    r = as_["viewer"].post("/v1/evaluate", json={"accounts": json_accounts(20), "as_of": AS_OF})
-    assert r.status_code == 500
-    assert not [t for t in threading.enumerate() if t.name in ("kam-seal-inputs", "kam-decision", "kam-seal")]
-    assert app.extensions["kam"].decisions.verify().records == 0
