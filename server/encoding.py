@@ -177,12 +177,13 @@ def result_rows(evaluation: Evaluation, rows: np.ndarray,
 
 def _column_rows(evaluation: Evaluation, rows: np.ndarray, shared: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
     """`result_rows` column by column: each output's cells converted at once, then the rows made of them."""
-    return _rows(*_result_columns(evaluation, rows, shared))
+    return _rows(*result_columns(evaluation, rows, shared))
 
 
-def _result_columns(evaluation: Evaluation, rows: np.ndarray,
-                    shared: dict[str, list[Any]] | None) -> tuple[tuple[str, ...], list[list[Any]], int]:
-    """The keys of `result_rows`' rows, their cells column by column (the row numbers last), and how many rows."""
+def result_columns(evaluation: Evaluation, rows: np.ndarray,
+                   shared: dict[str, list[Any]] | None = None) -> tuple[tuple[str, ...], list[list[Any]], int]:
+    """What `result_rows` makes its rows of, for `rows_json` (or `_rows`): their keys, their cells column by column
+    (the row numbers last), how many rows; `shared` filled as by `result_rows`."""
     state = evaluation.state
     names = evaluation.output_names
     n = len(state.excluded)
@@ -232,13 +233,6 @@ def _one_row(vecs: Mapping[str, Vec], names: list[str]) -> dict[str, Any]:
 
 _FIRST = np.zeros(1, dtype=np.intp)  # the rows of `_one_row`'s account
 _FIRST.flags.writeable = False
-
-def result_columns(evaluation: Evaluation, rows: np.ndarray,
-                   shared: dict[str, list[Any]] | None = None) -> tuple[tuple[str, ...], list[list[Any]], int]:
-    """What `result_rows` makes its rows of, for `rows_json` (or `_rows`): their keys, their cells column by
-    column, how many rows; `shared` filled as by `result_rows`."""
-    return _result_columns(evaluation, rows, shared)
-
 
 def rows_json(keys: tuple[str, ...], columns: list[list[Any]], n: int) -> bytes:
     """`dumps(_rows(keys, columns, n))`, each row a msgspec Struct of the cells (one C call a row) written by
