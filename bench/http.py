@@ -1,7 +1,8 @@
 """HTTP benchmark: a real `kam serve` (waitress, `--workers` processes) on loopback, driven by `wrk`.
 
 Reports single-account evaluate latency (p50 / p99 over one keep-alive connection, `wrk --latency`), requests/s
-with `--clients` concurrent connections, and the server time (`Server-Timing`, median of 7) of a 10,000-row batch.
+with `--clients` concurrent connections, and the server time (`Server-Timing`) of a 10,000-row batch: its first
+three on their own, then the median of seven more.
 For the concurrent run it also reports how many cores the server kept busy (CPU seconds of `kam serve` and its
 workers, from /proc, over wall time) and its CPU milliseconds per request: "2.0 of 2 cores" is a saturated server,
 well under that is a server left idle (by its clients, or by connections piled onto one worker); and the app's own
@@ -454,15 +455,21 @@ def python_clients(args: argparse.Namespace, server: int, port: int, ones: list[
 
 
 def batch_time(args: argparse.Namespace, conn: http.client.HTTPConnection, headers: dict, setup: str) -> None:
-    """The server time of a `--batch`-account request, median of 7."""
+    """The server time of a `--batch`-account request: the first FIRST_BATCHES on their own (a worker's first
+    batches also grow its memory, server/heap.py), then the median of BATCHES more."""
     batch = json.dumps({"accounts": json.loads(synthetic_portfolio(args.batch, seed=12).to_json(
         orient="records", date_format="iso"))}).encode()
-    runs = [post(conn, batch, headers) for _ in range(7)]
+    first = [post(conn, batch, headers) for _ in range(FIRST_BATCHES)]
+    runs = [post(conn, batch, headers) for _ in range(BATCHES)]
     server = statistics.median(r[1] for r in runs)
     client_total = statistics.median(r[0] for r in runs)
-    print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of 7 ({setup}): "
-          f"server time {server:.0f} ms, round trip {client_total:.0f} ms, "
-          f"{len(json.loads(runs[0][2])['results'])} results")
+    print(f"{args.batch:,}-row batch ({len(batch) / 2**20:.1f} MiB JSON), median of {BATCHES} after the first "
+          f"{FIRST_BATCHES} ({setup}): server time {server:.0f} ms, round trip {client_total:.0f} ms, "
+          f"{len(json.loads(runs[0][2])['results'])} results; the first {FIRST_BATCHES}: "
+          f"{', '.join(f'{r[1]:.0f}' for r in first)} ms")
+
+
+FIRST_BATCHES, BATCHES = 3, 7
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import click
 from kamcore.cli import main
 from kamcore.store import DATA_DIR
 
-from . import PORTFOLIO, balance, gcpause
+from . import PORTFOLIO, balance, gcpause, heap
 from .auth import ROLES, TokenStore
 from .config import SHIPPED_RULES, Config
 from .live import NotReady
@@ -58,8 +58,9 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
     """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
     from . import create_app, dispatch
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = replace(Config.from_env(), data_dir=Path(data_dir), rules_seed=Path(rules_dir))
+    heap.limit_arenas(config.malloc_arenas)  # before the app starts its threads (server/heap.py)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     portfolio = config.data_dir / PORTFOLIO
     if demo and not portfolio.exists():  # before the app starts, so the event ledger registers its accounts
         from kamcore.demo import synthetic_portfolio

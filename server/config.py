@@ -29,6 +29,8 @@ class Config:
     access_log: bool = True
     # A plain evaluate of a few accounts as JSON answered in front of Flask (see server/lane.py); off: by the app.
     evaluate_lane: bool = True
+    # malloc arenas of a `kam serve` process (glibc), shared by its threads: see server/heap.py; 0: glibc's own
+    malloc_arenas: int = 2
     testing: bool = False
 
     @classmethod

@@ -1,0 +1,38 @@
+"""How many malloc arenas a service process keeps (glibc's M_ARENA_MAX): two, shared by all its threads.
+
+glibc gives each new thread an arena of its own (up to 8 per core), a heap that grows the first time a thread
+needs much memory and is handed back to the system as it is freed. A 10,000-account batch needs ~150 MB, on its
+request thread and on the threads that log its decision (one per batch, server/api/evaluate.py). So after a worker
+starts, each of its first batches met arenas that had never held one, and faulted their pages in: 2,000-
+10,000 page faults in each part of the request (`ru_minflt` per thread) for the first four or five batches, then
+none. Those batches took 250-450 ms of server time where the later ones took ~200 (bench/http.py's
+batch figure, a median of the first seven, was mostly theirs).
+
+With two arenas for all threads, a batch finds the memory the ones before it freed from its second request on.
+Measured over HTTP, two fresh `kam serve` side by side (without and with the limit), a batch to each in turn,
+three rounds: the third and fourth batches took 196-245 ms of server time with it against 250-333 ms without;
+once both were warm, with/without per pair 0.910 (quartiles 0.81-1.02, 20 pairs). One arena was slower once warm
+(1.05 and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits
+for the arena's lock.
+
+Only glibc has the setting; elsewhere (musl, macOS) nothing is changed. `MALLOC_ARENA_MAX` in the environment is
+glibc's own way to the same: the service leaves it alone when `KAM_MALLOC_ARENAS` is 0."""
+
+from __future__ import annotations
+
+import ctypes
+
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
+
+def limit_arenas(arenas: int) -> bool:
+    """At most `arenas` malloc arenas for threads that take one from now on (threads holding one keep it);
+    0 leaves glibc's setting. Returns whether glibc took the setting."""
+    if arenas <= 0:
+        return False
+    libc = ctypes.CDLL(None)  # the C library this process runs on
+    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: no such setting
+        return False
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    libc.mallopt.restype = ctypes.c_int
+    return libc.mallopt(M_ARENA_MAX, arenas) == 1
