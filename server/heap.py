@@ -11,7 +11,9 @@ batch figure, a median of the first seven, was mostly theirs).
 With two arenas for all threads, a batch finds the memory the ones before it freed from its second request on.
 Measured over HTTP, two fresh `kam serve` side by side (without and with the limit), a batch to each in turn,
 three rounds: the third and fourth batches took 196-245 ms of server time with it against 250-333 ms without;
-once both were warm, with/without per pair 0.910 (quartiles 0.81-1.02, 20 pairs). One arena was slower once warm
+once both were warm, with/without per pair 0.910 (quartiles 0.81-1.02, 20 pairs). Single-account requests lose
+nothing by it: requests/s over 8 connections (wrk, two workers each, 4 s runs in turn) with/without 1.097 per pair
+(1.04-1.20, 8 pairs). One arena was slower once warm
 (1.05 and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits
 for the arena's lock.
 
