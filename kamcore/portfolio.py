@@ -578,16 +578,19 @@ def read_rows(rows: list[list[Any]], name: str = "<sheet>", dictionary: Dictiona
         rows = [_without_blank_end(r) for r in rows]
         far = next((k for k, r in enumerate(rows) if len(r) > MAX_COLUMNS), None)
         if far is not None:
-            column = openpyxl.utils.get_column_letter(len(rows[far]))
-            raise InputError(f"{name}:{far + 1 if lines is None else lines[far]}: a value in column {column}, "
-                             f"beyond the {MAX_COLUMNS:,} columns an account table may have: clear that cell, or "
-                             "move it into the table")
+            raise too_far_right(name, far + 1 if lines is None else lines[far], len(rows[far]) - 1)
         width = max(len(r) for r in rows)
     at = header_index(rows, dictionary, lines) if header is None else header
     body = pd.DataFrame([r + [None] * (width - len(r)) for r in rows[at + 1:]], columns=range(width), dtype=object)
     body_lines = np.arange(at + 2, len(rows) + 1) if lines is None else np.asarray(lines[at + 1:], dtype=np.int64)
     header_line = at + 1 if lines is None else lines[at]
     return _sheet(rows[at] + [None] * (width - len(rows[at])), body, body_lines, header_line, name)
+
+
+def too_far_right(name: str, line: int, column: int) -> InputError:
+    """The error for a value in `column` (0-based) of sheet row `line`, right of the columns a table may have."""
+    return InputError(f"{name}:{line}: a value in column {openpyxl.utils.get_column_letter(column + 1)}, beyond the "
+                      f"{MAX_COLUMNS:,} columns an account table may have: clear that cell, or move it into the table")
 
 
 def _without_blank_end(row: list[Any]) -> list[Any]:

@@ -9,9 +9,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpyxl.utils import get_column_letter
+
 from .dictionary import header_key
 from .errors import InputError
-from .portfolio import header_index, read_rows
+from .portfolio import MAX_COLUMNS, header_index, read_rows, too_far_right
 from .rulebook import RuleBook
 
 # The outputs an account manager wants beside the account, in this order (those the book has).
@@ -114,14 +116,30 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     own = [k for k, h in enumerate(header)
            if isinstance(h, str) and header_key(h) in ours and header_key(h) != header_key(VERSION_LABEL)]
     used = [k for k, h in enumerate(header) if _filled(h)]
-    first = min(own) if own else (max(used) + 1 if used else 0)
-    previous_width = (max(own) - first + 1) if own else 0
-    table = [r[:first] for r in rows]
+    headers = result_headers(book, lang)
+    kept: list[str] = []
+    if own:  # the block goes where it was, over its own columns
+        first = min(own)
+        previous_width = max(own) - first + 1
+        table_end = first
+        _refuse_overwriting(rows, at, header, range(first + previous_width, first + len(headers)), name, lines)
+    else:  # beside the table, and right of every value its rows hold: a note in a column without a header is
+        table_end = max(used) + 1 if used else 0  # the user's, never written over
+        first, previous_width = table_end, 0
+        stray = _first_value(rows, at, table_end)
+        if stray is not None:
+            first = max(_end(r) for r in rows[at:])
+            if first > MAX_COLUMNS:  # (as reading the table refuses it: the block would go beyond it)
+                far = next(r for r in range(at, len(rows)) if _end(rows[r]) == first)
+                raise too_far_right(name, _line(far, lines), first - 1)
+            kept.append(f"{name}:{_line(stray[0], lines)}: {get_column_letter(stray[1] + 1)} holds a value without "
+                        f"a header, kept: the result columns start at column {get_column_letter(first + 1)} / "
+                        "表头右侧的单元格有内容，已保留，结果列从其右侧开始")
+    table = [r[:table_end] for r in rows]
     sheet = read_rows(table, name, book.dictionary, header=at, lines=lines)
     accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
     answer = evaluate(accounts) if accounts else {"results": [], "errors": [], "warnings": []}
     outputs = sheet_outputs(book)
-    headers = result_headers(book, lang)
     if lines is None:  # a block row per sheet row, from the header down to the table's last row
         row_lines, top = None, at
         count = max((len(rows) - 1), at) - at + 1
@@ -158,7 +176,7 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     for r, texts in messages.items():
         block[block_row(r)][-1] = "; ".join(texts)
         scored.fills[(r, first + len(headers) - 1)] = ERROR_FILL
-    scored.warnings = [str(w) for w in sheet.warnings]
+    scored.warnings = kept + [str(w) for w in sheet.warnings]
     scored.warnings += [f"{name}:{int(sheet.lines[w['row']])}: {_message(w)}" for w in answer.get("warnings", [])]
     scored.clear_columns = max(0, previous_width - len(headers))
     return scored
@@ -227,3 +245,38 @@ def _shown(book: RuleBook, name: str, value: Any, lang: str | None) -> Any:
 
 def _filled(cell: Any) -> bool:
     return cell is not None and not (isinstance(cell, str) and not cell.strip())
+
+
+def _end(row: Sequence[Any]) -> int:
+    """One past the last column of `row` that holds a value (0 for none)."""
+    return next((k + 1 for k in range(len(row) - 1, -1, -1) if _filled(row[k])), 0)
+
+
+def _first_value(rows: list[list[Any]], at: int, column: int) -> tuple[int, int] | None:
+    """(row, column), 0-based, of the leftmost value at or right of `column` on the rows from `at` down (the
+    topmost of that column); None when there is none."""
+    found = [(c, r) for r in range(at, len(rows)) for c in range(column, len(rows[r])) if _filled(rows[r][c])]
+    if not found:
+        return None
+    c, r = min(found)
+    return r, c
+
+
+def _refuse_overwriting(rows: list[list[Any]], at: int, header: list[Any], columns: range, name: str,
+                        lines: Sequence[int] | None) -> None:
+    """An earlier, narrower result block is to grow into `columns` (the book has more outputs now): refused when
+    a value of the user's is there. Its own revision label, and the revision beside it, move with it."""
+    ours = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
+    ours |= {k + 1 for k in ours}
+    for r in range(at, len(rows)):
+        for c in columns:
+            if c < len(rows[r]) and _filled(rows[r][c]) and not (r == at and c in ours):
+                raise InputError(f"{name}:{_line(r, lines)}: column {get_column_letter(c + 1)} holds a value where "
+                                 f"the result columns now need {len(columns)} more column(s): move it, or delete "
+                                 "the earlier result columns so they are laid out again / "
+                                 "结果列需要更多列，但该单元格已有内容")
+
+
+def _line(r: int, lines: Sequence[int] | None) -> int:
+    """The sheet row (1-based) of row r of the rows read."""
+    return r + 1 if lines is None else lines[r]

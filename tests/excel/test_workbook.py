@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from openpyxl.styles import Font
 
+from kamcore.errors import InputError
 from kamcore.rulebook import RuleBook
 from kamcore.sheetscore import VERSION_LABEL, local_evaluator, score_rows
 from kamcore.workbook import score_workbook
@@ -178,3 +179,57 @@ def test_rescoring_clears_the_colour_and_note_of_a_row_emptied_since(tmp_path, b
         [(None, None, None)] * width
     assert ws["I4"].fill.fill_type == "solid" and ws["I4"].comment is not None  # KH001's, scored again
     assert ws["B5"].value is None and ws["A3"].value == "客户编号"  # nothing else touched
+
+
+def test_a_value_beside_the_table_without_a_header_is_kept_and_the_results_go_right_of_it(tmp_path, book):
+    """A note typed into a column right of the headers (no header of its own) is the user's: the result columns
+    start right of it, a warning says so, and scoring again finds them there and keeps the note."""
+    wb = openpyxl.load_workbook(ledger(tmp_path / "l.xlsx"))
+    wb["客户台账"]["K6"] = "周一回电 / call back Monday"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    first = score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
+    assert first.scored.first_column == 11  # L: right of K, where the block would have started at I
+    assert any("<upload>:6: K holds a value without a header, kept" in w and "column L" in w
+               for w in first.scored.warnings)
+    ws = openpyxl.load_workbook(io.BytesIO(first.data))["客户台账"]
+    assert ws["K6"].value == "周一回电 / call back Monday" and ws["L3"].value == "客户等级"
+    assert all(ws.cell(row=r, column=c).value is None for r in range(3, 10) for c in (9, 10))  # I, J untouched
+    assert ws["L4"].value == first.scored.rows[1][0] is not None  # KH001's tier
+    again = score_workbook(first.data, book, local_evaluator(book), "en")
+    assert again.scored.first_column == 11 and not any("kept" in w for w in again.scored.warnings)
+    ws = openpyxl.load_workbook(io.BytesIO(again.data))["客户台账"]
+    assert ws["K6"].value == "周一回电 / call back Monday" and ws["L3"].value == "Tier"
+
+
+def test_score_rows_keeps_a_value_right_of_the_headers_on_a_sheet_from_a1(book):
+    """The add-ins hand the sheet over as rows from A1: the same rule there."""
+    rows = [["Account ID", "Revenue (12m)", "DSO (days)"], ["C1", 1200, 45, None, "keep me"], ["C2", 50_000, 30]]
+    scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+    assert scored.first_column == 5
+    written = {(r, c) for r, c, _ in scored.cells()}
+    assert (1, 4) not in written and (0, 4) not in written
+    assert scored.warnings[0].startswith("<sheet>:2: E holds a value without a header, kept")
+
+
+def test_an_earlier_narrower_block_does_not_grow_over_a_value_of_the_users(book):
+    """A sheet scored when the book had fewer outputs: its block grows into the columns right of it, unless the
+    user has put a value there (refused, naming the cell); its own revision label and revision may be there."""
+    headers = ["Account ID", "Revenue (12m)", "DSO (days)", "Tier", None, VERSION_LABEL, "abc123"]
+    rows = [headers, ["C1", 1200, 45, "A"], ["C2", 50_000, 30, "D"]]
+    scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")  # only its own cells in the way
+    assert scored.first_column == 3 and scored.width > 4
+    rows[2] += [None, None, None, "a note"]  # H3
+    with pytest.raises(InputError, match=r"<sheet>:3: column H holds a value where the result columns now need"):
+        score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+
+
+def test_a_value_far_right_of_the_table_is_refused_as_reading_a_table_refuses_it(tmp_path, book):
+    """Right of the columns a table may have, the result columns cannot go beside it: the workbook is refused
+    naming the cell, with the words `POST /v1/evaluate` uses for such a sheet."""
+    wb = openpyxl.load_workbook(ledger(tmp_path / "l.xlsx"))
+    wb["客户台账"]["XFD5"] = "stray"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    with pytest.raises(InputError, match=r"^<upload>:5: a value in column XFD, beyond the 1,024 columns"):
+        score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")

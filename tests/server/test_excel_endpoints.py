@@ -187,3 +187,27 @@ def test_a_damaged_workbook_is_a_422_naming_the_upload_on_both_xlsx_paths(as_, d
     said = ("no sheet has an account table" if damage == "a workbook naming no sheet"  # (read, with no sheet)
             else "<upload>: not an xlsx workbook")
     assert book.status_code == 422 and said in book.json["detail"], book.json
+
+
+def test_score_sheet_writes_its_results_right_of_a_users_note_beside_the_table(as_):
+    """A value right of the headers, in a column without one (a note), is never written over: the result
+    columns start right of it, and the answer's warnings say so."""
+    values = [row + [""] * 2 for row in LEDGER]
+    values[3][7] = "周一回电"  # H4
+    r = post_sheet(as_["viewer"], payload(values))
+    assert r.status_code == 200, r.json
+    block = r.json["actions"][0]
+    assert (block["start_row"], block["start_column"]) == (2, 8)  # I3, where it was G3 without the note
+    assert r.json["kam"]["warnings"][0].startswith("客户台账:4: H holds a value without a header, kept")
+    written = {(a["start_row"] + i, a["start_column"] + j) for a in r.json["actions"] if "values" in a
+               for i, row in enumerate(a["values"]) for j, _ in enumerate(row)}
+    assert (3, 7) not in written
+
+
+def test_xlsx_round_trip_refuses_a_value_far_right_of_the_table(as_):
+    wb = openpyxl.load_workbook(io.BytesIO(workbook_bytes()))
+    wb.active["XFD2"] = "stray"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    r = as_["viewer"].post("/v1/evaluate.xlsx", data=buffer.getvalue(), content_type=XLSX)
+    assert r.status_code == 422 and "<upload>:2: a value in column XFD, beyond the 1,024 columns" in r.json["detail"]
