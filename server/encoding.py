@@ -80,11 +80,23 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
-        return json.dumps(value, default=_stdlib_default, ensure_ascii=False).encode()
+        return json.dumps(_finite(value), default=_stdlib_default, ensure_ascii=False).encode()
 
 
 def _stdlib_default(o: Any) -> Any:
-    return loads(o.json) if type(o) is Encoded else _default(o)
+    return loads(o.json) if type(o) is Encoded else _finite(_default(o))
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and ±infinity as None, as orjson writes them (null): the standard library would write
+    `NaN`, which JSON has no word for. Walks dicts, lists and tuples; anything else is the default's to convert."""
+    if isinstance(value, float):  # (numpy's float64 too)
+        return value if math.isfinite(value) else None
+    if type(value) is dict:
+        return {k: _finite(v) for k, v in value.items()}
+    if type(value) is list or type(value) is tuple:
+        return [_finite(v) for v in value]
+    return value
 
 
 def loads(data: str | bytes) -> Any:

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -72,12 +73,31 @@ def test_rows_json_writes_what_dumps_writes_of_the_rows(n, monkeypatch):
     expected = dumps(_rows(keys, columns, n))
     wide = [[2**70 if r % 7 == 0 else np.float64(r / 8) if r % 7 == 1 else cell for r, cell in enumerate(cells)]
             for cells in columns]
-    # (the standard library's path writes NaN, which JSON has no word for; msgspec writes null, as orjson does)
-    expected_wide = json.loads(dumps(_rows(keys, wide, n)), parse_constant=lambda nan: None)
+    expected_wide = strict_json(dumps(_rows(keys, wide, n)))
     if n >= ROWS_BY_COLUMN:
         monkeypatch.setattr(encoding, "_rows", None)  # not called
     assert rows_json(keys, columns, n) == expected
-    assert json.loads(rows_json(keys, wide, n), parse_constant=lambda nan: None) == expected_wide
+    assert strict_json(rows_json(keys, wide, n)) == expected_wide
+
+
+def strict_json(data: bytes) -> Any:
+    """JSON as a strict reader takes it: NaN or Infinity is not JSON."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+def test_dumps_writes_nan_and_infinity_as_null_on_the_standard_librarys_path_too():
+    """An integer beyond 64 bits sends `dumps` to the standard library; NaN and ±infinity are null there as
+    orjson writes them, Python's floats and numpy's alike, in nested values and in a default's conversion."""
+    value = {"big": 2**70, "nan": float("nan"), "inf": [float("inf"), (np.float64("-inf"), 1.5)],
+             "np": np.float32("nan"), "deep": {"x": [{"y": float("nan")}]}, "fine": 0.25}
+    assert strict_json(dumps(value)) == {"big": 2**70, "nan": None, "inf": [None, [None, 1.5]], "np": None,
+                                         "deep": {"x": [{"y": None}]}, "fine": 0.25}
+    del value["big"]  # orjson's own path: the same values
+    assert strict_json(dumps(value)) == {"nan": None, "inf": [None, [None, 1.5]], "np": None,
+                                         "deep": {"x": [{"y": None}]}, "fine": 0.25}
 
 
 def test_rows_json_writes_large_floats_as_numbers_of_the_same_value():
