@@ -41,19 +41,20 @@ def problem_dicts(problems: list[Problem]) -> list[dict[str, Any]]:
     return [{k: getattr(p, k) for k in keys if getattr(p, k) is not None} for p in problems]
 
 
-def decision_log_problem(e: DecisionLogError) -> tuple[int, str]:
-    """The status and title a failure of the decision log answers with, in the API and on the pages alike. What a
-    request hands the log is checked before it gets there (accounts, decision ids), so apart from an unknown or
-    altered decision, what the log refuses is the service's fault, not the request's: 503 to try again when the
-    log was busy, else 500 (logged here with its traceback: the answer alone would leave no trace of it)."""
+def decision_log_problem(e: DecisionLogError) -> tuple[int, str, dict[str, str]]:
+    """The status, title and headers a failure of the decision log answers with, in the API and on the pages
+    alike. What a request hands the log is checked before it gets there (accounts, decision ids), so apart from an
+    unknown or altered decision, what the log refuses is the service's fault, not the request's: 503 to try again
+    (`Retry-After`) when the log was busy, else 500 (logged here with its traceback: the answer alone would leave
+    no trace of it)."""
     if isinstance(e, UnknownDecision):
-        return 404, "Not found"
+        return 404, "Not found", {}
     if isinstance(e, AlteredRecord):
-        return 409, "The decision record fails its integrity check"
+        return 409, "The decision record fails its integrity check", {}
     if isinstance(e, DecisionLogBusy):  # the service's state, not the request's: worth trying again
-        return 503, "The decision log is busy / 决策日志繁忙，请稍后重试"
+        return 503, "The decision log is busy / 决策日志繁忙，请稍后重试", {"Retry-After": "1"}
     current_app.logger.error("the decision log failed: %s", e, exc_info=e)
-    return 500, "The decision log failed / 决策日志出错"
+    return 500, "The decision log failed / 决策日志出错", {}
 
 
 def register(app: Flask) -> None:
@@ -98,10 +99,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DecisionLogError)
     def _decision_log(e: DecisionLogError) -> Response:
-        status, title = decision_log_problem(e)
+        status, title, headers = decision_log_problem(e)
         response = problem_response(status, title, str(e))
-        if status == 503:
-            response.headers["Retry-After"] = "1"
+        response.headers.update(headers)
         return response
 
     @app.errorhandler(KamError)

@@ -33,10 +33,9 @@ def _http(e: HTTPException):
 
 @blp.errorhandler(DecisionLogError)
 def _decision_log(e: DecisionLogError):
-    status, title = decision_log_problem(e)  # as the API answers (a KamError's 422 would blame the reader)
+    status, title, headers = decision_log_problem(e)  # as the API answers (a KamError's 422 would blame the reader)
     response = make_response(_page(status, title, str(e)))
-    if status == 503:
-        response.headers["Retry-After"] = "1"
+    response.headers.update(headers)
     return response
 
 
