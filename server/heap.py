@@ -10,12 +10,12 @@ batch figure, a median of the first seven, was mostly theirs).
 
 With two arenas for all threads, a batch finds the memory the ones before it freed from its second request on.
 Measured over HTTP, two fresh `kam serve` side by side (without and with the limit), a batch to each in turn,
-three rounds: the third and fourth batches took 196-245 ms of server time with it against 250-333 ms without;
-once both were warm, with/without per pair 0.910 (quartiles 0.81-1.02, 20 pairs). Single-account requests lose
-nothing by it: requests/s over 8 connections (wrk, two workers each, 4 s runs in turn) with/without 1.097 per pair
-(1.04-1.20, 8 pairs). One arena was slower once warm
-(1.05 and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits
-for the arena's lock.
+three rounds: the third and fourth batches took 196-245 ms of server time with it against 250-333 ms without.
+Once both were warm, no difference told apart from the noise (with/without per pair 0.910 and 1.005, 20-24 pairs
+in two sittings). Single-account requests lose nothing by it: requests/s over 8 connections (wrk, two workers
+each, 4 s runs in turn) with/without 1.097 per pair (1.04-1.20, 8 pairs). One arena was slower once warm (1.05
+and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits for
+the arena's lock.
 
 Only glibc has the setting; elsewhere (musl, macOS) nothing is changed. `MALLOC_ARENA_MAX` in the environment is
 glibc's own way to the same: the service leaves it alone when `KAM_MALLOC_ARENAS` is 0."""
