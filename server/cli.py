@@ -130,7 +130,8 @@ def _supervise(config: Config, host: str, port: int, threads: int, workers: int,
         for index in range(workers):
             read, write = os.pipe()
             processes.append(subprocess.Popen([*command, "--ready-fd", str(write), "--board", str(board), str(index)],  # noqa: S603 (our own argv)
-                                              pass_fds=(listening.fileno(), write, board)))
+                                              pass_fds=(listening.fileno(), write, board),
+                                              env=heap.worker_environment(config.malloc_arenas)))
             os.close(write)
             with os.fdopen(read, "rb") as ready:
                 if not select.select([ready], [], [], WORKER_START_TIMEOUT_S)[0] or ready.read(1) != b"1":

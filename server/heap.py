@@ -17,24 +17,45 @@ each, 4 s runs in turn) with/without 1.097 per pair (1.04-1.20, 8 pairs). One ar
 and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits for
 the arena's lock.
 
-Only glibc has the setting; elsewhere (musl, macOS) nothing is changed. `MALLOC_ARENA_MAX` in the environment is
-glibc's own way to the same: the service leaves it alone when `KAM_MALLOC_ARENAS` is 0."""
+Only glibc has the setting; elsewhere (musl, macOS, Windows) nothing is changed. An operator's own
+`MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`) is left to glibc, which applies it as the
+process starts; `KAM_MALLOC_ARENAS=0` leaves glibc's default. The workers of `kam serve --workers` are started with
+`MALLOC_ARENA_MAX` in their environment (`worker_environment`), so glibc holds them to it from their first thread."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 
 M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
 def limit_arenas(arenas: int) -> bool:
-    """At most `arenas` malloc arenas for threads that take one from now on (threads holding one keep it);
-    0 leaves glibc's setting. Returns whether glibc took the setting."""
-    if arenas <= 0:
+    """At most `arenas` malloc arenas for threads that take one from now on (threads holding one keep it); 0, or
+    an operator's own glibc setting, leaves glibc's. Returns whether glibc accepted the setting: it does not hold
+    to it once the process has more than 8 arenas already (then call it earlier)."""
+    if arenas <= 0 or operator_set():
         return False
-    libc = ctypes.CDLL(None)  # the C library this process runs on
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process runs on
+    except (OSError, TypeError):  # none to ask (Windows)
+        return False
     if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: no such setting
         return False
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     libc.mallopt.restype = ctypes.c_int
     return libc.mallopt(M_ARENA_MAX, arenas) == 1
+
+
+def operator_set() -> bool:
+    """Whether glibc's own arena setting is in the environment (glibc applied it as the process started)."""
+    return "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+
+
+def worker_environment(arenas: int) -> dict[str, str]:
+    """The environment for a worker process of `kam serve --workers`: this one's, with `MALLOC_ARENA_MAX` (read by
+    glibc as the worker starts, before any of its threads) unless the operator set glibc's own or `arenas` is 0."""
+    env = dict(os.environ)
+    if arenas > 0 and not operator_set():
+        env["MALLOC_ARENA_MAX"] = str(arenas)
+    return env

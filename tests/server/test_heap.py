@@ -14,8 +14,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
-                                reason="malloc arenas are glibc's")
+
+
+def glibc() -> bool:
+    try:
+        return hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    except (OSError, TypeError):  # no C library to ask (Windows)
+        return False
+
+
+pytestmark = pytest.mark.skipif(not glibc(), reason="malloc arenas are glibc's")
+# glibc's own arena settings, and the service's: each test's child process starts without them unless it says so
+ARENA_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST", "GLIBC_TUNABLES", "KAM_MALLOC_ARENAS")
 
 # In the child: `arenas()` is how many arenas glibc's malloc_info reports; `crowd(n)` starts n threads that each
 # allocate (a thread takes its arena at its first malloc) and returns the count while they are all alive.
@@ -58,8 +68,9 @@ COUNTING = textwrap.dedent("""
 
 
 def run(code: str, env: dict[str, str] | None = None) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ARENA_SETTINGS}
     done = subprocess.run([sys.executable, "-c", COUNTING + textwrap.dedent(code)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+                          text=True, timeout=120, env={**base, **(env or {})})
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
@@ -73,6 +84,23 @@ def test_threads_share_two_arenas_once_limited():
     assert applied == "True"
     assert int(limited) <= 2
     assert int(unlimited) > 2  # glibc's own default: an arena per thread here (8 per core at most)
+
+
+def test_an_operators_own_setting_is_left_to_glibc_and_a_worker_starts_with_the_services():
+    """MALLOC_ARENA_MAX in the environment is glibc's own setting, applied as the process starts: `limit_arenas`
+    leaves it be; `worker_environment` puts the service's there for a worker of `kam serve --workers`."""
+    applied, count = run("""
+        from server import heap
+        print(heap.limit_arenas(2), crowd(6))
+    """, {"MALLOC_ARENA_MAX": "3"})
+    assert applied == "False" and int(count) == 3
+    (worker,) = run("""
+        from server import heap
+        print(heap.worker_environment(2).get("MALLOC_ARENA_MAX"))
+    """)
+    assert worker == "2"
+    (count,) = run("print(crowd(6))", {"MALLOC_ARENA_MAX": worker})  # a process started with it, as a worker is
+    assert int(count) <= 2
 
 
 def test_zero_leaves_glibcs_setting():

@@ -202,3 +202,9 @@ def test_a_worker_that_stopped_listening_looks_again_within_a_twentieth_of_a_sec
     finally:
         listening.close()
         os.close(fd)
+
+
+def test_each_worker_starts_with_the_services_malloc_arenas(server):
+    """glibc reads MALLOC_ARENA_MAX as a worker starts, before any of its threads (server/heap.py)."""
+    for pid in worker_pids(server):
+        assert b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
