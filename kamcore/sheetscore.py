@@ -115,26 +115,32 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     # block is the user's to fill, so the label never widens what a re-run clears
     own = [k for k, h in enumerate(header)
            if isinstance(h, str) and header_key(h) in ours and header_key(h) != header_key(VERSION_LABEL)]
-    used = [k for k, h in enumerate(header) if _filled(h)]
+    # an earlier run's revision label and the revision right of it: ours, never a column of the table
+    label = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
+    label |= {k + 1 for k in label}
+    used = [k for k, h in enumerate(header) if _filled(h) and k not in label]
     headers = result_headers(book, lang)
     kept: list[str] = []
-    if own:  # the block goes where it was, over its own columns
+    if own:  # the block goes where it was, over its own columns; the table is what the headers name left of it
         first = min(own)
         previous_width = max(own) - first + 1
-        table_end = first
-        _refuse_overwriting(rows, at, header, range(first + previous_width, first + len(headers)), name, lines)
+        table_end = max((k for k in used if k < first), default=-1) + 1
+        grown = range(first + previous_width, first + len(headers))  # and the revision cells right of it
+        _refuse_overwriting(rows, at, grown, [first + len(headers) + 1, first + len(headers) + 2], label, name,
+                            lines)
     else:  # beside the table, and right of every value its rows hold: a note in a column without a header is
         table_end = max(used) + 1 if used else 0  # the user's, never written over
-        first, previous_width = table_end, 0
-        stray = _first_value(rows, at, table_end)
-        if stray is not None:
-            first = max(_end(r) for r in rows[at:])
+        previous_width = 0
+        ends = [_end(rows[r], label if r == at else ()) for r in range(at, len(rows))]
+        first = max(table_end, *ends)
+        if first > table_end:
+            r = at + ends.index(first)
             if first > MAX_COLUMNS:  # (as reading the table refuses it: the block would go beyond it)
-                far = next(r for r in range(at, len(rows)) if _end(rows[r]) == first)
-                raise too_far_right(name, _line(far, lines), first - 1)
-            kept.append(f"{name}:{_line(stray[0], lines)}: {get_column_letter(stray[1] + 1)} holds a value without "
-                        f"a header, kept: the result columns start at column {get_column_letter(first + 1)} / "
-                        "表头右侧的单元格有内容，已保留，结果列从其右侧开始")
+                raise too_far_right(name, _line(r, lines), first - 1)
+            cell = f"{get_column_letter(first)}{_line(r, lines)}"
+            kept.append(f"{name}:{_line(r, lines)}: {cell} holds a value right of the table's headers, kept: the "
+                        f"result columns start right of it, at column {get_column_letter(first + 1)} / {cell} "
+                        f"在表头右侧有内容，已保留，结果列从 {get_column_letter(first + 1)} 列开始")
     table = [r[:table_end] for r in rows]
     sheet = read_rows(table, name, book.dictionary, header=at, lines=lines)
     accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
@@ -247,34 +253,24 @@ def _filled(cell: Any) -> bool:
     return cell is not None and not (isinstance(cell, str) and not cell.strip())
 
 
-def _end(row: Sequence[Any]) -> int:
-    """One past the last column of `row` that holds a value (0 for none)."""
-    return next((k + 1 for k in range(len(row) - 1, -1, -1) if _filled(row[k])), 0)
+def _end(row: Sequence[Any], skip: Collection[int] = ()) -> int:
+    """One past the last column of `row` that holds a value, columns `skip` aside (0 for none)."""
+    return next((k + 1 for k in range(len(row) - 1, -1, -1) if _filled(row[k]) and k not in skip), 0)
 
 
-def _first_value(rows: list[list[Any]], at: int, column: int) -> tuple[int, int] | None:
-    """(row, column), 0-based, of the leftmost value at or right of `column` on the rows from `at` down (the
-    topmost of that column); None when there is none."""
-    found = [(c, r) for r in range(at, len(rows)) for c in range(column, len(rows[r])) if _filled(rows[r][c])]
-    if not found:
-        return None
-    c, r = min(found)
-    return r, c
-
-
-def _refuse_overwriting(rows: list[list[Any]], at: int, header: list[Any], columns: range, name: str,
-                        lines: Sequence[int] | None) -> None:
-    """An earlier, narrower result block is to grow into `columns` (the book has more outputs now): refused when
-    a value of the user's is there. Its own revision label, and the revision beside it, move with it."""
-    ours = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
-    ours |= {k + 1 for k in ours}
-    for r in range(at, len(rows)):
-        for c in columns:
-            if c < len(rows[r]) and _filled(rows[r][c]) and not (r == at and c in ours):
-                raise InputError(f"{name}:{_line(r, lines)}: column {get_column_letter(c + 1)} holds a value where "
-                                 f"the result columns now need {len(columns)} more column(s): move it, or delete "
-                                 "the earlier result columns so they are laid out again / "
-                                 "结果列需要更多列，但该单元格已有内容")
+def _refuse_overwriting(rows: list[list[Any]], at: int, grown: range, revision: list[int], label: Collection[int],
+                        name: str, lines: Sequence[int] | None) -> None:
+    """An earlier, narrower result block is to grow into the columns `grown` (the book has more outputs now), and
+    its revision label and revision to move to the header row's columns `revision`: refused when a value of the
+    user's is there (the earlier label and revision, `label`, are ours)."""
+    cells = [(r, c) for r in range(at, len(rows)) for c in grown] + [(at, c) for c in revision]
+    for r, c in cells:
+        if c < len(rows[r]) and _filled(rows[r][c]) and not (r == at and c in label):
+            cell = f"{get_column_letter(c + 1)}{_line(r, lines)}"
+            raise InputError(f"{name}:{_line(r, lines)}: {cell} holds a value where the result columns now go (the "
+                             f"rules give {len(grown)} more): move it, or delete the earlier result columns and the "
+                             f"{VERSION_LABEL} cells right of them, so they are laid out again / {cell} "
+                             "有内容，而结果列现在需要更多列：请移走该内容，或删除旧的结果列及其右侧的规则版本单元格")
 
 
 def _line(r: int, lines: Sequence[int] | None) -> int:

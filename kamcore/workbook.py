@@ -45,6 +45,7 @@ def score_workbook(data: bytes, book: RuleBook, evaluate: Evaluator, lang: str |
         values.close()
     sheet = formulas[title]
     scored = score_rows(rows, book, evaluate, lang, name, lines=lines)
+    _refuse_merged(sheet, scored, name)
     write_scored(sheet, scored)
     if VERSION_NAME in formulas.defined_names:
         del formulas.defined_names[VERSION_NAME]
@@ -86,6 +87,21 @@ def write_scored(sheet: Worksheet, scored: ScoredSheet) -> None:
     label.value, label.font = VERSION_LABEL, bold
     sheet.cell(row=row + 1, column=col + 1).value = scored.revision or ""
     sheet.cell(row=row + 1, column=col + 1).data_type = "s"
+
+
+def _refuse_merged(sheet: Worksheet, scored: ScoredSheet, name: str) -> None:
+    """A merged range where the block, or its revision cells, would be written (from the header row down): refused
+    naming it, as openpyxl cannot write into a merged range but through its first cell."""
+    left, right = scored.first_column + 1, scored.first_column + scored.width + scored.clear_columns
+    row, col = scored.version_cell
+    for merged in sheet.merged_cells.ranges:
+        in_block = merged.max_row > scored.header_row and merged.min_col <= right and merged.max_col >= left
+        at_revision = merged.min_row <= row + 1 <= merged.max_row and merged.min_col <= col + 1 and \
+            merged.max_col >= col
+        if in_block or at_revision:
+            raise InputError(f"{name}: {merged.coord} is merged where the result columns go (from column "
+                             f"{get_column_letter(left)}): unmerge it, or move it away from the table / "
+                             f"{merged.coord} 是合并单元格，位于结果列的位置：请取消合并或移开")
 
 
 def _clear_beside(sheet: Worksheet, scored: ScoredSheet, width: int) -> None:

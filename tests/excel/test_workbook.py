@@ -190,7 +190,7 @@ def test_a_value_beside_the_table_without_a_header_is_kept_and_the_results_go_ri
     wb.save(buffer)
     first = score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
     assert first.scored.first_column == 11  # L: right of K, where the block would have started at I
-    assert any("<upload>:6: K holds a value without a header, kept" in w and "column L" in w
+    assert any(w.startswith("<upload>:6: K6 holds a value right of the table's headers, kept") and "column L" in w
                for w in first.scored.warnings)
     ws = openpyxl.load_workbook(io.BytesIO(first.data))["客户台账"]
     assert ws["K6"].value == "周一回电 / call back Monday" and ws["L3"].value == "客户等级"
@@ -198,8 +198,11 @@ def test_a_value_beside_the_table_without_a_header_is_kept_and_the_results_go_ri
     assert ws["L4"].value == first.scored.rows[1][0] is not None  # KH001's tier
     again = score_workbook(first.data, book, local_evaluator(book), "en")
     assert again.scored.first_column == 11 and not any("kept" in w for w in again.scored.warnings)
+    # the note's column is not read as a column of the table: its blank row stays no account
+    assert again.scored.scored == first.scored.scored == 3 and again.scored.errors == first.scored.errors
     ws = openpyxl.load_workbook(io.BytesIO(again.data))["客户台账"]
     assert ws["K6"].value == "周一回电 / call back Monday" and ws["L3"].value == "Tier"
+    assert all(ws.cell(row=6, column=c).value is None for c in range(12, 12 + again.scored.width))
 
 
 def test_score_rows_keeps_a_value_right_of_the_headers_on_a_sheet_from_a1(book):
@@ -209,7 +212,7 @@ def test_score_rows_keeps_a_value_right_of_the_headers_on_a_sheet_from_a1(book):
     assert scored.first_column == 5
     written = {(r, c) for r, c, _ in scored.cells()}
     assert (1, 4) not in written and (0, 4) not in written
-    assert scored.warnings[0].startswith("<sheet>:2: E holds a value without a header, kept")
+    assert scored.warnings[0].startswith("<sheet>:2: E2 holds a value right of the table's headers, kept")
 
 
 def test_an_earlier_narrower_block_does_not_grow_over_a_value_of_the_users(book):
@@ -220,8 +223,22 @@ def test_an_earlier_narrower_block_does_not_grow_over_a_value_of_the_users(book)
     scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")  # only its own cells in the way
     assert scored.first_column == 3 and scored.width > 4
     rows[2] += [None, None, None, "a note"]  # H3
-    with pytest.raises(InputError, match=r"<sheet>:3: column H holds a value where the result columns now need"):
+    with pytest.raises(InputError, match=r"^<sheet>:3: H3 holds a value where the result columns now go"):
         score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+    rows[2] = rows[2][:4]
+    width = scored.width
+    rows[0] += [None] * (3 + width + 1 - len(rows[0])) + ["a header of the user's"]  # where the new label goes
+    with pytest.raises(InputError, match=rf"^<sheet>:1: {chr(ord('A') + 3 + width + 1)}1 holds a value"):
+        score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+
+
+def test_an_earlier_revision_label_is_no_column_of_the_table(book):
+    """The earlier result columns deleted, their revision label and revision moved next to the table: they are
+    ours, not a column to read or to keep clear of; the block goes over them."""
+    rows = [["Account ID", "Revenue (12m)", "DSO (days)", None, VERSION_LABEL, "abc123"], ["C1", 1200, 45],
+            ["C2", 50_000, 30]]
+    scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+    assert scored.first_column == 3 and scored.scored == 2 and not any("kept" in w for w in scored.warnings)
 
 
 def test_a_value_far_right_of_the_table_is_refused_as_reading_a_table_refuses_it(tmp_path, book):
@@ -233,3 +250,21 @@ def test_a_value_far_right_of_the_table_is_refused_as_reading_a_table_refuses_it
     wb.save(buffer)
     with pytest.raises(InputError, match=r"^<upload>:5: a value in column XFD, beyond the 1,024 columns"):
         score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
+
+
+def test_a_merged_range_where_the_results_go_is_refused_naming_it(tmp_path, book):
+    """openpyxl writes a merged range only through its first cell: a merged note beside the table is refused
+    with its range, not a server error; the workbook is left as it was."""
+    wb = openpyxl.load_workbook(ledger(tmp_path / "l.xlsx"))
+    ws = wb["客户台账"]
+    ws["K5"] = "跟进中 / following up"
+    ws.merge_cells("K5:M6")
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    with pytest.raises(InputError, match=r"^<upload>: K5:M6 is merged where the result columns go"):
+        score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
+    ws.unmerge_cells("K5:M6")
+    ws.merge_cells("A1:D1")  # a merged title above the table is no matter
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    assert score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh").scored.first_column == 11

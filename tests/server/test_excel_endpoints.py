@@ -198,7 +198,7 @@ def test_score_sheet_writes_its_results_right_of_a_users_note_beside_the_table(a
     assert r.status_code == 200, r.json
     block = r.json["actions"][0]
     assert (block["start_row"], block["start_column"]) == (2, 8)  # I3, where it was G3 without the note
-    assert r.json["kam"]["warnings"][0].startswith("客户台账:4: H holds a value without a header, kept")
+    assert r.json["kam"]["warnings"][0].startswith("客户台账:4: H4 holds a value right of the table's headers, kept")
     written = {(a["start_row"] + i, a["start_column"] + j) for a in r.json["actions"] if "values" in a
                for i, row in enumerate(a["values"]) for j, _ in enumerate(row)}
     assert (3, 7) not in written
