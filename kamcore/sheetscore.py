@@ -94,11 +94,14 @@ def own_headers(book: RuleBook) -> set[str]:
 
 
 def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluator, lang: str | None = "zh",
-               name: str = "<sheet>", lines: Sequence[int] | None = None) -> ScoredSheet:
+               name: str = "<sheet>", lines: Sequence[int] | None = None,
+               placed: Callable[[ScoredSheet], None] | None = None) -> ScoredSheet:
     """Find the account table in `rows` (headers may sit under a title), evaluate its accounts with `evaluate`
     and lay out the result columns beside it. Re-scoring a scored sheet reuses its own result columns. `lines`:
     the sheet row (1-based) of each row, where the rows without a value were left out (`sheet_rows`); the
-    block then has a row for each of those rows only."""
+    block then has a row for each of those rows only. `placed`: called with the block's place (its header row,
+    first column, headers and columns to clear; no rows yet) before anything is evaluated, to refuse it (by
+    raising) where the sheet cannot take it."""
     rows = [list(r) for r in rows]
     lines = None if lines is None else list(lines)
     if lines is not None and len(lines) != len(rows):
@@ -117,7 +120,8 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
            if isinstance(h, str) and header_key(h) in ours and header_key(h) != header_key(VERSION_LABEL)]
     # an earlier run's revision label and the revision right of it: ours, never a column of the table
     label = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
-    label |= {k + 1 for k in label}
+    label |= {k + 1 for k in label if not (k + 1 < len(header) and isinstance(header[k + 1], str)
+                                           and book.dictionary.match_header(header[k + 1]) is not None)}
     used = [k for k, h in enumerate(header) if _filled(h) and k not in label]
     headers = result_headers(book, lang)
     kept: list[str] = []
@@ -125,9 +129,12 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         first = min(own)
         previous_width = max(own) - first + 1
         table_end = max((k for k in used if k < first), default=-1) + 1
+        # a column the user put among ours (inserted into the block) is theirs
+        inserted = [c for c in range(first, first + previous_width) if c not in own]
+        _refuse_overwriting(rows, at, inserted, [], label, name, lines, "among the earlier result columns")
         grown = range(first + previous_width, first + len(headers))  # and the revision cells right of it
         _refuse_overwriting(rows, at, grown, [first + len(headers) + 1, first + len(headers) + 2], label, name,
-                            lines)
+                            lines, "where the result columns now go")
     else:  # beside the table, and right of every value its rows hold: a note in a column without a header is
         table_end = max(used) + 1 if used else 0  # the user's, never written over
         previous_width = 0
@@ -141,6 +148,9 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
             kept.append(f"{name}:{_line(r, lines)}: {cell} holds a value right of the table's headers, kept: the "
                         f"result columns start right of it, at column {get_column_letter(first + 1)} / {cell} "
                         f"在表头右侧有内容，已保留，结果列从 {get_column_letter(first + 1)} 列开始")
+    if placed is not None:
+        placed(ScoredSheet(at if lines is None else lines[at] - 1, first, headers, [],
+                           clear_columns=max(0, previous_width - len(headers))))
     table = [r[:table_end] for r in rows]
     sheet = read_rows(table, name, book.dictionary, header=at, lines=lines)
     accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
@@ -258,19 +268,26 @@ def _end(row: Sequence[Any], skip: Collection[int] = ()) -> int:
     return next((k + 1 for k in range(len(row) - 1, -1, -1) if _filled(row[k]) and k not in skip), 0)
 
 
-def _refuse_overwriting(rows: list[list[Any]], at: int, grown: range, revision: list[int], label: Collection[int],
-                        name: str, lines: Sequence[int] | None) -> None:
-    """An earlier, narrower result block is to grow into the columns `grown` (the book has more outputs now), and
-    its revision label and revision to move to the header row's columns `revision`: refused when a value of the
-    user's is there (the earlier label and revision, `label`, are ours)."""
-    cells = [(r, c) for r in range(at, len(rows)) for c in grown] + [(at, c) for c in revision]
+def _refuse_overwriting(rows: list[list[Any]], at: int, columns: Collection[int], revision: list[int],
+                        label: Collection[int], name: str, lines: Sequence[int] | None, where: str) -> None:
+    """The block is to be written over `columns` (from the header row down) and its revision label and revision to
+    the header row's columns `revision`: refused when a value of the user's is there. An earlier label and
+    revision (`label`), and a revision an earlier, wider block left behind, are ours."""
+    cells = [(r, c) for r in range(at, len(rows)) for c in columns] + [(at, c) for c in revision]
     for r, c in cells:
-        if c < len(rows[r]) and _filled(rows[r][c]) and not (r == at and c in label):
+        value = rows[r][c] if c < len(rows[r]) else None
+        if _filled(value) and not (r == at and (c in label or _revision_like(value))):
             cell = f"{get_column_letter(c + 1)}{_line(r, lines)}"
-            raise InputError(f"{name}:{_line(r, lines)}: {cell} holds a value where the result columns now go (the "
-                             f"rules give {len(grown)} more): move it, or delete the earlier result columns and the "
-                             f"{VERSION_LABEL} cells right of them, so they are laid out again / {cell} "
-                             "有内容，而结果列现在需要更多列：请移走该内容，或删除旧的结果列及其右侧的规则版本单元格")
+            raise InputError(f"{name}:{_line(r, lines)}: {cell} holds a value {where}: move it, or delete the "
+                             f"earlier result columns and the {VERSION_LABEL} cells right of them, so they are laid "
+                             f"out again / {cell} 有内容，位于结果列的位置：请移走该内容，"
+                             "或删除旧的结果列及其右侧的规则版本单元格")
+
+
+def _revision_like(value: Any) -> bool:
+    """A revision as the block writes it: a git commit id, or a local book's `<source> (local)`."""
+    return isinstance(value, str) and (len(value) == 40 and all(ch in "0123456789abcdef" for ch in value)
+                                       or value.endswith(" (local)"))
 
 
 def _line(r: int, lines: Sequence[int] | None) -> int:

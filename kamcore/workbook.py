@@ -44,8 +44,9 @@ def score_workbook(data: bytes, book: RuleBook, evaluate: Evaluator, lang: str |
     finally:
         values.close()
     sheet = formulas[title]
-    scored = score_rows(rows, book, evaluate, lang, name, lines=lines)
-    _refuse_merged(sheet, scored, name)
+    # (a merged range in the block's way is refused before the accounts are evaluated and their decision logged)
+    scored = score_rows(rows, book, evaluate, lang, name, lines=lines,
+                        placed=lambda place: _refuse_merged(sheet, place, name))
     write_scored(sheet, scored)
     if VERSION_NAME in formulas.defined_names:
         del formulas.defined_names[VERSION_NAME]

@@ -17,10 +17,11 @@ each, 4 s runs in turn) with/without 1.097 per pair (1.04-1.20, 8 pairs). One ar
 and 1.12 per pair): the decision log's thread compresses with the interpreter lock released, and then waits for
 the arena's lock.
 
-Only glibc has the setting; elsewhere (musl, macOS, Windows) nothing is changed. An operator's own
-`MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`) is left to glibc, which applies it as the
-process starts; `KAM_MALLOC_ARENAS=0` leaves glibc's default. The workers of `kam serve --workers` are started with
-`MALLOC_ARENA_MAX` in their environment (`worker_environment`), so glibc holds them to it from their first thread."""
+Only glibc has the setting; elsewhere (musl, macOS, Windows) the call changes nothing and the variable is not
+read. An operator's own `MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`) is left to glibc,
+which applies it as the process starts; `KAM_MALLOC_ARENAS=0` leaves glibc's default. The workers of
+`kam serve --workers` are started with `MALLOC_ARENA_MAX` in their environment (`worker_environment`), so glibc
+holds them to it from their first thread."""
 
 from __future__ import annotations
 
@@ -48,8 +49,11 @@ def limit_arenas(arenas: int) -> bool:
 
 
 def operator_set() -> bool:
-    """Whether glibc's own arena setting is in the environment (glibc applied it as the process started)."""
-    return "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+    """Whether glibc's own arena setting is in the environment, as a number it takes (glibc applied it as the
+    process started). An empty or unreadable one (`MALLOC_ARENA_MAX=` of an unset variable in a compose file) is
+    none: glibc ignores it, and so does the service."""
+    value = os.environ.get("MALLOC_ARENA_MAX", "").strip()
+    return value.isdigit() and int(value) > 0 or "glibc.malloc.arena_max=" in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def worker_environment(arenas: int) -> dict[str, str]:

@@ -222,6 +222,8 @@ def test_an_earlier_narrower_block_does_not_grow_over_a_value_of_the_users(book)
     rows = [headers, ["C1", 1200, 45, "A"], ["C2", 50_000, 30, "D"]]
     scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")  # only its own cells in the way
     assert scored.first_column == 3 and scored.width > 4
+    leftover = [headers + [None] * (3 + scored.width + 1 - len(headers)) + ["f" * 40], *rows[1:]]
+    assert score_rows(leftover, book, local_evaluator(book, lang="en"), "en").first_column == 3  # an older revision
     rows[2] += [None, None, None, "a note"]  # H3
     with pytest.raises(InputError, match=r"^<sheet>:3: H3 holds a value where the result columns now go"):
         score_rows(rows, book, local_evaluator(book, lang="en"), "en")
@@ -261,10 +263,42 @@ def test_a_merged_range_where_the_results_go_is_refused_naming_it(tmp_path, book
     ws.merge_cells("K5:M6")
     buffer = io.BytesIO()
     wb.save(buffer)
+    evaluated = []
+
+    def evaluate(accounts):
+        evaluated.append(accounts)
+        return local_evaluator(book)(accounts)
+
     with pytest.raises(InputError, match=r"^<upload>: K5:M6 is merged where the result columns go"):
-        score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh")
+        score_workbook(buffer.getvalue(), book, evaluate, "zh")
+    assert not evaluated  # refused before the accounts were evaluated (and, in the service, their decision logged)
     ws.unmerge_cells("K5:M6")
     ws.merge_cells("A1:D1")  # a merged title above the table is no matter
     buffer = io.BytesIO()
     wb.save(buffer)
     assert score_workbook(buffer.getvalue(), book, local_evaluator(book), "zh").scored.first_column == 11
+
+
+def test_a_header_right_of_an_earlier_revision_label_is_still_a_column_of_the_table(book):
+    """The cell right of the revision label is the revision, unless it names a field: then it is the user's."""
+    rows = [["Account ID", "Revenue (12m)", VERSION_LABEL, "DSO (days)"], ["C1", 1200, None, 300],
+            ["C2", 50_000, None, 30]]
+    scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")
+    assert scored.first_column == 4 and not any("kept" in w for w in scored.warnings)
+    assert scored.rows[1][2] != scored.rows[2][2]  # credit status read with each account's DSO
+
+
+def test_a_column_inserted_among_the_earlier_result_columns_is_refused_naming_it(tmp_path, book):
+    """A column the user put inside an earlier block is theirs: re-scoring is refused rather than writing over it;
+    an earlier, wider block's leftover revision is ours and no reason to refuse."""
+    first = score_rows([["Account ID", "Revenue (12m)", "DSO (days)"], ["C1", 1200, 45], ["C2", 50_000, 30]],
+                       book, local_evaluator(book, lang="en"), "en")
+    sheet = [["Account ID", "Revenue (12m)", "DSO (days)"], ["C1", 1200, 45], ["C2", 50_000, 30]]
+    for r, row in enumerate(first.rows):
+        sheet[r] += row
+    sheet[0] += [None, VERSION_LABEL, "0123456789abcdef0123456789abcdef01234567", "f" * 40]  # + an older leftover
+    again = score_rows(sheet, book, local_evaluator(book, lang="en"), "en")
+    assert again.first_column == 3 and again.scored == 2
+    inserted = [row[:4] + [value] + row[4:] for row, value in zip(sheet, ["My notes", "VIP", None], strict=True)]
+    with pytest.raises(InputError, match=r"^<sheet>:1: E1 holds a value among the earlier result columns"):
+        score_rows(inserted, book, local_evaluator(book, lang="en"), "en")

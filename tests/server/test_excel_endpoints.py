@@ -211,3 +211,14 @@ def test_xlsx_round_trip_refuses_a_value_far_right_of_the_table(as_):
     wb.save(buffer)
     r = as_["viewer"].post("/v1/evaluate.xlsx", data=buffer.getvalue(), content_type=XLSX)
     assert r.status_code == 422 and "<upload>:2: a value in column XFD, beyond the 1,024 columns" in r.json["detail"]
+
+
+def test_xlsx_round_trip_refuses_a_merged_range_in_the_blocks_way_before_logging_a_decision(app, as_):
+    wb = openpyxl.load_workbook(io.BytesIO(workbook_bytes()))
+    wb.active["G2"] = "跟进"
+    wb.active.merge_cells("G2:H3")
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    r = as_["viewer"].post("/v1/evaluate.xlsx", data=buffer.getvalue(), content_type=XLSX)
+    assert r.status_code == 422 and "G2:H3 is merged where the result columns go" in r.json["detail"]
+    assert app.extensions["kam"].decisions.verify().records == 0

@@ -133,3 +133,24 @@ def test_kam_serve_limits_arenas_before_its_threads(tmp_path, setting, most):
         assert int(count) > 2
     else:
         assert int(count) <= most
+
+
+def test_the_workers_environment_is_this_ones_with_the_services_arenas(monkeypatch):
+    """`worker_environment` adds MALLOC_ARENA_MAX and changes nothing else; it leaves an operator's setting (a
+    number glibc takes, or the tunable) and `KAM_MALLOC_ARENAS=0` alone; an empty one is no setting."""
+    from server import heap
+
+    for name in ARENA_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAM_SOMETHING", "kept")
+    env = heap.worker_environment(2)
+    assert env.pop("MALLOC_ARENA_MAX") == "2" and env == dict(os.environ)
+    assert "MALLOC_ARENA_MAX" not in heap.worker_environment(0)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert heap.worker_environment(2)["MALLOC_ARENA_MAX"] == "4" and heap.operator_set()
+    for unset in ("", "0", "abc"):
+        monkeypatch.setenv("MALLOC_ARENA_MAX", unset)
+        assert not heap.operator_set() and heap.worker_environment(2)["MALLOC_ARENA_MAX"] == "2"
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")
+    assert heap.operator_set() and "MALLOC_ARENA_MAX" not in heap.worker_environment(2)
