@@ -93,6 +93,13 @@ def own_headers(book: RuleBook) -> set[str]:
     return keys
 
 
+def _former_headers(book: RuleBook) -> set[str]:
+    """The headers a result column of ours may have carried under any book: each sheet output's name and its
+    labels in the data dictionary, folded as headers are compared."""
+    names = [(name, book.dictionary.label(name, "zh"), book.dictionary.label(name, "en")) for name in SHEET_OUTPUTS]
+    return {header_key(text) for texts in names for text in texts if text}
+
+
 def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluator, lang: str | None = "zh",
                name: str = "<sheet>", lines: Sequence[int] | None = None,
                placed: Callable[[ScoredSheet], None] | None = None) -> ScoredSheet:
@@ -129,8 +136,11 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         first = min(own)
         previous_width = max(own) - first + 1
         table_end = max((k for k in used if k < first), default=-1) + 1
-        # a column the user put among ours (inserted into the block) is theirs
-        inserted = [c for c in range(first, first + previous_width) if c not in own]
+        # a column the user put among ours (inserted into the block) is theirs; one of an output the book no
+        # longer has is ours, cleared with the rest
+        former = _former_headers(book)
+        inserted = [c for c in range(first, first + previous_width) if c not in own
+                    and not (isinstance(header[c], str) and header_key(header[c]) in former)]
         _refuse_overwriting(rows, at, inserted, [], label, name, lines, "among the earlier result columns")
         grown = range(first + previous_width, first + len(headers))  # and the revision cells right of it
         _refuse_overwriting(rows, at, grown, [first + len(headers) + 1, first + len(headers) + 2], label, name,

@@ -302,3 +302,18 @@ def test_a_column_inserted_among_the_earlier_result_columns_is_refused_naming_it
     inserted = [row[:4] + [value] + row[4:] for row, value in zip(sheet, ["My notes", "VIP", None], strict=True)]
     with pytest.raises(InputError, match=r"^<sheet>:1: E1 holds a value among the earlier result columns"):
         score_rows(inserted, book, local_evaluator(book, lang="en"), "en")
+
+
+def test_an_earlier_column_of_an_output_the_book_no_longer_has_is_cleared_with_the_block(tmp_path, book):
+    """The book dropped an output since the sheet was scored (its loyalty rules removed): that output's column,
+    among the earlier ones, is ours, cleared as the block narrows, not a column the user inserted."""
+    shutil.copytree(RULES, tmp_path / "rules", ignore=shutil.ignore_patterns("tests"))
+    (tmp_path / "rules" / "loyalty.yaml").unlink()
+    smaller = RuleBook.load(tmp_path / "rules")
+    assert "loyalty_points" not in smaller.outputs
+    sheet = [["Account ID", "Revenue (12m)", "DSO (days)"], ["C1", 1200, 45], ["C2", 50_000, 30]]
+    first = score_rows(sheet, book, local_evaluator(book, lang="en"), "en")
+    for r, row in enumerate(first.rows):
+        sheet[r] += row
+    again = score_rows(sheet, smaller, local_evaluator(smaller, lang="en"), "en")
+    assert again.first_column == 3 and again.width == first.width - 1 and again.clear_columns == 1
