@@ -85,19 +85,33 @@ def result_headers(book: RuleBook, lang: str | None) -> list[str]:
     return [_label(book, name, lang) for name in sheet_outputs(book)] + [MESSAGES.get(lang or "en", MESSAGES["en"])]
 
 
-def own_headers(book: RuleBook) -> set[str]:
-    """Every header a result column of ours may carry (any language), folded as headers are compared."""
-    keys = {header_key(VERSION_LABEL), *(header_key(m) for m in MESSAGES.values())}
-    for name in sheet_outputs(book):
-        keys |= {header_key(_label(book, name, lang)) for lang in (None, "zh", "en")}
-    return keys
-
-
-def _former_headers(book: RuleBook) -> set[str]:
-    """The headers a result column of ours may have carried under any book: each sheet output's name and its
-    labels in the data dictionary, folded as headers are compared."""
-    names = [(name, book.dictionary.label(name, "zh"), book.dictionary.label(name, "en")) for name in SHEET_OUTPUTS]
-    return {header_key(text) for texts in names for text in texts if text}
+def _earlier_block(header: list[Any], book: RuleBook) -> list[int]:
+    """The header row's columns of an earlier run's result block: it ends with the messages column (规则提示 / Rule
+    messages), and before it come sheet outputs in their order (of any book: a column of an output the book no
+    longer has still counts). Scanning left from the messages column, the block takes each output header earlier
+    in that order than the last one taken; a header naming any other field (a table column named like an output,
+    `客户等级`, too) ends it. Headers of no field between its columns are the user's, inserted into it. [] for a
+    sheet without an earlier block."""
+    order: dict[str, int] = {}
+    for position, name in enumerate(SHEET_OUTPUTS):
+        texts = [name, book.dictionary.label(name, "zh"), book.dictionary.label(name, "en")]
+        if name in book.outputs:
+            texts += [_label(book, name, lang) for lang in ("zh", "en")]
+        order.update((header_key(text), position) for text in texts if text)
+    messages = {header_key(text) for text in MESSAGES.values()}
+    keys = [header_key(h) if isinstance(h, str) and h.strip() else None for h in header]
+    ends = [k for k, key in enumerate(keys) if key in messages]
+    if not ends:
+        return []
+    taken, last = [ends[-1]], len(SHEET_OUTPUTS)
+    for k in range(ends[-1] - 1, -1, -1):
+        key = keys[k]
+        if key in order and order[key] < last:
+            taken.append(k)
+            last = order[key]
+        elif key is not None and (key in order or key in messages or book.dictionary.match_header(header[k])):
+            break  # a column of the table
+    return sorted(taken)
 
 
 def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluator, lang: str | None = "zh",
@@ -120,11 +134,9 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     if sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in header) < 2:
         raise InputError(f"{name}: no header row names two fields of the data dictionary (e.g. 客户编号, "
                          f"近12个月销售额): is this the sheet with the customer table? / 未找到客户表的表头")
-    ours = own_headers(book)
     # our result columns from an earlier run; the version label is ours too, but the column between it and the
     # block is the user's to fill, so the label never widens what a re-run clears
-    own = [k for k, h in enumerate(header)
-           if isinstance(h, str) and header_key(h) in ours and header_key(h) != header_key(VERSION_LABEL)]
+    own = _earlier_block(header, book)
     # an earlier run's revision label and the revision right of it: ours, never a column of the table
     label = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
     label |= {k + 1 for k in label if not (k + 1 < len(header) and isinstance(header[k + 1], str)
@@ -136,11 +148,8 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         first = min(own)
         previous_width = max(own) - first + 1
         table_end = max((k for k in used if k < first), default=-1) + 1
-        # a column the user put among ours (inserted into the block) is theirs; one of an output the book no
-        # longer has is ours, cleared with the rest
-        former = _former_headers(book)
-        inserted = [c for c in range(first, first + previous_width) if c not in own
-                    and not (isinstance(header[c], str) and header_key(header[c]) in former)]
+        # a column the user put among ours (inserted into the block) is theirs
+        inserted = [c for c in range(first, first + previous_width) if c not in own]
         _refuse_overwriting(rows, at, inserted, [], label, name, lines, "among the earlier result columns")
         grown = range(first + previous_width, first + len(headers))  # and the revision cells right of it
         _refuse_overwriting(rows, at, grown, [first + len(headers) + 1, first + len(headers) + 2], label, name,

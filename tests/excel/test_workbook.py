@@ -218,7 +218,7 @@ def test_score_rows_keeps_a_value_right_of_the_headers_on_a_sheet_from_a1(book):
 def test_an_earlier_narrower_block_does_not_grow_over_a_value_of_the_users(book):
     """A sheet scored when the book had fewer outputs: its block grows into the columns right of it, unless the
     user has put a value there (refused, naming the cell); its own revision label and revision may be there."""
-    headers = ["Account ID", "Revenue (12m)", "DSO (days)", "Tier", None, VERSION_LABEL, "abc123"]
+    headers = ["Account ID", "Revenue (12m)", "DSO (days)", "Tier", "Rule messages", None, VERSION_LABEL, "abc123"]
     rows = [headers, ["C1", 1200, 45, "A"], ["C2", 50_000, 30, "D"]]
     scored = score_rows(rows, book, local_evaluator(book, lang="en"), "en")  # only its own cells in the way
     assert scored.first_column == 3 and scored.width > 4
@@ -317,3 +317,19 @@ def test_an_earlier_column_of_an_output_the_book_no_longer_has_is_cleared_with_t
         sheet[r] += row
     again = score_rows(sheet, smaller, local_evaluator(smaller, lang="en"), "en")
     assert again.first_column == 3 and again.width == first.width - 1 and again.clear_columns == 1
+
+
+def test_a_table_column_named_like_one_of_our_outputs_is_the_users(book):
+    """A ledger with its own 客户等级 (customer grade) column: a column of the table, kept, with the results beside
+    it; and scored again, the earlier block is found right of it (it ends with the messages column and holds the
+    outputs in their order), the user's column still kept."""
+    sheet = [["客户编号", "近12个月销售额", "平均回款天数", "客户等级"], ["C1", 4_200_000, 45, "VIP"],
+             ["C2", 50_000, 30, "普通"]]
+    first = score_rows(sheet, book, local_evaluator(book), "zh")
+    assert first.first_column == 4 and first.scored == 2
+    assert all(c != 3 for _, c, _ in first.cells())
+    for r, row in enumerate(first.rows):
+        sheet[r] += row
+    again = score_rows(sheet, book, local_evaluator(book), "zh")
+    assert again.first_column == 4 and again.scored == 2 and again.clear_columns == 0
+    assert all(c != 3 for _, c, _ in again.cells()) and [r[3] for r in sheet] == ["客户等级", "VIP", "普通"]
