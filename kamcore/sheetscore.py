@@ -134,9 +134,7 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
     if sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in header) < 2:
         raise InputError(f"{name}: no header row names two fields of the data dictionary (e.g. 客户编号, "
                          f"近12个月销售额): is this the sheet with the customer table? / 未找到客户表的表头")
-    # our result columns from an earlier run; the version label is ours too, but the column between it and the
-    # block is the user's to fill, so the label never widens what a re-run clears
-    own = _earlier_block(header, book)
+    own = _earlier_block(header, book)  # our result columns from an earlier run (without its revision cells)
     # an earlier run's revision label and the revision right of it: ours, never a column of the table
     label = {k for k, h in enumerate(header) if isinstance(h, str) and header_key(h) == header_key(VERSION_LABEL)}
     label |= {k + 1 for k in label if not (k + 1 < len(header) and isinstance(header[k + 1], str)
@@ -167,9 +165,9 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
             kept.append(f"{name}:{_line(r, lines)}: {cell} holds a value right of the table's headers, kept: the "
                         f"result columns start right of it, at column {get_column_letter(first + 1)} / {cell} "
                         f"在表头右侧有内容，已保留，结果列从 {get_column_letter(first + 1)} 列开始")
+    clear_columns = max(0, previous_width - len(headers))  # an earlier, wider block's columns beyond this one
     if placed is not None:
-        placed(ScoredSheet(at if lines is None else lines[at] - 1, first, headers, [],
-                           clear_columns=max(0, previous_width - len(headers))))
+        placed(ScoredSheet(at if lines is None else lines[at] - 1, first, headers, [], clear_columns=clear_columns))
     table = [r[:table_end] for r in rows]
     sheet = read_rows(table, name, book.dictionary, header=at, lines=lines)
     accounts = sheet.frame.astype(object).where(sheet.frame.notna(), None).to_dict("records")
@@ -213,7 +211,7 @@ def score_rows(rows: Sequence[Sequence[Any]], book: RuleBook, evaluate: Evaluato
         scored.fills[(r, first + len(headers) - 1)] = ERROR_FILL
     scored.warnings = kept + [str(w) for w in sheet.warnings]
     scored.warnings += [f"{name}:{int(sheet.lines[w['row']])}: {_message(w)}" for w in answer.get("warnings", [])]
-    scored.clear_columns = max(0, previous_width - len(headers))
+    scored.clear_columns = clear_columns
     return scored
 
 
