@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from flask import Request, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -20,6 +21,7 @@ from kamcore.portfolio import read_table
 
 from .. import Services, gcpause, services
 from ..auth import authenticate, requires
+from ..batchbody import read_batch
 from ..encoding import Encoded, dumps, json_response, loads, plain, result_columns, result_rows, rows_json
 from ..problems import PROBLEM_JSON, ApiProblem
 from ..schemas import (
@@ -95,7 +97,7 @@ class Evaluate(MethodView):
                                                    lang=query["lang"], encoded=True))
 
 
-def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, Any]:
+def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]] | pd.DataFrame, bool, Any]:
     mimetype = req.mimetype
     if mimetype in UPLOADS:
         try:
@@ -107,8 +109,16 @@ def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]]
     if mimetype != "application/json":
         raise ApiProblem(415, "Unsupported media type",
                          f"send application/json, text/csv or {XLSX}; got {mimetype or 'nothing'}")
+    data = req.get_data()
     try:
-        payload = loads(req.get_data())
+        batch = read_batch(data)  # a large body read by Arrow, when it reads the same (None: read it as usual)
+    except ValidationError as e:
+        raise ApiProblem(422, "The request is not valid", "see `errors` for each field", errors=e.messages) from None
+    if batch is not None:
+        frame, explain, as_of = batch
+        return frame, query.get("explain", explain), query.get("as_of", as_of)
+    try:
+        payload = loads(data)
     except ValueError as e:  # werkzeug's own 400 would not say where
         raise ApiProblem(400, "The body is not valid JSON", str(e)) from None
     try:
@@ -124,7 +134,7 @@ def json_request(payload: Any, query: Mapping[str, Any]) -> tuple[list[dict[str,
     return body["accounts"], query.get("explain", body["explain"]), query.get("as_of", body.get("as_of"))
 
 
-def evaluate_accounts(accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
+def evaluate_accounts(accounts: list[dict[str, Any]] | pd.DataFrame, *, explain: bool = False, as_of: Any = None,
                       rev: str | None = None, lang: str = "en", explain_rules: Collection[str] | None = None,
                       encoded: bool = False) -> dict[str, Any]:
     """`decide` for this request's caller (the API and the other front ends), the decision id and revision noted
@@ -161,8 +171,8 @@ class LaneRefusal:
 REFUSED = "kam.lane_refusal"  # a client cannot set it: a WSGI server puts headers under HTTP_ keys
 
 
-def decide(kam: Services, actor: str, accounts: list[dict[str, Any]], *, explain: bool = False, as_of: Any = None,
-           rev: str | None = None, lang: str = "en", explain_rules: Collection[str] | None = None,
+def decide(kam: Services, actor: str, accounts: list[dict[str, Any]] | pd.DataFrame, *, explain: bool = False,
+           as_of: Any = None, rev: str | None = None, lang: str = "en", explain_rules: Collection[str] | None = None,
            encoded: bool = False, note: Any = None) -> dict[str, Any]:
     """Evaluate, log the decision as `actor`'s, and shape the answer; needs no request context (the evaluate
     lane calls it too). `explain_rules` narrows each trace to those rules. `encoded`: the answer is sent as JSON
