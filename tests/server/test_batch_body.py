@@ -106,6 +106,10 @@ def test_columns_arrow_reads_as_pandas_does(accounts):
     b'{"accounts": [{"x": "[a]"}]}',
     b'{"accounts": [{"x": tru}, {"x": 1}]}',  # one of the first accounts is not JSON
     b'{"accounts": [{"x": 1}, {"x": 2}], "explain": tru}',  # (Arrow says so)
+    b'{"accounts": [' + b'{"x": 1.5},' * 17 + b'{"x": -NaN}]}',  # Arrow reads `-NaN`, `loads` refuses it
+    b'{"accounts": [' + b'{"x": 1.5},' * 17 + b'{"x": NaN}]}',
+    b'{"accounts": [{"x": 1}]} null',
+    b'{"accounts": [{"x": 1}]}\x00',
 ])
 def test_what_arrow_would_read_otherwise_is_left_to_the_usual_reading(data):
     assert read_batch(data) is None
@@ -247,13 +251,16 @@ def test_a_large_deeply_nested_body_is_left_to_the_usual_reading_before_arrow_se
     import sys
 
     deep = 20_000
-    for inner in (b"[" * deep + b"]" * deep, b'{"a":' * deep + b"1" + b"}" * deep):
-        data = b'{"accounts":[{"pad":"' + b"p" * 270_000 + b'","x":' + inner + b"}]}"
+    pad = b'{"accounts":[{"pad":"' + b"p" * 270_000 + b'","x":'
+    bodies = [pad + b"[" * deep + b"]" * deep + b"}]}", pad + b'{"a":' * deep + b"1" + b"}" * deep + b"}]}",
+              b"null" + pad + b"1}]}"]  # (Arrow's reader crashes on a `null` before the object too)
+    for data in bodies:
         child = subprocess.run([sys.executable, "-c", (
             "import sys\n"
             "from server.batchbody import read_batch\n"
             "print(read_batch(sys.stdin.buffer.read()))")], input=data, capture_output=True, timeout=120)
         assert child.returncode == 0 and child.stdout.strip() == b"None", child.stderr[-500:]
+    data = bodies[0]
     from tests.server.conftest import clients
 
     response = clients(app)["viewer"].post("/v1/evaluate", data=data, headers={"Content-Type": "application/json"})
