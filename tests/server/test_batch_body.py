@@ -40,15 +40,20 @@ def assert_reads_alike(data: bytes) -> bool:
     return True
 
 
-@pytest.fixture
-def any_size(monkeypatch):
+@pytest.fixture(params=["whole", "halves"])
+def any_size(request, monkeypatch):
+    """Any body read by Arrow, in one reading or (from two accounts) in two halves at once."""
     monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
+    monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", 0 if request.param == "halves" else batchbody._LARGEST)
 
 
 def test_a_demo_batch_is_read_by_arrow_as_pandas_reads_it():
-    accounts = json.loads(synthetic_portfolio(2000, seed=5).to_json(orient="records", date_format="iso"))
+    accounts = json.loads(synthetic_portfolio(2500, seed=5).to_json(orient="records", date_format="iso"))
     data = json.dumps({"accounts": accounts}).encode()
-    assert len(data) >= batchbody.ARROW_BODY_BYTES
+    assert len(data) >= batchbody.SPLIT_BODY_BYTES >= batchbody.ARROW_BODY_BYTES
+    first, second = batchbody._halves(data)  # read in two halves at once
+    assert first.startswith(data[:1000]) and second.endswith(data[-1000:])
+    assert len(json.loads(first)["accounts"]) + len(json.loads(second)["accounts"]) == 2500
     assert assert_reads_alike(data)
     pretty = json.dumps({"accounts": accounts, "explain": True}, indent=2, ensure_ascii=True).encode()
     assert assert_reads_alike(pretty)
@@ -101,7 +106,6 @@ def test_columns_arrow_reads_as_pandas_does(accounts):
     b'{"accounts": [{"x": "\xff"}]}',  # not UTF-8
     b'{"accounts": [{"x\xff": 1}]}',
     b'{"accounts": [{"x": Infinity}]}',
-    b'{"accounts": [{"x": -0}, {"x": 0.5}]}',  # `loads` reads the whole number 0, Arrow -0.0
     b'{"accounts": [{"x": "a"}, {"x": 1}]}',  # the first account's text key holding a number later
     b'{"accounts": [{"x": "[a]"}]}',
     b'{"accounts": [{"x": tru}, {"x": 1}]}',  # one of the first accounts is not JSON
@@ -113,6 +117,58 @@ def test_columns_arrow_reads_as_pandas_does(accounts):
 ])
 def test_what_arrow_would_read_otherwise_is_left_to_the_usual_reading(data):
     assert read_batch(data) is None
+
+
+def test_minus_zero_among_floats_is_read_as_the_whole_number_zero_or_left_to_the_usual_reading(monkeypatch):
+    """`loads` reads `-0` as the whole number 0. Read with floats, Arrow makes it -0.0: left to the usual reading.
+    Read in a half of whole numbers (then cast among the other half's floats), it is the usual 0.0."""
+    monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
+    data = b'{"accounts": [{"x": -0}, {"x": 0.5}]}'
+    assert read_batch(data) is None
+    monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", 0)
+    assert assert_reads_alike(data)
+    assert read_batch(b'{"accounts": [{"x": 1.5}, {"x": -0}, {"x": 0.5}]}') is None
+
+
+@pytest.mark.usefixtures("any_size")
+@pytest.mark.parametrize("accounts", [
+    [{"x": 1, "t": "a"}, {"x": 2, "t": "b"}, {"x": 2.5, "t": None}, {"x": 3.25, "t": None}],  # whole, then floats
+    [{"x": None, "t": None}] * 2 + [{"x": 1.5, "t": "a"}] * 2,  # nothing, then values
+    [{"a": 1}, {"a": 2}, {"a": 3, "late": "2024-03-01"}, {"a": 4, "late": "2024-03-02"}],  # met in the second half
+    [{"a": "2024-03-01"}] * 2 + [{"a": "2024-03-01T10:00:00"}] * 2,
+], ids=["ints then floats", "nulls then values", "late moments", "moments"])
+def test_halves_that_differ_are_read_as_one_reading_of_the_body(accounts):
+    data = json.dumps({"accounts": accounts}, separators=(",", ":")).encode()
+    assert assert_reads_alike(data)
+    data = json.dumps({"explain": True, "accounts": accounts, "as_of": "2024-01-31"}).encode()
+    assert assert_reads_alike(data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"accounts":[{"x":1},{"x":2},{"x":"three"},{"x":"four"}]}',  # numbers, then text: one reading refuses
+    b'{"explain":true,"accounts":[{"x":1},{"x":2},{"x":3},{"x":4}],"explain":false}',  # a key in both halves
+    b'{"as_of":"2024-01-01","accounts":[{"x":1},{"x":2},{"x":3},{"x":4}],"as_of":"2024-01-02"}',
+])
+def test_halves_one_reading_would_refuse_are_left_to_the_usual_reading(monkeypatch, data):
+    monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
+    monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", 0)
+    assert len(batchbody._halves(data)) == 2
+    assert read_batch(data) is None
+
+
+@pytest.mark.parametrize("data", [
+    b'{"accounts":[{"x":1},{"x":2}  {"x":3},{"x":4}]}',  # no comma where the body is cut: never cut away
+    b'{"accounts":[{"x":1},{"x":2}, "y": 1, {"x":3}]}',
+    b'{"accounts":[{"x":1}]}',  # one account
+])
+def test_a_body_is_only_cut_between_two_accounts(monkeypatch, data):
+    monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
+    monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", 0)
+    assert batchbody._halves(data) == [data]
+    assert batchbody._halves(b'{"accounts":[{"x":1},\n {"x":2}]}') == [b'{"accounts":[{"x":1}]}',
+                                                                          b'{"accounts":[{"x":2}]}']
+    if data.count(b"{") > 2:
+        assert read_batch(data) is None
 
 
 @pytest.mark.usefixtures("any_size")
@@ -157,6 +213,8 @@ def bodies(draw):
     body = {"accounts": accounts}
     if draw(st.booleans()):
         body["explain"] = draw(st.booleans())
+        if draw(st.booleans()):  # before the accounts
+            body = {"explain": body["explain"], "accounts": accounts}
     style = draw(st.sampled_from(["default", "compact", "indent", "ascii"]))
     text = json.dumps(body, ensure_ascii=style == "ascii", indent=2 if style == "indent" else None,
                       separators=(",", ":") if style == "compact" else None)
@@ -173,12 +231,14 @@ def test_generated_bodies_read_alike_or_are_left_to_the_usual_reading(data):
 def test_the_generated_bodies_are_mostly_read_by_arrow(monkeypatch):
     """The property above would hold of a reader that always gave None: most bodies of plain cells must be read."""
     monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
-    read = 0
-    for seed in range(60):
-        accounts = [{"a": f"客户{seed}-{i}", "b": i * 1.5 if i % 3 else None, "c": i, "d": "2024-03-01"}
-                    for i in range(1, 5)]
-        read += assert_reads_alike(json.dumps({"accounts": accounts}).encode())
-    assert read == 60
+    for split in (batchbody._LARGEST, 0):  # in one reading, in halves
+        monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", split)
+        read = 0
+        for seed in range(60):
+            accounts = [{"a": f"客户{seed}-{i}", "b": i * 1.5 if i % 3 else None, "c": i, "d": "2024-03-01"}
+                        for i in range(1, 5)]
+            read += assert_reads_alike(json.dumps({"accounts": accounts}).encode())
+        assert read == 60
 
 
 def test_a_large_batch_is_answered_and_recorded_as_the_usual_reading_would(app, monkeypatch):
@@ -194,20 +254,25 @@ def test_a_large_batch_is_answered_and_recorded_as_the_usual_reading_would(app, 
     data = json.dumps({"accounts": accounts, "explain": False}).encode()
     assert read_batch(data) is not None
     answers = []
-    for threshold in (batchbody.ARROW_BODY_BYTES, len(data) + 1):
+    for threshold, split in ((batchbody.ARROW_BODY_BYTES, 0), (batchbody.ARROW_BODY_BYTES, len(data) + 1),
+                             (len(data) + 1, len(data) + 1)):  # Arrow in halves, Arrow in one reading, as usual
         monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", threshold)
+        monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", split)
         response = viewer.post("/v1/evaluate", data=data, headers={"Content-Type": "application/json"})
         assert response.status_code == 200
         answers.append(response.json)
-    arrow, usual_answer = answers
+    arrow, whole, usual_answer = answers
+    for key in ("results", "errors", "warnings"):
+        assert whole[key] == usual_answer[key]
     assert [e["row"] for e in arrow["errors"]] == [3, 400, 1499]
     assert len(arrow["results"]) == 1497
     for key in ("results", "errors", "warnings", "rules_version", "as_of"):
         assert arrow[key] == usual_answer[key]
     log = app.extensions["kam"].decisions
     recorded = [log.get(answer["decision_id"]) for answer in answers]
-    pd.testing.assert_frame_equal(recorded[0].inputs, recorded[1].inputs, check_exact=True)
-    pd.testing.assert_frame_equal(recorded[0].outputs, recorded[1].outputs, check_exact=True)
+    for other in recorded[1:]:
+        pd.testing.assert_frame_equal(recorded[0].inputs, other.inputs, check_exact=True)
+        pd.testing.assert_frame_equal(recorded[0].outputs, other.outputs, check_exact=True)
 
 
 def test_a_large_body_arrow_refuses_is_answered_as_usual(app):
