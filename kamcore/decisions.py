@@ -390,36 +390,33 @@ class DecisionLog:
                             as_of)
 
     def record_evaluation(self, actor: str, evaluation: Evaluation,
-                          shared: Mapping[str, list[Any]] | None = None) -> str:
+                          shared: Mapping[str, list[Any]] | None = None, inputs: SealedInputs | None = None) -> str:
         """Record an evaluation exactly as it ran: its input table, every output column, its row errors,
         its as_of and its book's revision. `shared`: output columns the caller has already converted by
-        `common_cells` (for its own answer), recorded as they are rather than converted again."""
+        `common_cells` (for its own answer), recorded as they are rather than converted again. `inputs`: the
+        input table sealed already (`seal_inputs`), taken when it is that of this evaluation's accounts."""
         if not evaluation.revision:
             raise DecisionLogError("the rule book has no revision: evaluate a book from the rule store")
-        # A request's few records are recorded as they came (the frame is not built just for the log).
         source = evaluation.source
-        if isinstance(source, Records):
-            inputs = table_of(source.records, "inputs")
-        else:  # float columns handed to the encoder as arrays (see _number_cells)
-            frame = evaluation.input
-            inputs = _series_table(list(frame.items()), len(frame), "inputs", arrays=True)
-        return self._record(actor, evaluation.revision, inputs, _output_table(evaluation, shared or {}, arrays=True),
+        table = inputs if inputs is not None and inputs.accounts is source else _input_table(source)
+        return self._record(actor, evaluation.revision, table, _output_table(evaluation, shared or {}, arrays=True),
                             evaluation.errors, evaluation.as_of)
 
-    def _record(self, actor: str, revision: str, inputs: dict[str, Any], outputs: dict[str, Any],
+    def _record(self, actor: str, revision: str, inputs: dict[str, Any] | SealedInputs, outputs: dict[str, Any],
                 errors: Iterable[RowError | Mapping[str, Any]], as_of: dt.date | str | None) -> str:
         if not isinstance(actor, str) or not actor.strip():
             raise DecisionLogError("a decision needs an actor: who asked for it")
         if not isinstance(revision, str) or not revision.strip():
             raise DecisionLogError("a decision needs the rules revision that produced it")
         day = _as_of(as_of)
-        input_bytes = _table_json(inputs)
 
         def seal_outputs() -> tuple[str, bytes]:
             return _seal(_table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs}))
 
-        if len(input_bytes) < SEAL_ASIDE_BYTES:  # (a thread costs more than sealing a small table)
-            (input_digest, input_blob), (output_digest, output_blob) = _seal(input_bytes), seal_outputs()
+        if isinstance(inputs, SealedInputs):
+            (input_digest, input_blob), (output_digest, output_blob) = inputs.sealed, seal_outputs()
+        elif len(input_bytes := _table_json(inputs)) < SEAL_ASIDE_BYTES:  # (a thread costs more than sealing a
+            (input_digest, input_blob), (output_digest, output_blob) = _seal(input_bytes), seal_outputs()  # small one)
         else:  # a large input table is sealed meanwhile, on a thread of its own
             with Aside(_seal, input_bytes, name="kam-seal") as inputs_sealed:
                 output_digest, output_blob = seal_outputs()
@@ -602,6 +599,31 @@ class DecisionLog:
             differences.append(Difference(key[0], f"error {key[1] or key[2] or ''}".strip(), None, key[3]))
         differences.sort(key=lambda d: (-1 if d.row is None else d.row, d.field))
         return Reproduction(decision.id, decision.revision, decision.as_of, len(recorded), differences)
+
+
+@dataclass(frozen=True)
+class SealedInputs:
+    """The input table of an evaluation of `accounts` (the very object given to the engine), in its stored form:
+    its digest and its compressed bytes (`_seal`)."""
+
+    accounts: Any
+    sealed: tuple[str, bytes]
+
+
+def seal_inputs(accounts: pd.DataFrame | Records) -> SealedInputs:
+    """The input table of an evaluation of `accounts` (a DataFrame, or a request's few records), sealed as
+    `record_evaluation` stores it. It reads the accounts only, so a large batch's can be made while they are
+    evaluated (on another thread: most of it is numpy, orjson, zstd and hashlib), and handed to
+    `record_evaluation`."""
+    return SealedInputs(accounts, _seal(_table_json(_input_table(accounts))))
+
+
+def _input_table(accounts: pd.DataFrame | Records) -> dict[str, Any]:
+    """The input table `record_evaluation` stores of an evaluation's accounts (`Evaluation.source`)."""
+    if isinstance(accounts, Records):  # a request's few records as they came (the frame is not built for the log)
+        return table_of(accounts.records, "inputs")
+    # float columns handed to the encoder as arrays (see _number_cells)
+    return _series_table(list(accounts.items()), len(accounts), "inputs", arrays=True)
 
 
 # --- the stored form ---------------------------------------------------------------------------------------

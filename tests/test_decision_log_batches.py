@@ -377,3 +377,24 @@ def test_a_failure_while_sealing_aside_reaches_the_writer_and_records_nothing(tm
         assert log.verify().ok and log.verify().records == 1
         log.record("alice", "r1", frame, frame[["account_id"]], as_of=AS_OF)
         assert log.verify().records == 2
+
+
+def test_inputs_sealed_ahead_are_recorded_as_they_would_be_sealed_after(tmp_path, monkeypatch):
+    """`seal_inputs` of the accounts an evaluation was given is recorded as `record_evaluation` seals them itself;
+    sealed inputs of other accounts (an equal copy too) are not taken."""
+    frame = synthetic_portfolio(1500, seed=4)
+    evaluation = RuleBook.load(SHIPPED, revision="r1").evaluate(frame, as_of=AS_OF)
+    made = []
+    table = decisions._input_table
+    monkeypatch.setattr(decisions, "_input_table", lambda accounts: made.append(accounts) or table(accounts))
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        ahead = decisions.seal_inputs(frame)
+        assert made == [frame]
+        log.record_evaluation("alice", evaluation, inputs=ahead)
+        log.record_evaluation("alice", evaluation)
+        log.record_evaluation("alice", evaluation, inputs=decisions.seal_inputs(frame.copy()))
+        assert len(made) == 4  # not for the first record: its inputs were sealed ahead
+        stored = log._db.execute("SELECT input_digest, inputs FROM decisions ORDER BY seq").fetchall()
+        assert stored[0] == stored[1] == stored[2]
+        assert stored[0][0] == ahead.sealed[0] and stored[0][1] == ahead.sealed[1]
+        assert log.verify().ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +16,10 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from kamcore.aside import Aside
-from kamcore.decisions import DecisionLogBusy, DecisionLogError
+from kamcore.decisions import DecisionLogBusy, DecisionLogError, SealedInputs, seal_inputs
 from kamcore.errors import InputError
 from kamcore.portfolio import read_table
+from kamcore.rulebook import RuleBook
 
 from .. import Services, gcpause, services
 from ..auth import authenticate, requires
@@ -185,6 +187,18 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]] | pd.DataFr
     if len(accounts) > kam.config.max_rows:
         raise too_many_rows(len(accounts), kam.config.max_rows)
     book = kam.rules.book(rev)
+    # A large batch's input table is sealed for the log while it is evaluated: the engine's numpy and Arrow work
+    # lets go of the GIL, and the machine has a second core.
+    early = isinstance(accounts, pd.DataFrame) and len(accounts) >= ENCODE_ASIDE_ROWS
+    with Aside(seal_inputs, accounts, name="kam-seal-inputs") if early else nullcontext() as sealing:
+        return _decide(kam, actor, book, accounts, sealing, explain=explain, as_of=as_of, lang=lang,
+                       explain_rules=explain_rules, encoded=encoded, note=note)
+
+
+def _decide(kam: Services, actor: str, book: RuleBook, accounts: list[dict[str, Any]] | pd.DataFrame,
+            sealing: Aside[SealedInputs] | None, *, explain: bool, as_of: Any, lang: str,
+            explain_rules: Collection[str] | None, encoded: bool, note: Any) -> dict[str, Any]:
+    """`decide` with the book chosen, and the accounts' input table being sealed (`sealing`) if it is."""
     deadline = time.monotonic() + kam.config.evaluate_timeout_s
 
     def check_time(_rule: str) -> None:
@@ -216,8 +230,12 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]] | pd.DataFr
     warnings = [_row_error(e) for e in evaluation.warnings]
     if note is not None:
         note.revision = book.revision
+    def record() -> str:
+        return kam.decisions.record_evaluation(actor, evaluation, shared,
+                                               inputs=sealing.result() if sealing is not None else None)
+
     if aside:
-        recording = Aside(kam.decisions.record_evaluation, actor, evaluation, shared, name="kam-decision")
+        recording = Aside(record, name="kam-decision")
         try:  # the cells only read, by both threads
             results = Encoded(dumps(results) if columns is None else rows_json(*columns))
         finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log
@@ -225,7 +243,7 @@ def decide(kam: Services, actor: str, accounts: list[dict[str, Any]] | pd.DataFr
             if note is not None:
                 note.decision_id = decision_id
     else:
-        decision_id = kam.decisions.record_evaluation(actor, evaluation, shared)
+        decision_id = record()
         if note is not None:
             note.decision_id = decision_id
     return {"decision_id": decision_id, "rules_version": book.revision, "as_of": evaluation.as_of,

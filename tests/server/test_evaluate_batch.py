@@ -292,3 +292,57 @@ def test_a_decision_log_held_past_the_wait_answers_503_to_try_again(app, as_, mo
     assert kam.decisions.verify().records == 0
     r = as_["viewer"].post("/v1/evaluate", json={"accounts": accounts, "as_of": AS_OF})
     assert r.status_code == 200 and kam.decisions.verify().records == 1
+
+
+def arrow_body(n: int) -> bytes:
+    """A body of n accounts large enough to be read by Arrow (a DataFrame, as a client's large batch is)."""
+    from server import batchbody
+
+    data = json.dumps({"accounts": json_accounts(n), "as_of": AS_OF}).encode()
+    assert batchbody.read_batch(data) is not None
+    return data
+
+
+@pytest.mark.parametrize("threads", ["threads", "no threads"])
+def test_a_large_batchs_inputs_are_sealed_while_it_is_evaluated_and_logged_as_before(app, as_, monkeypatch,
+                                                                                      threads):
+    """A batch read into a DataFrame has its input table sealed for the log beside its evaluation, and the log
+    holds what sealing it afterwards gives; where no thread can be started, sealed on the request's thread."""
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 100)
+    sealed_on = []
+    seal = evaluate.seal_inputs
+
+    def watched(accounts):
+        sealed_on.append(threading.current_thread().name)
+        return seal(accounts)
+
+    monkeypatch.setattr(evaluate, "seal_inputs", watched)
+    data = arrow_body(600)
+    taken = []
+    record = DecisionLog.record_evaluation
+    monkeypatch.setattr(DecisionLog, "record_evaluation",
+                        lambda self, *args, **kw: taken.append(kw.get("inputs")) or record(self, *args, **kw))
+    if threads == "no threads":
+        refuse_threads(monkeypatch)
+    r = as_["viewer"].post("/v1/evaluate", data=data, content_type="application/json")
+    assert r.status_code == 200, r.json
+    assert sealed_on == ["kam-seal-inputs" if threads == "threads" else threading.current_thread().name]
+    assert taken and taken[0] is not None  # handed to the log
+    kam = app.extensions["kam"]
+    ev = kam.rules.book(None).evaluate(loads(data)["accounts"], as_of=AS_OF)
+    (inputs,) = kam.decisions._db.execute("SELECT inputs FROM decisions WHERE id = ?",
+                                          (r.json["decision_id"],)).fetchone()
+    assert decompress(inputs) == canonical_json(table_of(ev.input, "inputs"))
+    assert kam.decisions.verify().ok
+    assert kam.decisions.reproduce(r.json["decision_id"], kam.rules).identical
+
+
+def test_a_large_batch_out_of_time_is_refused_once_its_inputs_are_sealed(new_app, monkeypatch):
+    """An evaluation over its limit while the inputs are sealed beside it: the usual 413, nothing logged, and no
+    sealing thread left behind."""
+    app, as_ = new_app(evaluate_timeout_s=0)
+    monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 100)
+    r = as_["viewer"].post("/v1/evaluate", data=arrow_body(600), content_type="application/json")
+    assert r.status_code == 413 and "evaluate_timeout_s" in r.json["detail"]
+    assert not [t for t in threading.enumerate() if t.name == "kam-seal-inputs"]
+    assert app.extensions["kam"].decisions.verify().records == 0
