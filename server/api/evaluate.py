@@ -114,16 +114,13 @@ def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]]
     data = req.get_data()
     try:
         batch = read_batch(data)  # a large body read by Arrow, when it reads the same (None: read it as usual)
-    except ValidationError as e:
-        raise ApiProblem(422, "The request is not valid", "see `errors` for each field", errors=e.messages) from None
-    if batch is not None:
-        frame, explain, as_of = batch
-        return frame, query.get("explain", explain), query.get("as_of", as_of)
-    try:
-        payload = loads(data)
-    except ValueError as e:  # werkzeug's own 400 would not say where
-        raise ApiProblem(400, "The body is not valid JSON", str(e)) from None
-    try:
+        if batch is not None:
+            frame, explain, as_of = batch
+            return frame, query.get("explain", explain), query.get("as_of", as_of)
+        try:
+            payload = loads(data)
+        except ValueError as e:  # werkzeug's own 400 would not say where
+            raise ApiProblem(400, "The body is not valid JSON", str(e)) from None
         return json_request(payload, query)
     except ValidationError as e:
         raise ApiProblem(422, "The request is not valid", "see `errors` for each field", errors=e.messages) from None
