@@ -28,6 +28,7 @@ from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 
 from .channel import QuietChannel
+from .dispatch import RECV_BYTES
 from .dispatch import dispatcher as patient_dispatcher
 
 # A worker's loop turns at least this often (waitress's default is once a second, and only in whole seconds).
@@ -108,7 +109,7 @@ def serve(app: object, listening: socket.socket, board: Board, threads: int, **a
 def build(app: object, listening: socket.socket, board: Board, threads: int,
           **adjustments: object) -> BalancedServer:
     """The worker's server, listening and ready to `run()`."""
-    adj = Adjustments(sockets=[listening], threads=threads, **adjustments)
+    adj = Adjustments(sockets=[listening], threads=threads, **{"recv_bytes": RECV_BYTES, **adjustments})
     adj.asyncore_loop_timeout = LOOP_S  # set after parsing: waitress reads this setting as whole seconds
     dispatcher = patient_dispatcher(threads)
     server = BalancedServer(app, {}, False, listening, dispatcher=dispatcher, adj=adj, bind_socket=False,

@@ -91,6 +91,28 @@ def test_evaluate(server, tokens):
     assert all(r["tier"] in ("A", "B", "C", "D") for r in body["results"])
 
 
+def test_a_large_batch_is_received_read_in_halves_answered_and_logged(server, tokens):
+    """4,000 accounts (2 MB, received in RECV_BYTES reads into waitress's temporary file, read by Arrow in two
+    halves, its inputs sealed beside the evaluation): every account answered in order, one with its row error,
+    and the decision logged with the accounts as sent."""
+    from server import batchbody
+    from server.dispatch import RECV_BYTES
+
+    sent = accounts(4000)
+    sent[2500]["credit_score"] = "abc"
+    body = json.dumps({"accounts": sent}).encode()
+    assert len(body) > max(batchbody.SPLIT_BODY_BYTES, 4 * RECV_BYTES) and len(batchbody._halves(body)) == 2
+    status, _, answer = server.call("POST", "/v1/evaluate", token=tokens["viewer"], body={"accounts": sent})
+    assert status == 200, answer
+    assert [r["row"] for r in answer["results"]] == [i for i in range(4000) if i != 2500]
+    assert [(e["row"], e["field"]) for e in answer["errors"]] == [(2500, "credit_score")]
+    status, _, found = server.call("GET", f"/v1/decisions/{answer['decision_id']}", token=tokens["auditor"])
+    assert status == 200 and len(found["inputs"]) == 4000
+    assert found["inputs"][2500]["credit_score"] == "abc" and found["inputs"][3999] == sent[3999]
+    status, _, check = server.call("GET", "/v1/decisions/verify", token=tokens["auditor"])
+    assert status == 200 and check["ok"], check
+
+
 def with_formula(rule, name, expr):
     return dict(rule, formulas={**rule["formulas"], name: {"expr": expr}})
 

@@ -205,6 +205,34 @@ def test_a_worker_that_stopped_listening_looks_again_within_a_twentieth_of_a_sec
         os.close(fd)
 
 
+def test_a_worker_and_a_single_process_read_a_connection_recv_bytes_at_a_time():
+    """waitress's 8 KiB reads made a 5 MB batch 670 turns of the loop; both servers read RECV_BYTES at once."""
+    import socket
+
+    from server import balance
+    from server.dispatch import RECV_BYTES, build
+
+    def app(environ, start_response):
+        return []
+
+    single = build(app, threads=1, host="127.0.0.1", port=0)
+    try:
+        assert single.adj.recv_bytes == RECV_BYTES > 8192
+    finally:
+        single.close()
+    fd = Board.create(2)
+    listening = socket.create_server(("127.0.0.1", 0))
+    try:
+        worker = balance.build(app, listening, Board(fd, 2, 0), threads=1)
+        try:
+            assert worker.adj.recv_bytes == RECV_BYTES
+        finally:
+            worker.close()
+    finally:
+        listening.close()
+        os.close(fd)
+
+
 def test_each_worker_starts_with_the_services_malloc_arenas(server):
     """glibc reads MALLOC_ARENA_MAX as a worker starts, before any of its threads (server/heap.py): the service's
     2, or the runner's own setting where it has one."""
