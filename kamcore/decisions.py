@@ -16,7 +16,7 @@ import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -386,24 +386,29 @@ class DecisionLog:
         """Append one decision and return its id. `inputs` / `outputs`: the account tables (DataFrame, list of
         dicts, or one dict); `errors`: the row errors of the evaluation; `as_of`: the date `today()` meant
         (default: today, as the engine's default)."""
-        return self._record(actor, revision, table_of(inputs, "inputs"), table_of(outputs, "outputs"), errors,
-                            as_of)
+        table = table_of(outputs, "outputs")
+        return self._record(actor, revision, table_of(inputs, "inputs"), lambda: _outputs_json(errors, table), as_of)
 
-    def record_evaluation(self, actor: str, evaluation: Evaluation,
-                          shared: Mapping[str, list[Any]] | None = None, inputs: SealedInputs | None = None) -> str:
+    def record_evaluation(self, actor: str, evaluation: Evaluation, shared: Mapping[str, list[Any]] | None = None,
+                          inputs: SealedInputs | None = None, outputs: WrittenOutputs | None = None) -> str:
         """Record an evaluation exactly as it ran: its input table, every output column, its row errors,
         its as_of and its book's revision. `shared`: output columns the caller has already converted by
         `common_cells` (for its own answer), recorded as they are rather than converted again. `inputs`: the
-        input table sealed already (`seal_inputs`), taken when it is that of this evaluation's accounts."""
+        input table sealed already (`seal_inputs`), taken when it is that of this evaluation's accounts;
+        `outputs`: its outputs and row errors written already (`write_outputs`), taken when of this evaluation."""
         if not evaluation.revision:
             raise DecisionLogError("the rule book has no revision: evaluate a book from the rule store")
         source = evaluation.source
         table = inputs if inputs is not None and inputs.accounts is source else _input_table(source)
-        return self._record(actor, evaluation.revision, table, _output_table(evaluation, shared or {}, arrays=True),
-                            evaluation.errors, evaluation.as_of)
+        written = outputs.json if outputs is not None and outputs.evaluation is evaluation else None
+        return self._record(actor, evaluation.revision, table,
+                            lambda: written if written is not None else write_outputs(evaluation, shared).json,
+                            evaluation.as_of)
 
-    def _record(self, actor: str, revision: str, inputs: dict[str, Any] | SealedInputs, outputs: dict[str, Any],
-                errors: Iterable[RowError | Mapping[str, Any]], as_of: dt.date | str | None) -> str:
+    def _record(self, actor: str, revision: str, inputs: dict[str, Any] | SealedInputs,
+                write_outputs: Callable[[], bytes], as_of: dt.date | str | None) -> str:
+        """Append a decision of `inputs` (a table, or sealed already) and the outputs `write_outputs` writes (the
+        output table and row errors as stored, written while a large input table is sealed)."""
         if not isinstance(actor, str) or not actor.strip():
             raise DecisionLogError("a decision needs an actor: who asked for it")
         if not isinstance(revision, str) or not revision.strip():
@@ -411,7 +416,7 @@ class DecisionLog:
         day = _as_of(as_of)
 
         def seal_outputs() -> tuple[str, bytes]:
-            return _seal(_table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs}))
+            return _seal(write_outputs())
 
         if isinstance(inputs, SealedInputs):
             (input_digest, input_blob), (output_digest, output_blob) = inputs.sealed, seal_outputs()
@@ -616,6 +621,26 @@ def seal_inputs(accounts: pd.DataFrame | Records) -> SealedInputs:
     evaluated (on another thread: most of it is numpy, orjson, zstd and hashlib), and handed to
     `record_evaluation`."""
     return SealedInputs(accounts, _seal(_table_json(_input_table(accounts))))
+
+
+@dataclass(frozen=True)
+class WrittenOutputs:
+    """An evaluation's output table and row errors, written as the log stores them (before they are sealed)."""
+
+    evaluation: Any
+    json: bytes
+
+
+def write_outputs(evaluation: Evaluation, shared: Mapping[str, list[Any]] | None = None) -> WrittenOutputs:
+    """The outputs and row errors `record_evaluation` stores of `evaluation` (`shared` as it takes them), written
+    ahead: a caller can write them on its own thread, then leave the rest (compressing, hashing and appending
+    them, which let go of the GIL) to another while it goes on."""
+    return WrittenOutputs(evaluation, _outputs_json(evaluation.errors, _output_table(evaluation, shared or {},
+                                                                                     arrays=True)))
+
+
+def _outputs_json(errors: Iterable[RowError | Mapping[str, Any]], outputs: dict[str, Any]) -> bytes:
+    return _table_json({"errors": [_error_dict(e) for e in errors], "outputs": outputs})
 
 
 def _input_table(accounts: pd.DataFrame | Records) -> dict[str, Any]:

@@ -398,3 +398,33 @@ def test_inputs_sealed_ahead_are_recorded_as_they_would_be_sealed_after(tmp_path
         assert stored[0] == stored[1] == stored[2]
         assert stored[0][0] == ahead.sealed[0] and stored[0][1] == ahead.sealed[1]
         assert log.verify().ok
+
+
+def test_outputs_written_ahead_are_recorded_as_they_would_be_written_after(tmp_path, monkeypatch):
+    """`write_outputs` of an evaluation (with the answer's shared cells) is stored as `record_evaluation` writes
+    its outputs itself; written outputs of another evaluation (of the same accounts too) are not taken."""
+    frame = synthetic_portfolio(1500, seed=4)
+    frame["credit_score"] = frame["credit_score"].astype(object)
+    frame.loc[3, "credit_score"] = "abc"  # a row error among the outputs
+    book = RuleBook.load(SHIPPED, revision="r1")
+    evaluation, again = book.evaluate(frame, as_of=AS_OF), book.evaluate(frame, as_of=AS_OF)
+    shared = {}
+    from server.encoding import result_columns  # the answer's cells, shared with the log as the service does
+
+    result_columns(evaluation, np.flatnonzero(evaluation.ok), shared)
+    assert shared
+    written = []
+    write = decisions.write_outputs
+    monkeypatch.setattr(decisions, "write_outputs", lambda *a: written.append(a[0]) or write(*a))
+    with DecisionLog.open(tmp_path / "d.sqlite3") as log:
+        ahead = write(evaluation, shared)
+        log.record_evaluation("alice", evaluation, shared, outputs=ahead)
+        assert written == []  # taken as written
+        log.record_evaluation("alice", evaluation, shared)
+        log.record_evaluation("alice", evaluation, outputs=write(again))
+        assert written == [evaluation, evaluation]
+        stored = log._db.execute("SELECT output_digest, outputs FROM decisions ORDER BY seq").fetchall()
+        assert stored[0] == stored[1] == stored[2]
+        assert decompress(stored[0][1]) == ahead.json == canonical_json(
+            {"errors": [decisions._error_dict(e) for e in evaluation.errors], "outputs": output_table(evaluation)})
+        assert log.verify().ok

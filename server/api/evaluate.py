@@ -16,7 +16,14 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from kamcore.aside import Aside
-from kamcore.decisions import DecisionLogBusy, DecisionLogError, SealedInputs, seal_inputs
+from kamcore.decisions import (
+    DecisionLogBusy,
+    DecisionLogError,
+    SealedInputs,
+    WrittenOutputs,
+    seal_inputs,
+    write_outputs,
+)
 from kamcore.errors import InputError
 from kamcore.portfolio import read_table
 from kamcore.rulebook import RuleBook
@@ -227,12 +234,14 @@ def _decide(kam: Services, actor: str, book: RuleBook, accounts: list[dict[str, 
     warnings = [_row_error(e) for e in evaluation.warnings]
     if note is not None:
         note.revision = book.revision
-    def record() -> str:
-        return kam.decisions.record_evaluation(actor, evaluation, shared,
+    def record(outputs: WrittenOutputs | None = None) -> str:
+        return kam.decisions.record_evaluation(actor, evaluation, shared, outputs=outputs,
                                                inputs=sealing.result() if sealing is not None else None)
 
     if aside:
-        recording = Aside(record, name="kam-decision")
+        # The log's outputs are written here first: then the log's thread has little left that holds the GIL
+        # (compressing, hashing, SQLite), and is done while the answer is encoded rather than waiting for it.
+        recording = Aside(record, write_outputs(evaluation, shared), name="kam-decision")
         try:  # the cells only read, by both threads
             results = Encoded(dumps(results) if columns is None else rows_json(*columns))
         finally:  # logged (or refused) before anything is answered, a failure to encode too; the access log

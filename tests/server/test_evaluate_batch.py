@@ -306,8 +306,9 @@ def arrow_body(n: int) -> bytes:
 @pytest.mark.parametrize("threads", ["threads", "no threads"])
 def test_a_large_batchs_inputs_are_sealed_while_it_is_evaluated_and_logged_as_before(app, as_, monkeypatch,
                                                                                       threads):
-    """A batch read into a DataFrame has its input table sealed for the log beside its evaluation, and the log
-    holds what sealing it afterwards gives; where no thread can be started, sealed on the request's thread."""
+    """A batch read into a DataFrame has its input table sealed for the log beside its evaluation, and its outputs
+    written before its answer is, and the log holds what it held before; where no thread can be started, sealed on
+    the request's thread."""
     monkeypatch.setattr(evaluate, "ENCODE_ASIDE_ROWS", 100)
     sealed_on = []
     seal = evaluate.seal_inputs
@@ -321,13 +322,14 @@ def test_a_large_batchs_inputs_are_sealed_while_it_is_evaluated_and_logged_as_be
     taken = []
     record = DecisionLog.record_evaluation
     monkeypatch.setattr(DecisionLog, "record_evaluation",
-                        lambda self, *args, **kw: taken.append(kw.get("inputs")) or record(self, *args, **kw))
+                        lambda self, *args, **kw: taken.append(kw) or record(self, *args, **kw))
     if threads == "no threads":
         refuse_threads(monkeypatch)
     r = as_["viewer"].post("/v1/evaluate", data=data, content_type="application/json")
     assert r.status_code == 200, r.json
     assert sealed_on == ["kam-seal-inputs" if threads == "threads" else threading.current_thread().name]
-    assert taken and taken[0] is not None  # handed to the log
+    # handed to the log: the inputs sealed, the outputs written (on the request's thread, before the answer is)
+    assert taken and taken[0]["inputs"] is not None and taken[0]["outputs"] is not None
     kam = app.extensions["kam"]
     ev = kam.rules.book(None).evaluate(loads(data)["accounts"], as_of=AS_OF)
     (inputs,) = kam.decisions._db.execute("SELECT inputs FROM decisions WHERE id = ?",
