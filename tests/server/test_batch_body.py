@@ -303,9 +303,34 @@ def test_a_large_body_arrow_refuses_is_answered_as_usual(app):
     (b'{"accounts": [{"x": 1}]}{"accounts": [{"x": 1}]}', False),
     (b'[{"x": 1}]', False),
     (b"[[[[[1]]]]]", False),
+    (b'{"accounts": [{"s": "}", "x": 1, "t": "{"}]}', False),  # text pairing with brackets: `{}{}` to a count
+    (b'{"accounts": [{"s": "}", "x": {"s": "}", "x": 1, "t": "{"}, "t": "{"}]}', False),  # ... nesting deeper
+    (b'{"accounts": [{"x": "}, {"}]}', True),  # text where a list's items would be: nests nothing
+    (b'{"accounts": [' + b" " * 8 + b'{"x": 1}]}', True),
+    (b'{"accounts": [' + b" " * 9 + b'{"x": 1}]}', False),  # whitespace past the look back: read as usual
 ])
 def test_only_one_object_holding_one_list_of_flat_objects_is_read_by_arrow(data, flat):
     assert batchbody._skeleton(data) is flat
+
+
+@pytest.mark.usefixtures("any_size")
+def test_text_that_looks_like_accounts_is_read_as_the_text_it_is():
+    first = b", ".join(b'{"x": "%d"}' % i for i in range(batchbody.FIRST_ACCOUNTS + 2))
+    data = b'{"accounts": [' + first + b', {"x": "}, {"}, {"x": "a"}, {"x": "b}, {c"}]}'
+    assert batchbody._skeleton(data)
+    assert assert_reads_alike(data) or len(batchbody._halves(data)) == 2
+
+
+def test_a_body_cut_inside_text_is_left_to_the_usual_reading(monkeypatch):
+    """A cut where the text of an account holds `}, {` (the middle of the body): its first half's text is never
+    closed, which Arrow refuses."""
+    monkeypatch.setattr(batchbody, "ARROW_BODY_BYTES", 0)
+    monkeypatch.setattr(batchbody, "SPLIT_BODY_BYTES", 0)
+    data = b'{"accounts": [{"a": 1}, {"x": "' + b"p" * 100 + b'}, {' + b"q" * 100 + b'"}]}'
+    first, second = batchbody._halves(data)
+    assert first.endswith(b'p}]}') and second.startswith(b'{"accounts":[{qqq')
+    assert read_batch(data) is None
+    assert usual(data)[0]["x"][1] == "p" * 100 + "}, {" + "q" * 100  # (as the usual reading then reads it)
 
 
 def test_a_large_deeply_nested_body_is_left_to_the_usual_reading_before_arrow_sees_it(app):
@@ -319,6 +344,13 @@ def test_a_large_deeply_nested_body_is_left_to_the_usual_reading_before_arrow_se
     pad = b'{"accounts":[{"pad":"' + b"p" * 270_000 + b'","x":'
     bodies = [pad + b"[" * deep + b"]" * deep + b"}]}", pad + b'{"a":' * deep + b"1" + b"}" * deep + b"}]}",
               b"null" + pad + b"1}]}"]  # (Arrow's reader crashes on a `null` before the object too)
+    # brackets in text paired with the nesting ones, so that they count as `{}{}...`, past the first accounts;
+    # in one reading (20,000 deep) and in halves (50,000: 1.1 MB)
+    first = ",".join(f'{{"a":{i}}}' for i in range(batchbody.FIRST_ACCOUNTS + 4))
+    for depth in (deep, 50_000):
+        bodies.append(('{"accounts":[' + first + "," + '{"s":"}","x":' * depth + "1" + ',"t":"{"}' * depth + "]}")
+                      .encode())
+    assert len(bodies[-1]) >= batchbody.SPLIT_BODY_BYTES
     for data in bodies:
         child = subprocess.run([sys.executable, "-c", (
             "import sys\n"
