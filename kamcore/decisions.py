@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import zstandard
 
 from .aside import Aside
@@ -33,7 +35,7 @@ from .errors import KamError, RowError
 from .evaluation import as_of_date as _as_of
 from .expressions.scalar import ListVec
 from .expressions.types import Type
-from .expressions.vectors import NULL, TRUE, Vec
+from .expressions.vectors import NULL, TRUE, Vec, arrow_bytes, arrow_text
 from .portfolio import Records
 
 try:
@@ -830,7 +832,8 @@ def _series_table(columns: list[tuple[Any, pd.Series]], rows: int, what: str, ar
         elif kind in ("i", "u", "b"):
             values.append(series.tolist())
         elif isinstance(series.dtype, pd.StringDtype):
-            values.append(_text_cells(series, what, name))
+            text = _arrow_text_json(series) if arrays else None
+            values.append(text if text is not None else _text_cells(series, what, name))
         elif kind == "M":  # dates and times without a time zone (an xlsx upload's date columns)
             values.append(_datetime_cells(series.to_numpy(), what, name))
         else:
@@ -887,6 +890,43 @@ def _text_cells(series: pd.Series, what: str, name: Any) -> list[Any]:
         for i in missing:
             cells[i] = tag
     return cells
+
+
+class _TextJson:
+    """A text column's cells written as JSON already (`_arrow_text_json`), for `_table_json` to put in as they are;
+    `series` for the standard library's path, which writes its cells itself. (Not a dataclass: orjson would write
+    one as an object of its fields.)"""
+
+    __slots__ = ("json", "series")
+
+    def __init__(self, json: bytes, series: pd.Series):
+        self.json, self.series = json, series
+
+
+# The bytes orjson writes escaped in text are the control characters (below 0x20), `"` and `\` (tested over
+# every code point): none of them is ever part of a longer character's UTF-8 bytes.
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+
+
+def _arrow_text_json(series: pd.Series) -> _TextJson | None:
+    """The JSON list orjson writes of `_text_cells(series)` (the same bytes), written by Arrow's kernels, which let
+    go of the GIL: for a text column Arrow holds (what a large JSON batch's text becomes) with nothing in it that
+    JSON escapes; else None. ~0.4 ms for 10,000 cells against ~1.1 ms, all of it holding the GIL."""
+    arrow = arrow_text(series)
+    if arrow is None:
+        return None
+    offsets, data = arrow_bytes(arrow)
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None else _NO_BYTES
+    if (raw < 0x20).any() or (raw == _QUOTE).any() or (raw == _BACKSLASH).any():
+        return None
+    gap = _cell(series.dtype.na_value)  # a missing cell as _text_cells writes it: null, or NaN tagged
+    quote = pa.scalar('"', arrow.type)
+    quoted = pc.binary_join_element_wise(quote, arrow, quote, pa.scalar("", arrow.type))  # (the last: separator)
+    cells = pc.fill_null(quoted, pa.scalar(_stdlib_json(gap).decode(), arrow.type))
+    listed = pa.LargeListArray.from_arrays(pa.array([0, len(cells)], type=pa.int64()), cells)
+    joined = pc.binary_join(listed, pa.scalar(",", arrow.type))[0]
+    return _TextJson(b"[" + joined.as_buffer().to_pybytes() + b"]", series)
 
 
 def _number_cells(values: np.ndarray, arrays: bool = False) -> list[Any] | np.ndarray:
@@ -980,12 +1020,16 @@ def _table_json(value: Any) -> bytes:
 def _float_array_json(value: Any) -> Any:
     if type(value) is np.ndarray:
         return orjson.Fragment(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
+    if type(value) is _TextJson:
+        return orjson.Fragment(value.json)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _array_list(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if type(value) is _TextJson:
+        return _text_cells(value.series, "inputs", value.series.name)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import zstandard
@@ -428,3 +429,39 @@ def test_outputs_written_ahead_are_recorded_as_they_would_be_written_after(tmp_p
         assert decompress(stored[0][1]) == ahead.json == canonical_json(
             {"errors": [decisions._error_dict(e) for e in evaluation.errors], "outputs": output_table(evaluation)})
         assert log.verify().ok
+
+
+_ARROW_TEXT = st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["", "客户", "a\"b", "a\\b", "\x00", "\x1f",
+                                                                        "\x7f", "\u2028", "😀", "{\"$float\": 1}"]))
+
+
+@given(st.lists(_ARROW_TEXT, min_size=1, max_size=30), st.sampled_from(["str", "string[pyarrow]"]),
+       st.integers(0, 3))
+def test_text_held_by_arrow_is_logged_in_the_bytes_orjson_writes(cells, dtype, cut):
+    """An input text column Arrow holds (a large JSON batch's) is written by Arrow's kernels where nothing in it is
+    escaped: the same bytes as writing its cells one by one; a column with anything escaped, as before. Sliced
+    and pieced-together columns too, pandas' `str` (NaN for a gap) and `string[pyarrow]` (NA)."""
+    series = pd.Series(cells, dtype=dtype).iloc[cut:]
+    if not len(series):
+        return
+    frame = pd.concat([series.to_frame("t").iloc[:2], series.to_frame("t").iloc[2:]]).reset_index(drop=True)
+    frame["n"] = 1.5
+    for table in (frame, frame.iloc[1:]):
+        expected = canonical_json(table_of(table, "inputs"))
+        assert decisions._table_json(decisions._input_table(table)) == expected
+        # by orjson, the text Arrow wrote put in as it is (not the standard library's path, writing every cell)
+        assert orjson.dumps(decisions._input_table(table), option=orjson.OPT_SORT_KEYS,
+                            default=decisions._float_array_json) == expected
+    plain = all(c is None or not any(ch in c for ch in '"\\') and all(ord(ch) >= 0x20 for ch in c)
+                for c in series.tolist() if isinstance(c, str))
+    assert (type(decisions._arrow_text_json(frame["t"])) is decisions._TextJson) == plain
+
+
+def test_text_written_by_arrow_takes_the_standard_librarys_path_with_the_rest():
+    """A number beyond 64 bits elsewhere in the table: orjson refuses it, and the standard library writes the whole
+    table, the text Arrow wrote as its cells."""
+    frame = pd.DataFrame({"t": pd.Series(["a", None, "客户"], dtype="str"), "big": [2**70, 1, 2]})
+    assert type(decisions._arrow_text_json(frame["t"])) is decisions._TextJson
+    written = decisions._table_json(decisions._input_table(frame))
+    assert written == canonical_json(table_of(frame, "inputs"))
+    assert b'"\xe5\xae\xa2\xe6\x88\xb7"' in written and b"1180591620717411303424" in written

@@ -496,7 +496,7 @@ def _coerce_number(series: pd.Series, exponent: int = 0) -> tuple[Vec, np.ndarra
 def _coerce_string(series: pd.Series) -> tuple[Vec, np.ndarray]:
     bad = np.zeros(len(series), dtype=bool)
     if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-        arrow = _arrow_text(series)
+        arrow = arrow_text(series)
         clean = _clean_text(series) if arrow is None else _clean_arrow_text(arrow)
         if clean is not None:
             return clean, bad
@@ -583,7 +583,7 @@ def _clean_arrow_text(arrow: pa.Array) -> Vec | None:
     texts = encoded.dictionary
     if not len(texts):
         return None
-    offsets, data = _arrow_bytes(texts)
+    offsets, data = arrow_bytes(texts)
     lengths = np.diff(offsets)
     if not lengths.all():  # "" is empty text
         return None
@@ -695,7 +695,7 @@ def _iso_days(chars: np.ndarray, rest: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, _civil_days(year, month, day), _NAT.astype(np.int64)).view("datetime64[D]"), valid
 
 
-def _arrow_text(series: pd.Series) -> pa.Array | None:
+def arrow_text(series: pd.Series) -> pa.Array | None:
     """The Arrow array of a text column Arrow holds (pandas' `str` with pyarrow: what JSON text becomes), else
     None."""
     if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow") or not len(series):
@@ -706,7 +706,7 @@ def _arrow_text(series: pd.Series) -> pa.Array | None:
     return arrow if pa.types.is_large_string(arrow.type) or pa.types.is_string(arrow.type) else None
 
 
-def _arrow_bytes(arrow: pa.Array) -> tuple[np.ndarray, Any]:
+def arrow_bytes(arrow: pa.Array) -> tuple[np.ndarray, Any]:
     """The cell offsets (len + 1) into the UTF-8 bytes of Arrow text, and the bytes' buffer."""
     _, offsets, data = arrow.buffers()
     offsets = np.frombuffer(offsets, dtype=np.int64 if pa.types.is_large_string(arrow.type) else np.int32)
@@ -717,10 +717,10 @@ def _arrow_iso_dates(series: pd.Series) -> tuple[Vec, np.ndarray] | None:
     """`_coerce_date` for text held by Arrow (pandas' `str` with pyarrow: what JSON text becomes) when every cell
     is empty or an ISO date of one length in ASCII (`2023-11-27T00:00:00.000`), read straight from Arrow's
     buffer of UTF-8 bytes as rows of one width (no per-cell objects at all); else None."""
-    arrow = _arrow_text(series)
+    arrow = arrow_text(series)
     if arrow is None:
         return None
-    offsets, data = _arrow_bytes(arrow)
+    offsets, data = arrow_bytes(arrow)
     lengths = np.diff(offsets)
     present = lengths > 0  # null cells take no bytes (nor does "", which is no date and so empty as well)
     if not present.any():
