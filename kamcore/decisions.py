@@ -920,6 +920,10 @@ def _arrow_text_json(series: pd.Series) -> _TextJson | None:
     raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None else _NO_BYTES
     if (raw < 0x20).any() or (raw == _QUOTE).any() or (raw == _BACKSLASH).any():
         return None
+    try:  # text that is not UTF-8 (Arrow can be handed such bytes) is refused by `_text_cells`, as it always was
+        arrow.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
     gap = _cell(series.dtype.na_value)  # a missing cell as _text_cells writes it: null, or NaN tagged
     quote = pa.scalar('"', arrow.type)
     quoted = pc.binary_join_element_wise(quote, arrow, quote, pa.scalar("", arrow.type))  # (the last: separator)

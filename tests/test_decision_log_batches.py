@@ -465,3 +465,15 @@ def test_text_written_by_arrow_takes_the_standard_librarys_path_with_the_rest():
     written = decisions._table_json(decisions._input_table(frame))
     assert written == canonical_json(table_of(frame, "inputs"))
     assert b'"\xe5\xae\xa2\xe6\x88\xb7"' in written and b"1180591620717411303424" in written
+
+
+def test_arrow_text_that_is_not_utf8_is_refused_as_before():
+    """Bytes Arrow was handed that are not UTF-8 are never written to the log (they could not be read back)."""
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([0, 1, 2], dtype=np.int64))
+    frame = pd.DataFrame({"t": pd.array(pa.LargeStringArray.from_buffers(2, offsets, pa.py_buffer(b"\xffa")),
+                                        dtype="str")})
+    assert decisions._arrow_text_json(frame["t"]) is None
+    with pytest.raises(pa.ArrowException):  # as Arrow refuses to make Python text of them
+        decisions._table_json(decisions._input_table(frame))
