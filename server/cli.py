@@ -56,7 +56,7 @@ DATA_OPTION = {"default": DATA_DIR, "envvar": "KAM_DATA_DIR", "show_default": Tr
 def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, workers: int, demo: bool,
           listen_fd: int | None, ready_fd: int | None, board: tuple[int, int] | None) -> None:
     """Run the KAM Rules service under waitress (with --workers, in several processes on one port)."""
-    from . import create_app, dispatch
+    from . import create_app, dispatch, warm
 
     config = replace(Config.from_env(), data_dir=Path(data_dir), rules_seed=Path(rules_dir))
     heap.limit_arenas(config.malloc_arenas)  # before the app starts its threads (server/heap.py)
@@ -77,6 +77,9 @@ def serve(data_dir: str, rules_dir: str, host: str, port: int, threads: int, wor
         kam.rules.book()  # loaded and compiled now, before the heap is settled (not by the first request)
     except NotReady:
         pass  # /readyz says why; the service starts all the same
+    else:  # a large batch worked through once, as the first batches were slow (server/warm.py)
+        if (took := warm.rehearse(app, config.rehearsal_rows)) is not None:
+            click.echo(f"rehearsed a batch of {config.rehearsal_rows:,} accounts in {took:.1f} s")
     gcpause.settle()
     if listen_fd is not None:  # one worker of several: the supervisor says where and with which token
         listening = socket.socket(fileno=listen_fd)

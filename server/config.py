@@ -31,6 +31,8 @@ class Config:
     evaluate_lane: bool = True
     # malloc arenas of a `kam serve` process (glibc), shared by its threads: see server/heap.py; 0: glibc's own
     malloc_arenas: int = 2
+    # accounts of the batch a `kam serve` process works through as it starts: see server/warm.py; 0: none
+    rehearsal_rows: int = 10_000
     testing: bool = False
 
     @classmethod

@@ -51,6 +51,17 @@ def test_first_start_on_an_empty_data_dir_creates_the_repository_and_databases(s
     assert not (server.data.parent / "decoy").exists()
 
 
+def test_a_large_batch_is_rehearsed_as_the_service_starts_and_nothing_is_recorded(server, tokens):
+    assert "rehearsed a batch of 10,000 accounts in " in server.out.read_text()
+    status, _, check = server.call("GET", "/v1/decisions/verify", token=tokens["auditor"])
+    assert status == 200 and check["ok"]
+    status, _, body = server.call("POST", "/v1/evaluate", token=tokens["viewer"], body={"accounts": accounts(2)})
+    status, _, check = server.call("GET", "/v1/decisions/verify", token=tokens["auditor"])
+    assert status == 200 and check["records"] >= 1
+    status, _, found = server.call("GET", f"/v1/decisions/{body['decision_id']}", token=tokens["auditor"])
+    assert status == 200 and found["actor"] != "rehearsal"
+
+
 def test_kam_token_create_finds_the_data_dir_in_KAM_DATA_DIR_too(server):
     done = subprocess.run([KAM, "token", "create", "--name", "from-env", "--role", "viewer"], capture_output=True,
                           text=True, timeout=60, check=True, env=dict(os.environ, KAM_DATA_DIR=str(server.data)),
