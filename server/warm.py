@@ -26,6 +26,7 @@ from kamcore.aside import Aside
 from kamcore.decisions import DecisionLog
 from kamcore.demo import synthetic_portfolio
 
+from . import gcpause
 from .api.evaluate import decide
 from .batchbody import read_batch
 from .encoding import dumps
@@ -34,27 +35,29 @@ log = logging.getLogger(__name__)
 
 
 def rehearse(app: Flask, rows: int) -> float | None:
-    """Send a batch of `rows` demo accounts through `decide` as a large JSON request would go; the seconds it
-    took, or None when `rows` is 0 or the rehearsal failed (logged as a warning: a rule book whose inputs are not
-    the demo's, say; the service starts all the same)."""
+    """Send a batch of `rows` demo accounts (at most `max_rows`) through `decide` as a large JSON request would go;
+    the seconds it took, or None when `rows` is 0 or the rehearsal failed (logged as a warning with its traceback:
+    the service starts all the same)."""
+    kam = app.extensions["kam"]
+    rows = min(rows, kam.config.max_rows)  # never a batch the service would refuse (after making it)
     if rows <= 0:
         return None
     started = time.perf_counter()
-    kam = app.extensions["kam"]
     try:
         accounts = json.loads(synthetic_portfolio(rows, seed=0).to_json(orient="records", date_format="iso"))
         body = json.dumps({"accounts": accounts}).encode()
         with tempfile.TemporaryDirectory(prefix="kam-rehearsal-") as scratch, \
-                DecisionLog.open(Path(scratch) / "decisions.sqlite3") as scratch_log:
-            rehearsal = dataclasses.replace(kam, decisions=scratch_log)
+                DecisionLog.open(Path(scratch) / "decisions.sqlite3", durable=kam.config.decisions_durable) as log_:
+            rehearsal = dataclasses.replace(kam, decisions=log_)
 
-            def request() -> None:
-                batch = read_batch(body)
-                dumps(decide(rehearsal, "rehearsal", accounts if batch is None else batch[0], encoded=True))
+            def request() -> None:  # as the view answers a large JSON body (server/api/evaluate.py)
+                with gcpause.paused(len(body) >= gcpause.LARGE_BODY_BYTES):
+                    batch = read_batch(body)
+                    dumps(decide(rehearsal, "rehearsal", accounts if batch is None else batch[0], encoded=True))
 
             Aside(request, name="kam-rehearsal").result()
     except Exception as e:  # noqa: BLE001 - a rehearsal that fails only leaves the first batch slower
         log.warning("the start-up rehearsal of a %s-account batch failed (%s: %s); the first batches may be slower",
-                    f"{rows:,}", type(e).__name__, e)
+                    f"{rows:,}", type(e).__name__, e, exc_info=True)
         return None
     return time.perf_counter() - started

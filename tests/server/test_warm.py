@@ -39,12 +39,26 @@ def test_no_rows_no_rehearsal(app, monkeypatch):
     assert warm.rehearse(app, 0) is None
 
 
-def test_a_rehearsal_that_fails_is_logged_and_nothing_else(new_app, caplog):
-    """A batch the service refuses (here: more accounts than `max_rows`) fails the rehearsal only."""
-    app, as_ = new_app(max_rows=100)
+def test_a_rehearsal_that_fails_is_logged_and_leaves_nothing_behind(new_app, caplog):
+    """A batch the service refuses (here: out of time) fails the rehearsal only: a warning with its traceback, no
+    scratch log, thread or record left, and the service answers."""
+    app, as_ = new_app(evaluate_timeout_s=0)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("kam-rehearsal-*"))
+    threads_before = sorted(t.name for t in threading.enumerate())
     with caplog.at_level(logging.WARNING, logger="server.warm"):
         assert warm.rehearse(app, 600) is None
-    (message,) = [r.getMessage() for r in caplog.records if r.name == "server.warm"]
-    assert message.startswith("the start-up rehearsal of a 600-account batch failed (ApiProblem:")
+    (record,) = [r for r in caplog.records if r.name == "server.warm"]
+    assert record.getMessage().startswith("the start-up rehearsal of a 600-account batch failed (ApiProblem:")
+    assert record.exc_info is not None
+    assert set(Path(tempfile.gettempdir()).glob("kam-rehearsal-*")) == scratch_before
+    assert sorted(t.name for t in threading.enumerate()) == threads_before
     assert app.extensions["kam"].decisions.verify().records == 0
-    assert as_["viewer"].post("/v1/evaluate", json={"accounts": [{"revenue_12m": 1}]}).status_code == 200
+    assert as_["viewer"].post("/v1/evaluate", json={"accounts": [{"revenue_12m": 1}]}).status_code == 413
+
+
+def test_a_rehearsal_is_never_larger_than_the_service_takes(new_app, monkeypatch):
+    app, _ = new_app(max_rows=300)
+    sizes = []
+    portfolio = warm.synthetic_portfolio
+    monkeypatch.setattr(warm, "synthetic_portfolio", lambda rows, seed: sizes.append(rows) or portfolio(rows, seed))
+    assert warm.rehearse(app, 10_000) is not None and sizes == [300]
