@@ -241,7 +241,7 @@ def evaluate(input_path: str, output: str, rules_dir: str, explain: bool, lang: 
         if format_of(output) == format_of(input_path) == "xlsx" and not table:
             _evaluate_workbook(book, rules_dir, input_path, output, lang, as_of.date() if as_of else None)
             return
-        sheet = read_sheet(input_path, dictionary=book.dictionary)
+        sheet = read_sheet(input_path, dictionary=book.dictionary, reads=book.inputs)
     except InputError as e:
         raise click.ClickException(str(e)) from None
     for warning in sheet.warnings:

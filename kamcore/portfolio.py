@@ -10,12 +10,14 @@ import io
 import itertools
 import json
 import math
+import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import unescape as xml_unescape
 
 import numpy as np
 import openpyxl
@@ -458,15 +460,18 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
     return fmt
 
 
-def read_table(source: str | Path | bytes, fmt: str | None = None,
-               dictionary: Dictionary | None = None) -> pd.DataFrame:
+def read_table(source: str | Path | bytes, fmt: str | None = None, dictionary: Dictionary | None = None,
+               reads: Collection[str] | None = None) -> pd.DataFrame:
     """Read an account table from a file path or raw bytes (csv in UTF-8 or GBK, xlsx, or JSON records)."""
-    return read_sheet(source, fmt, dictionary).frame
+    return read_sheet(source, fmt, dictionary, reads).frame
 
 
-def read_sheet(source: str | Path | bytes, fmt: str | None = None, dictionary: Dictionary | None = None) -> Sheet:
+def read_sheet(source: str | Path | bytes, fmt: str | None = None, dictionary: Dictionary | None = None,
+               reads: Collection[str] | None = None) -> Sheet:
     """Read an account table, finding its header row below any title rows (with `dictionary`, the row naming
-    the most fields), dropping empty rows and skipping totals rows (`合计`, `总计`, `Total`) with a warning."""
+    the most fields), dropping empty rows and skipping totals rows (`合计`, `总计`, `Total`) with a warning.
+    `reads`: the fields the rules will read (a rule book's `inputs`), where an xlsx cell holding a formula saved
+    without its value is refused (`refuse_uncalculated`)."""
     if isinstance(source, bytes):
         data, name = source, "<upload>"
         if fmt is None:
@@ -483,7 +488,7 @@ def read_sheet(source: str | Path | bytes, fmt: str | None = None, dictionary: D
         if fmt == "csv":
             return _read_csv(data, name, dictionary)
         if fmt == "xlsx":
-            return _read_xlsx(data, name, dictionary)
+            return _read_xlsx(data, name, dictionary, reads)
         frame = _read_json(data, name)
         return Sheet(frame, np.arange(1, len(frame) + 1))
     except InputError:
@@ -524,18 +529,21 @@ XLSX_FAILURES = (OSError, KeyError, ValueError, TypeError, IndexError, Attribute
                  zlib.error, zipfile.BadZipFile, SyntaxError, openpyxl.utils.exceptions.InvalidFileException)
 
 
-def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None) -> Sheet:
+def _read_xlsx(data: bytes, name: str, dictionary: Dictionary | None, reads: Collection[str] | None) -> Sheet:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            rows, lines = sheet_rows(book.worksheets[0])
+            sheet = book.worksheets[0]
+            rows, lines = sheet_rows(sheet)
+            if not rows:
+                raise InputError(f"{name}: the first sheet is empty")
+            at = header_index(rows, dictionary, lines)
+            refuse_uncalculated(sheet, rows, lines, at, name, dictionary, reads)
         finally:
             book.close()
     except XLSX_FAILURES as e:
         raise InputError(f"{name}: cannot read as xlsx: {e}") from None
-    if not rows:
-        raise InputError(f"{name}: the first sheet is empty")
-    return read_rows(rows, name, dictionary, lines=lines)
+    return read_rows(rows, name, dictionary, header=at, lines=lines)
 
 
 def sheet_rows(sheet: Any) -> tuple[list[list[Any]], list[int]]:
@@ -550,6 +558,82 @@ def sheet_rows(sheet: Any) -> tuple[list[list[Any]], list[int]]:
             rows.append(list(cells))
             lines.append(line)
     return rows, lines
+
+
+# A formula element of a sheet's XML (`<f>`, `<f t="shared" .../>`, `<x:f>` where the namespace has a prefix); not
+# `<formula1>` of a data validation.
+_FORMULA_TAG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)f[ \t\r\n/>]")
+_CELL_REF = re.compile(rb"""\sr\s*=\s*["']([A-Z]{1,3})([0-9]{1,7})["']""")
+_TEXT_RESULT = re.compile(rb"""\st\s*=\s*["']str["']""")
+
+
+def uncalculated_formulas(sheet: Any) -> list[tuple[int, int, str, str]]:
+    """The cells of a read-only openpyxl sheet that hold a formula saved without its value (a file written by a
+    program that does not calculate, such as openpyxl: no `<v>`, or an empty one where the result is not text):
+    each as its sheet row (1-based), column (0-based), reference and formula text. Read as values, they are empty,
+    so an account would be evaluated without them. Read from the sheet's XML (~50 ms for 10,000 rows, most of it
+    unzipping; nothing more where it holds no formula); a sheet not read from a file (or an openpyxl that keeps
+    it elsewhere) has none."""
+    path, archive = getattr(sheet, "_worksheet_path", None), getattr(sheet.parent, "_archive", None)
+    if path is None or archive is None:
+        return []
+    xml = archive.read(path)
+    if xml.find(b"f>") < 0:  # (every formula has a closing `</f>`: a shared one's followers refer to it)
+        return []
+    found = []
+    for tag in _FORMULA_TAG.finditer(xml):
+        prefix, at = tag.group(1), tag.start()
+        opened = max(xml.rfind(b"<" + prefix + b"c ", 0, at), xml.rfind(b"<" + prefix + b"c>", 0, at))
+        closed = xml.find(b"</" + prefix + b"c>", at)
+        if opened < 0 or closed < 0:
+            continue
+        start_tag = xml[opened:xml.find(b">", opened) + 1]
+        value = re.search(b"<" + re.escape(prefix) + rb"v(?:[ \t\r\n][^>]*)?(/>|>([^<]*)</)", xml[at:closed])
+        if value is not None and (value.group(2) or _TEXT_RESULT.search(start_tag)):
+            continue  # its value is saved beside it (an empty one only as text: `t="str"`, as Excel saves "")
+        ref = _CELL_REF.search(start_tag)
+        if ref is None:
+            continue  # (a cell without its reference cannot be placed)
+        letters, digits = ref.group(1).decode(), int(ref.group(2))
+        text = xml[tag.end() - 1:closed]
+        formula = ""
+        if text.startswith(b">") and (end := text.find(b"</" + prefix + b"f>")) > 0:
+            formula = "=" + xml_unescape(text[1:end].decode("utf-8", "replace"))
+        found.append((digits, openpyxl.utils.column_index_from_string(letters) - 1, f"{letters}{digits}", formula))
+    return found
+
+
+def refuse_uncalculated(sheet: Any, rows: list[list[Any]], lines: list[int], at: int, name: str,
+                        dictionary: Dictionary | None, reads: Collection[str] | None = None) -> None:
+    """InputError when a cell of an account (a row below the header row `rows[at]`, not a totals row) holds a
+    formula saved without its value (`uncalculated_formulas`) in a column the rules read: one whose header names
+    a field of `dictionary` among `reads` (any field without `reads`; without a dictionary, any column with a
+    header). Read as a value, the cell is empty, and the account would be evaluated as if it were. Named by its
+    sheet row, reference and column, with its formula. A formula in a column no rule reads is left as it is."""
+    header, header_line = rows[at], lines[at]
+    row_at = {line: k for k, line in enumerate(lines)}
+
+    def read(line: int, column: int) -> bool:
+        cell = header[column] if column < len(header) else None
+        row = rows[row_at[line]] if line in row_at else []
+        if line <= header_line or any(_is_total(c) for c in row[:TOTALS_COLUMNS]):
+            return False
+        if dictionary is None:
+            return not _empty(cell)
+        match = dictionary.match_header(cell) if isinstance(cell, str) else None
+        return match is not None and (reads is None or match.field in reads)
+
+    inside = [cell for cell in uncalculated_formulas(sheet) if read(cell[0], cell[1])]
+    if not inside:
+        return
+    line, column, ref, formula = inside[0]
+    shown = f" ({formula[:60]}{'…' if len(formula) > 60 else ''})" if formula else ""
+    others = len(inside) - 1
+    more = "" if not others else ", as does 1 more cell" if others == 1 else f", as do {others:,} more cells"
+    raise InputError(f"{name}:{line}: {ref} under {str(header[column]).strip()!r} holds a formula saved without "
+                     f"its value{shown}{more}: the file was written by a program that does not calculate. Open it "
+                     "in Excel or LibreOffice and save it, or paste the values / 单元格公式没有计算结果：请在 Excel 或 "
+                     "LibreOffice 中打开并保存后再上传")
 
 
 def header_index(rows: list[list[Any]], dictionary: Dictionary | None = None,

@@ -15,7 +15,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .errors import InputError
-from .portfolio import XLSX_FAILURES, header_index, sheet_rows
+from .portfolio import XLSX_FAILURES, header_index, refuse_uncalculated, sheet_rows
 from .rulebook import RuleBook
 from .sheetscore import FORMULA_STARTS, VERSION_LABEL, VERSION_NAME, Evaluator, ScoredSheet, score_rows
 
@@ -133,6 +133,10 @@ def _account_sheet(values: Any, book: RuleBook, name: str) -> tuple[str, list[li
         at = header_index(rows, book.dictionary, lines)
         known = sum(isinstance(h, str) and book.dictionary.match_header(h) is not None for h in rows[at])
         if known >= 2:
+            try:
+                refuse_uncalculated(ws, rows, lines, at, name, book.dictionary, book.inputs)
+            except XLSX_FAILURES as e:
+                raise InputError(f"{name}: not an xlsx workbook ({e})") from None
             return ws.title, rows, lines
     raise InputError("no sheet has an account table: a header row naming at least two fields of the data "
                      "dictionary (e.g. 客户编号, 近12个月销售额)")

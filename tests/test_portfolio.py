@@ -4,6 +4,8 @@ import datetime as dt
 import io
 import json
 import re
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -586,3 +588,72 @@ def test_the_header_is_looked_for_among_the_first_sheet_rows_whatever_rows_are_l
     assert sparse.header_line == dense.header_line == 2
     pd.testing.assert_frame_equal(sparse.frame, dense.frame)
     assert sparse.lines.tolist() == dense.lines.tolist() == [33, 34, 35]
+
+
+# --- formulas saved without their values ---
+
+def _formula_workbook(path, prefixed=False):
+    """An account table whose cells hold formulas, saved by openpyxl (which does not calculate them)."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["客户编号", "近12个月销售额", "近12个月毛利", "备注"])
+    ws.append(["C1", "=2000000*2", 924_000, "=1+1"])  # a field's formula, and one in a column no rule reads
+    ws.append(["C2", 3_000_000, '=IF(B3>0,"a&b","")', "x"])
+    wb.save(path)
+    if prefixed:  # the sheet's XML with its namespace given a prefix (`<x:c>`), as some writers make it
+        with zipfile.ZipFile(path) as zin:
+            parts = {name: zin.read(name) for name in zin.namelist()}
+        xml = parts["xl/worksheets/sheet1.xml"]
+        xml = re.sub(rb"<(/?)([A-Za-z]+)([ />])", rb"<\1x:\2\3", xml.replace(b"<?xml", b"<?XML"))
+        xml = xml.replace(b"<?XML", b"<?xml").replace(b'x:worksheet xmlns="', b'x:worksheet xmlns:x="')
+        with zipfile.ZipFile(path, "w") as zout:
+            for name, data in parts.items():
+                zout.writestr(name, xml if name == "xl/worksheets/sheet1.xml" else data)
+    return path
+
+
+@pytest.mark.parametrize("prefixed", [False, True], ids=["plain", "prefixed"])
+def test_formulas_saved_without_their_values_are_found(tmp_path, prefixed):
+    path = _formula_workbook(tmp_path / "accounts.xlsx", prefixed)
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    assert [list(r) for r in book.worksheets[0].iter_rows(values_only=True)][1] == ["C1", None, 924000, None]
+    assert portfolio.uncalculated_formulas(book.worksheets[0]) == [
+        (2, 1, "B2", "=2000000*2"), (2, 3, "D2", "=1+1"), (3, 2, "C3", '=IF(B3>0,"a&b","")')]
+
+
+def test_an_account_table_with_a_formula_saved_without_its_value_is_refused_naming_the_cell(tmp_path, book):
+    """Read as values, the formula's cell is empty and the account would be evaluated without it: refused, naming
+    its row, cell, column and formula. A formula in a column no rule reads (备注) is no reason."""
+    path = _formula_workbook(tmp_path / "accounts.xlsx")
+    with pytest.raises(InputError) as refused:
+        read_sheet(path, dictionary=book.dictionary)
+    assert str(refused.value).startswith(f"{path}:2: B2 under '近12个月销售额' holds a formula saved without its value "
+                                         "(=2000000*2): the file was written by a program that does not calculate. "
+                                         "Open it in Excel or LibreOffice and save it, or paste the values")
+    shipped = RuleBook.load(Path(__file__).resolve().parent.parent / "rules")  # 近12个月毛利 a field too
+    with pytest.raises(InputError, match=r"\(=2000000\*2\), as does 1 more cell: "):
+        read_sheet(path, dictionary=shipped.dictionary)
+    with pytest.raises(InputError, match=r"\(=2000000\*2\): "):  # among the fields the rules read: C3's is not
+        read_sheet(path, dictionary=shipped.dictionary, reads={"revenue_12m"})
+    wb = openpyxl.load_workbook(path)
+    wb.active["B2"], wb.active["C3"] = 4_000_000, 1
+    wb.save(path)
+    remarks = read_sheet(path, dictionary=book.dictionary).frame["备注"]  # D2's formula is read as it always was
+    assert remarks.isna().tolist() == [True, False] and remarks[1] == "x"
+    with pytest.raises(InputError, match="D2 under '备注'"):  # without a dictionary, any column with a header counts
+        read_sheet(path)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is installed by `make test`")
+def test_the_same_table_saved_by_libreoffice_has_its_values_and_is_read(tmp_path, book):
+    """A real spreadsheet calculates the formulas and saves their values (an empty text result as text): read."""
+    path = _formula_workbook(tmp_path / "accounts.xlsx")
+    out = tmp_path / "lo"
+    run = subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/profile",
+                          "--convert-to", "xlsx", "--outdir", str(out), str(path)],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    saved = openpyxl.load_workbook(out / path.name, read_only=True, data_only=True)
+    assert portfolio.uncalculated_formulas(saved.worksheets[0]) == []
+    frame = read_sheet(out / path.name, dictionary=book.dictionary).frame
+    assert frame["近12个月销售额"].tolist() == [4_000_000, 3_000_000] and frame["备注"].tolist()[0] == 2

@@ -110,7 +110,8 @@ def _accounts(req: Request, query: dict[str, Any]) -> tuple[list[dict[str, Any]]
     mimetype = req.mimetype
     if mimetype in UPLOADS:
         try:
-            frame = read_table(req.get_data(), UPLOADS[mimetype])
+            book = services().rules.book(query.get("rev"))
+            frame = read_table(req.get_data(), UPLOADS[mimetype], book.dictionary, book.inputs)
         except InputError as e:
             raise ApiProblem(422, "The uploaded table cannot be read", str(e)) from None
         accounts = frame.astype(object).where(frame.notna(), None).to_dict("records")

@@ -222,3 +222,19 @@ def test_xlsx_round_trip_refuses_a_merged_range_in_the_blocks_way_before_logging
     r = as_["viewer"].post("/v1/evaluate.xlsx", data=buffer.getvalue(), content_type=XLSX)
     assert r.status_code == 422 and "G2:H3 is merged where the result columns go" in r.json["detail"]
     assert app.extensions["kam"].decisions.verify().records == 0
+
+
+def test_an_upload_whose_formulas_were_saved_without_values_is_a_422_naming_the_cell_on_both_xlsx_paths(as_):
+    """Read as values, such a cell is empty, and the account would be evaluated without it (a tier D for an
+    account of 4.2 million): refused, naming the row, cell, column and formula. A formula in a column no rule
+    reads is no reason (see workbook_bytes: 合计毛利率)."""
+    wb = openpyxl.load_workbook(io.BytesIO(workbook_bytes()))
+    wb.active["B2"] = "=4200000*1"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    for path, headers in (("/v1/evaluate", {}), ("/v1/evaluate.xlsx", {})):
+        r = as_["viewer"].post(path, data=buffer.getvalue(), content_type=XLSX, headers=headers)
+        assert r.status_code == 422, (path, r.data[:300])
+        assert r.json["detail"].startswith("<upload>:2: B2 under '近12个月销售额' holds a formula saved without its "
+                                           "value (=4200000*1): the file was written by a program that does not "
+                                           "calculate"), r.json
