@@ -561,21 +561,24 @@ def sheet_rows(sheet: Any) -> tuple[list[list[Any]], list[int]]:
 
 
 # A formula element of a sheet's XML (`<f>`, `<f t="shared" .../>`, `<x:f>` where the namespace has a prefix); not
-# `<formula1>` of a data validation.
+# `<formula1>` of a data validation. A cell's start tag (`<c r="B2" ...>`, `<x:c ...>`).
 _FORMULA_TAG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)f[ \t\r\n/>]")
+_CELL_TAG = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)c[ \t\r\n>/]")
 _CELL_REF = re.compile(rb"""\sr\s*=\s*["']([A-Z]{1,3})([0-9]{1,7})["']""")
 _TEXT_RESULT = re.compile(rb"""\st\s*=\s*["']str["']""")
+MAX_SHEET_XML_BYTES = 512 * 2**20  # a sheet's XML larger than this (unzipped) is not looked through for formulas
 
 
 def uncalculated_formulas(sheet: Any) -> list[tuple[int, int, str, str]]:
     """The cells of a read-only openpyxl sheet that hold a formula saved without its value (a file written by a
     program that does not calculate, such as openpyxl: no `<v>`, or an empty one where the result is not text):
     each as its sheet row (1-based), column (0-based), reference and formula text. Read as values, they are empty,
-    so an account would be evaluated without them. Read from the sheet's XML (~50 ms for 10,000 rows, most of it
-    unzipping; nothing more where it holds no formula); a sheet not read from a file (or an openpyxl that keeps
-    it elsewhere) has none."""
+    so an account would be evaluated without them. Read from the sheet's XML, one look at each formula element
+    (the cell's start tag is the tag just before it; a formula elsewhere, a sparkline's, is passed over): ~20 ms
+    for 10,000 rows, most of it unzipping, and nothing more where the sheet holds no formula. A sheet not read
+    from a file (or an openpyxl that keeps it elsewhere), or one whose XML is over MAX_SHEET_XML_BYTES, has none."""
     path, archive = getattr(sheet, "_worksheet_path", None), getattr(sheet.parent, "_archive", None)
-    if path is None or archive is None:
+    if path is None or archive is None or archive.getinfo(path).file_size > MAX_SHEET_XML_BYTES:
         return []
     xml = archive.read(path)
     if xml.find(b"f>") < 0:  # (every formula has a closing `</f>`: a shared one's followers refer to it)
@@ -583,43 +586,55 @@ def uncalculated_formulas(sheet: Any) -> list[tuple[int, int, str, str]]:
     found = []
     for tag in _FORMULA_TAG.finditer(xml):
         prefix, at = tag.group(1), tag.start()
-        opened = max(xml.rfind(b"<" + prefix + b"c ", 0, at), xml.rfind(b"<" + prefix + b"c>", 0, at))
+        opened = xml.rfind(b"<", 0, at)
+        cell = _CELL_TAG.match(xml, opened) if opened >= 0 else None
+        start_end = xml.find(b">", opened)
+        if cell is None or cell.group(1) != prefix or xml[start_end - 1:start_end] == b"/" or \
+                xml[start_end + 1:at].strip(b" \t\r\n"):
+            continue  # not a cell's formula
         closed = xml.find(b"</" + prefix + b"c>", at)
-        if opened < 0 or closed < 0:
+        if closed < 0:
             continue
-        start_tag = xml[opened:xml.find(b">", opened) + 1]
-        value = re.search(b"<" + re.escape(prefix) + rb"v(?:[ \t\r\n][^>]*)?(/>|>([^<]*)</)", xml[at:closed])
-        if value is not None and (value.group(2) or _TEXT_RESULT.search(start_tag)):
-            continue  # its value is saved beside it (an empty one only as text: `t="str"`, as Excel saves "")
+        start_tag, content = xml[opened:start_end + 1], xml[at:closed]
+        value = re.search(b"<" + re.escape(prefix) + rb"v(?:[ \t\r\n][^>]*)?(/>|>([^<]*)</)", content)
+        if value is not None and (value.group(2) or _TEXT_RESULT.search(start_tag)) or \
+                re.search(b"<" + re.escape(prefix) + rb"is[ \t\r\n/>]", content):
+            continue  # its value is saved beside it (an empty one only as text: `t="str"`, as Excel saves "", or
+            # inline text)
         ref = _CELL_REF.search(start_tag)
         if ref is None:
             continue  # (a cell without its reference cannot be placed)
         letters, digits = ref.group(1).decode(), int(ref.group(2))
-        text = xml[tag.end() - 1:closed]
+        formula_end = xml.find(b">", at)
         formula = ""
-        if text.startswith(b">") and (end := text.find(b"</" + prefix + b"f>")) > 0:
-            formula = "=" + xml_unescape(text[1:end].decode("utf-8", "replace"))
+        if xml[formula_end - 1:formula_end] != b"/" and (text_end := xml.find(b"</" + prefix + b"f>", formula_end)) > 0:
+            text = xml[formula_end + 1:text_end].decode("utf-8", "replace")
+            formula = "=" + xml_unescape(text, {"&quot;": '"', "&apos;": "'"}) if text else ""
         found.append((digits, openpyxl.utils.column_index_from_string(letters) - 1, f"{letters}{digits}", formula))
     return found
 
 
 def refuse_uncalculated(sheet: Any, rows: list[list[Any]], lines: list[int], at: int, name: str,
                         dictionary: Dictionary | None, reads: Collection[str] | None = None) -> None:
-    """InputError when a cell of an account (a row below the header row `rows[at]`, not a totals row) holds a
-    formula saved without its value (`uncalculated_formulas`) in a column the rules read: one whose header names
-    a field of `dictionary` among `reads` (any field without `reads`; without a dictionary, any column with a
-    header). Read as a value, the cell is empty, and the account would be evaluated as if it were. Named by its
-    sheet row, reference and column, with its formula. A formula in a column no rule reads is left as it is."""
+    """InputError when a cell of an account holds a formula saved without its value (`uncalculated_formulas`) in
+    a column the rules read: an account being a row with a value below the header row `rows[at]`, not a totals
+    row; a column the rules read one whose header names a field of `dictionary` among `reads` (any of its fields
+    without `reads`). Read as a value, the cell is empty, and the account would be evaluated as if it were. Named
+    by its sheet row, reference and column, with its formula. Without a dictionary nothing says which columns the
+    rules read, and nothing is refused."""
+    if dictionary is None:
+        return
     header, header_line = rows[at], lines[at]
     row_at = {line: k for k, line in enumerate(lines)}
+    headed = [k for k, cell in enumerate(header) if not _empty(cell)][:TOTALS_COLUMNS]  # (as `_totals` looks)
 
     def read(line: int, column: int) -> bool:
-        cell = header[column] if column < len(header) else None
-        row = rows[row_at[line]] if line in row_at else []
-        if line <= header_line or any(_is_total(c) for c in row[:TOTALS_COLUMNS]):
+        if line <= header_line or line not in row_at or column >= len(header):
+            return False  # not an account's row: above the table, or no value in it (a template's formulas)
+        row = rows[row_at[line]]
+        if any(_is_total(row[k]) for k in headed if k < len(row)):
             return False
-        if dictionary is None:
-            return not _empty(cell)
+        cell = header[column]
         match = dictionary.match_header(cell) if isinstance(cell, str) else None
         return match is not None and (reads is None or match.field in reads)
 

@@ -640,8 +640,62 @@ def test_an_account_table_with_a_formula_saved_without_its_value_is_refused_nami
     wb.save(path)
     remarks = read_sheet(path, dictionary=book.dictionary).frame["备注"]  # D2's formula is read as it always was
     assert remarks.isna().tolist() == [True, False] and remarks[1] == "x"
-    with pytest.raises(InputError, match="D2 under '备注'"):  # without a dictionary, any column with a header counts
-        read_sheet(path)
+    assert len(read_sheet(path).frame) == 2  # without a dictionary nothing says which columns the rules read
+
+
+def _sheet_of(cells: str) -> bytes:
+    """An xlsx whose sheet's XML is a header row (客户编号, 近12个月销售额, 近12个月毛利, 备注) and `cells`."""
+    wb = openpyxl.Workbook()
+    wb.active.append(["x"])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    header = "".join(f'<c r="{c}1" t="inlineStr"><is><t>{h}</t></is></c>'
+                     for c, h in zip("ABCD", ["客户编号", "近12个月销售额", "近12个月毛利", "备注"], strict=True))
+    sheet = ('<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+             f'spreadsheetml/2006/main"><sheetData><row r="1">{header}</row>{cells}</sheetData></worksheet>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as zin, zipfile.ZipFile(out, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, sheet.encode() if name == "xl/worksheets/sheet1.xml" else zin.read(name))
+    return out.getvalue()
+
+
+_A2 = '<c r="A2" t="inlineStr"><is><t>C1</t></is></c>'
+
+
+@pytest.mark.parametrize("cells, refused", [
+    (f'<row r="2">{_A2}<c r="B2"><f>2+3</f><v>5</v></c></row>', None),
+    (f'<row r="2">{_A2}<c r="C2" t="str"><f>""</f><v></v></c></row>', None),  # an empty text result, as Excel
+    (f'<row r="2">{_A2}<c r="C2" t="inlineStr"><f>""</f><is><t></t></is></c></row>', None),
+    (f'<row r="2">{_A2}<c r="B2" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>', None),
+    (f'<row r="2">{_A2}<c r="B2"><f t="shared" ref="B2:C2" si="0">1+1</f><v>2</v></c>'
+     '<c r="C2"><f t="shared" si="0"/><v>2</v></c></row>', None),
+    (f'<row r="2">{_A2}<c r="B2"><v>5</v></c><c\n r="D2"><f>1+1</f></c></row>', None),  # D: no rule reads it
+    (f'<row r="2">{_A2}<c r="B2"><v>5</v></c></row><row r="3"><c r="C3"><f>IF(A3="","",1)</f></c></row>', None),
+    (f'<row r="2">{_A2}<c r="B2"><f aca="false">IF(1,&quot;a&quot;,1)</f></c></row>', 'B2 under \'近12个月销售额\' '
+     'holds a formula saved without its value (=IF(1,"a",1))'),
+    (f'<row r="2">{_A2}<c\tr="C2"><f t="shared" ref="C2:C3" si="0">1+1</f><v/></c></row>', "C2 under '近12个月毛利'"),
+    (f'<row r="2">{_A2}<c r="B2"><v>5</v></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>合计</t></is></c>'
+     '<c r="B3"><f>SUM(B2:B2)</f></c></row>', None),  # a totals row
+], ids=["calculated", "empty text", "inline text", "error", "shared", "column not read", "template row", "quot",
+        "shared master", "totals"])
+def test_formulas_are_told_apart_by_whether_their_values_were_saved(cells, refused):
+    shipped = RuleBook.load(Path(__file__).resolve().parent.parent / "rules")
+    data = _sheet_of(cells)
+    if refused is None:
+        assert len(read_sheet(data, "xlsx", shipped.dictionary, shipped.inputs).frame) >= 1
+    else:
+        with pytest.raises(InputError, match=re.escape(refused)):
+            read_sheet(data, "xlsx", shipped.dictionary, shipped.inputs)
+
+
+def test_a_formula_outside_the_cells_is_no_cells(tmp_path):
+    """A sparkline's or a conditional format's formula (`<xm:f>`, `<formula>`) is no cell's: passed over at once."""
+    spark = ('<row r="2"><c r="B2"><v>1</v></c></row></sheetData><extLst><ext uri="x"><x14:sparklineGroups '
+             'xmlns:x14="urn:x14" xmlns:xm="urn:xm"><x14:sparkline><xm:f>Sheet1!B2:C2</xm:f></x14:sparkline>'
+             '</x14:sparklineGroups></ext></extLst><sheetData>')
+    book = openpyxl.load_workbook(io.BytesIO(_sheet_of(spark)), read_only=True, data_only=True)
+    assert portfolio.uncalculated_formulas(book.worksheets[0]) == []
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is installed by `make test`")
