@@ -408,8 +408,8 @@ class DecisionLog:
                             evaluation.as_of)
 
     def _record(self, actor: str, revision: str, inputs: dict[str, Any] | SealedInputs,
-                write_outputs: Callable[[], bytes], as_of: dt.date | str | None) -> str:
-        """Append a decision of `inputs` (a table, or sealed already) and the outputs `write_outputs` writes (the
+                outputs_json: Callable[[], bytes], as_of: dt.date | str | None) -> str:
+        """Append a decision of `inputs` (a table, or sealed already) and the outputs `outputs_json` gives (the
         output table and row errors as stored, written while a large input table is sealed)."""
         if not isinstance(actor, str) or not actor.strip():
             raise DecisionLogError("a decision needs an actor: who asked for it")
@@ -418,7 +418,7 @@ class DecisionLog:
         day = _as_of(as_of)
 
         def seal_outputs() -> tuple[str, bytes]:
-            return _seal(write_outputs())
+            return _seal(outputs_json())
 
         if isinstance(inputs, SealedInputs):
             (input_digest, input_blob), (output_digest, output_blob) = inputs.sealed, seal_outputs()

@@ -235,6 +235,7 @@ def _decide(kam: Services, actor: str, book: RuleBook, accounts: list[dict[str, 
     warnings = [_row_error(e) for e in evaluation.warnings]
     if note is not None:
         note.revision = book.revision
+
     def record(outputs: WrittenOutputs | None = None) -> str:
         return kam.decisions.record_evaluation(actor, evaluation, shared, outputs=outputs,
                                                inputs=sealing.result() if sealing is not None else None)
