@@ -74,10 +74,9 @@ def read_batch(data: bytes) -> tuple[pd.DataFrame, bool, Any] | None:
     if read is None or read is _SPLIT_APART:
         return None
     keys, columns, top = read
-    body: dict[str, Any] = {"accounts": [], **top}
-    read = load_evaluate_request(body)  # `explain` as is; `as_of` by the schema (its own error if refused)
+    request = load_evaluate_request({"accounts": [], **top})  # `explain` as is; `as_of` by the schema (its error)
     frame = pa.Table.from_arrays(columns, names=keys).to_pandas()
-    return frame, read["explain"], read.get("as_of")
+    return frame, request["explain"], request.get("as_of")
 
 
 _SPLIT_APART = object()  # `_accounts`: the parts read, but their columns are not certain to be those of one reading
